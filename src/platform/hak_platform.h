@@ -1,0 +1,258 @@
+/* hak_platform.h - the only interface between hakmem and the operating system.
+ *
+ * Contract (every function below):
+ *   - sizes are in bytes; `size` arguments of the memory calls are multiples
+ *     of hak_os_page_size() unless stated otherwise;
+ *   - functions returning int return 0 on success, -1 on failure;
+ *   - errno is preserved by every call that succeeds and by the release/
+ *     decommit calls even when they fail (free() must keep errno);
+ *   - nothing here allocates with malloc, so every call is safe from inside
+ *     the allocator, including its failure paths.
+ *
+ * Two backends implement it (Meson option `platform`):
+ *   posix  mmap/munmap/madvise/mincore, pthread keys and atfork, rdtsc;
+ *   arena  one caller-supplied buffer (hak_platform_arena_init); no OS call,
+ *          no thread support; hak_os_map carves the buffer, unmapping is a
+ *          no-op, the thread hooks do nothing.
+ *
+ * The chunk map (hak_chunk_tag) says which tier owns each aligned 2 MiB
+ * chunk of the address space. It is what "ownership proven by address"
+ * means for tiny, mid and L25: a tier tags the chunks it maps and clears the
+ * tag before it unmaps them. Lookup is a few instructions and never touches
+ * memory that is not hakmem's own metadata.
+ */
+#ifndef HAK_PLATFORM_H
+#define HAK_PLATFORM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hak_config.h"
+
+#define HAK_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define HAK_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define HAK_NOINLINE    __attribute__((noinline))
+#define HAK_COLD        __attribute__((cold, noinline))
+#define HAK_INLINE      static inline __attribute__((always_inline))
+#define HAK_INTERNAL    __attribute__((visibility("hidden")))
+
+/* ---------------------------------------------------------------- memory */
+
+/* The page size, in bytes (a power of two; 4096 on x86-64 Linux). */
+size_t hak_os_page_size(void);
+
+/* Map `size` bytes of zeroed, read-write memory aligned to `align` (a power
+ * of two, at least the page size). Returns NULL and sets errno (ENOMEM) on
+ * failure. The posix backend over-maps and trims; the arena backend carves
+ * its buffer and fails when it is exhausted. */
+void *hak_os_map(size_t size, size_t align);
+
+/* Give a mapping (or a page-aligned part of one) back to the OS. */
+int hak_os_unmap(void *p, size_t size);
+
+/* Decommit: the pages stay mapped but their contents are dropped now and
+ * read back as zero (MADV_DONTNEED): RSS falls immediately. */
+int hak_os_decommit(void *p, size_t size);
+
+/* Lazy purge: the kernel may take the pages when it needs memory
+ * (MADV_FREE); RSS (VmRSS) still counts them until it does. */
+int hak_os_purge_lazy(void *p, size_t size);
+
+/* Grow or shrink a mapping in place or by moving it (mremap). Returns the
+ * new address, or NULL with errno set; `may_move` false keeps the address. */
+void *hak_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
+
+/* Total bytes currently mapped through hak_os_map (minus unmapped) and the
+ * bytes decommitted inside those mappings: committed = mapped - decommitted.
+ * Updated with relaxed atomics; used by stats and tests. */
+size_t hak_os_mapped_bytes(void);
+size_t hak_os_committed_bytes(void);
+/* A tier reports pages it recommits (reuses after hak_os_decommit). */
+void hak_os_note_recommit(size_t size);
+
+/* --------------------------------------------------------- readability */
+
+/* true if the page holding `p` is mapped (mincore). Note the limit: mincore
+ * says "mapped", not "readable": a PROT_NONE page is reported as mapped.
+ * Costs a system call (several hundred cycles). */
+bool hak_is_memory_readable(const void *p);
+
+/* The hybrid check of the seed design: true if the `width` bytes before `p`
+ * can be read without faulting, assuming `p` itself points into a mapped
+ * page. When p's page offset is at least `width`, the bytes lie on p's own
+ * page and no system call is made; otherwise the previous page is asked
+ * with mincore. */
+HAK_INLINE bool hak_header_readable(const void *p, size_t width)
+{
+    extern size_t hak_platform_page_mask_;
+    if (HAK_LIKELY(((uintptr_t)p & hak_platform_page_mask_) >= width))
+        return true;
+    return hak_is_memory_readable((const char *)p - width);
+}
+
+/* ---------------------------------------------------------- the chunk map */
+
+#define HAK_CHUNK_SHIFT 21                       /* 2 MiB */
+#define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)
+
+enum {
+    HAK_TAG_NONE = 0,
+    HAK_TAG_TINY = 1,
+    HAK_TAG_MID  = 2,
+    HAK_TAG_L25  = 3,
+};
+
+/* Level 1 covers 47-bit user addresses: index = addr >> 33, each level-2
+ * page (4096 tags, one byte per 2 MiB chunk) covers 8 GiB and is mapped the
+ * first time a chunk in its range is tagged. */
+#define HAK_CHUNKMAP_L2_SHIFT 12
+#define HAK_CHUNKMAP_L1_SHIFT (HAK_CHUNK_SHIFT + HAK_CHUNKMAP_L2_SHIFT)
+#define HAK_CHUNKMAP_L1_SIZE  ((size_t)1 << (47 - HAK_CHUNKMAP_L1_SHIFT))
+
+#if HAK_PLATFORM_ARENA
+extern uintptr_t hak_arena_lo_, hak_arena_hi_;
+extern uint8_t hak_arena_tag_;
+HAK_INLINE unsigned hak_chunk_tag(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    return (a - hak_arena_lo_ < hak_arena_hi_ - hak_arena_lo_) ? hak_arena_tag_ : HAK_TAG_NONE;
+}
+#else
+extern uint8_t *hak_chunkmap_l1_[HAK_CHUNKMAP_L1_SIZE];
+/* The tier that owns the 2 MiB chunk holding `p` (HAK_TAG_*). */
+HAK_INLINE unsigned hak_chunk_tag(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    if (HAK_UNLIKELY(a >> 47))
+        return HAK_TAG_NONE;
+    const uint8_t *l2 = __atomic_load_n(&hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT], __ATOMIC_RELAXED);
+    if (HAK_UNLIKELY(l2 == NULL))
+        return HAK_TAG_NONE;
+    return l2[(a >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_CHUNKMAP_L2_SHIFT) - 1)];
+}
+#endif
+
+/* Tag every 2 MiB chunk of [base, base+size) (base and size chunk-aligned).
+ * Returns 0, or -1 with ENOMEM if a level-2 page could not be mapped. */
+int hak_chunk_set_tag(void *base, size_t size, unsigned tag);
+
+/* -------------------------------------------------------------- the arena */
+
+/* Arena backend only: hand the platform its one buffer (any alignment and
+ * size). Returns 0, or -1 with EINVAL if the buffer is NULL or too small to
+ * hold one page. Subsequent hak_os_map calls carve it. */
+int hak_platform_arena_init(void *buf, size_t len);
+
+/* ------------------------------------------------------------------ time */
+
+/* A cycle counter: rdtsc on x86-64, clock_gettime(CLOCK_MONOTONIC) ns
+ * elsewhere. Only differences are meaningful. */
+uint64_t hak_cycles(void);
+
+/* ---------------------------------------------------------------- threads */
+
+/* A thread-exit hook: hak_thread_hook_init registers `fn` once (call it as
+ * early as possible); hak_thread_hook_arm(arg) makes `fn(arg)` run when the
+ * calling thread exits. The hook tolerates allocator calls made after it ran
+ * (the caller marks its thread state dead and takes a cacheless path).
+ * Returns 0 or -1. No-ops in the arena backend. */
+int hak_thread_hook_init(void (*fn)(void *));
+int hak_thread_hook_arm(void *arg);
+
+/* A small identifier of the calling thread, unique among live threads (the
+ * address of its TLS block). */
+uintptr_t hak_thread_id(void);
+
+/* Fork participants. Every component that holds locks registers one; the
+ * platform installs a single pthread_atfork handler on first registration
+ * (so that all hakmem locks are taken together, then the forking thread is
+ * made their pass-through owner; see hak_lock_fork_begin). prepare runs in
+ * registration order, parent and child in reverse. At most 8 participants;
+ * registering the same ops twice is a no-op. Returns 0 or -1. */
+typedef struct hak_fork_ops {
+    void (*prepare)(void); /* take every lock of the component */
+    void (*parent)(void);  /* release them */
+    void (*child)(void);   /* reinitialise them; adopt state of dead threads */
+} hak_fork_ops_t;
+int hak_fork_register(const hak_fork_ops_t *ops);
+
+/* --------------------------------------------------------------- failures */
+
+/* Validation reports. `op` names the entry point ("free", "realloc", ...),
+ * `reason` the fault ("double free", "invalid pointer", ...). The default
+ * handler writes "hakmem: OP(): REASON at 0xADDR" to stderr without
+ * allocating and aborts; tests inject their own (which may return, and the
+ * caller then leaves the block alone). */
+typedef void (*hak_failure_handler_t)(const char *op, const char *reason, const void *p);
+void hak_report_failure(const char *op, const char *reason, const void *p);
+hak_failure_handler_t hak_set_failure_handler(hak_failure_handler_t fn);
+
+/* ------------------------------------------------------------------ locks */
+
+/* A lock that is not a pthread mutex (usable before libpthread is ready, in
+ * the arena backend, and from fork handlers): a test-and-test-and-set spin
+ * lock that yields the CPU while it waits. While a fork is in progress the
+ * forking thread, which holds every hakmem lock, passes through all of them
+ * (see hak_lock_fork_begin), so that another library's prepare handler that
+ * calls malloc after hakmem's cannot deadlock it. */
+typedef struct { int v; } hak_lock_t;
+#define HAK_LOCK_INIT { 0 }
+
+extern uintptr_t hak_lock_fork_owner_;
+void hak_lock_slow_(hak_lock_t *l);
+
+HAK_INLINE bool hak_lock_fork_pass_(void)
+{
+    return HAK_UNLIKELY(__atomic_load_n(&hak_lock_fork_owner_, __ATOMIC_RELAXED) != 0) &&
+           __atomic_load_n(&hak_lock_fork_owner_, __ATOMIC_RELAXED) == hak_thread_id();
+}
+
+HAK_INLINE void hak_lock(hak_lock_t *l)
+{
+    if (hak_lock_fork_pass_())
+        return;
+    if (HAK_UNLIKELY(__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE) != 0))
+        hak_lock_slow_(l);
+}
+
+HAK_INLINE bool hak_trylock(hak_lock_t *l)
+{
+    if (hak_lock_fork_pass_())
+        return true;
+    return __atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
+           __atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE) == 0;
+}
+
+HAK_INLINE void hak_unlock(hak_lock_t *l)
+{
+    if (hak_lock_fork_pass_())
+        return;
+    __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+}
+
+/* Fork protocol: the prepare handler takes every lock with hak_lock, then
+ * calls hak_lock_fork_begin(); from then on hak_lock/hak_unlock by the
+ * forking thread pass through. Parent and child call hak_lock_fork_end()
+ * first, then release (parent) or reinitialise (child) the locks. */
+void hak_lock_fork_begin(void);
+void hak_lock_fork_end(void);
+
+/* --------------------------------------------------------------- output */
+
+/* Write a string to stderr with write(2): no allocation, no stdio. */
+void hak_write_err(const char *s);
+/* Format helpers for allocation-free reports (decimal and hex). Return the
+ * number of characters written into buf (which must hold 24 bytes). */
+size_t hak_fmt_u64(char *buf, uint64_t v);
+size_t hak_fmt_hex(char *buf, uint64_t v);
+
+/* Read an environment variable without allocating, before or after libc's
+ * constructors (reads /proc/self/environ's copy: environ). NULL if absent
+ * or if the process is setuid/setgid (AT_SECURE). */
+const char *hak_getenv(const char *name);
+
+/* Abort the process (raise SIGABRT) without allocating. */
+__attribute__((noreturn)) void hak_abort(void);
+
+#endif /* HAK_PLATFORM_H */

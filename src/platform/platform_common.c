@@ -1,0 +1,216 @@
+/* platform_common.c - the parts of the platform layer shared by both
+ * backends: locks, allocation-free formatting and error output, the
+ * mapped/committed byte counters. The only OS calls here are write(2) and
+ * sched_yield(2) (posix) — the arena backend compiles them out. */
+#include "hak_platform.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#if !HAK_PLATFORM_ARENA
+#include <sched.h>
+#include <unistd.h>
+#endif
+
+uintptr_t hak_lock_fork_owner_;
+size_t hak_platform_page_mask_ = 4095;
+
+/* --------------------------------------------------------------- locks */
+
+void hak_lock_slow_(hak_lock_t *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) != 0) {
+            if (spins++ < 64) {
+                __builtin_ia32_pause();
+            } else {
+#if !HAK_PLATFORM_ARENA
+                sched_yield();
+#endif
+            }
+        }
+        if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE) == 0)
+            return;
+    }
+}
+
+void hak_lock_fork_begin(void)
+{
+    __atomic_store_n(&hak_lock_fork_owner_, hak_thread_id(), __ATOMIC_RELEASE);
+}
+
+void hak_lock_fork_end(void)
+{
+    __atomic_store_n(&hak_lock_fork_owner_, 0, __ATOMIC_RELEASE);
+}
+
+/* ------------------------------------------------------------- output */
+
+size_t hak_fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+    return n;
+}
+
+size_t hak_fmt_hex(char *buf, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    buf[0] = '0';
+    buf[1] = 'x';
+    for (size_t i = 0; i < n; i++)
+        buf[2 + i] = tmp[n - 1 - i];
+    buf[n + 2] = 0;
+    return n + 2;
+}
+
+void hak_write_err(const char *s)
+{
+#if HAK_PLATFORM_ARENA
+    (void)s; /* no OS: embedded builds route reports through the failure handler */
+#else
+    int saved = errno;
+    size_t len = strlen(s);
+    while (len > 0) {
+        ssize_t w = write(2, s, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        s += w;
+        len -= (size_t)w;
+    }
+    errno = saved;
+#endif
+}
+
+void hak_abort(void)
+{
+#if HAK_PLATFORM_ARENA
+    __builtin_trap();
+#else
+    raise(SIGABRT);
+    /* SIGABRT blocked or handled and returned: make sure we die. */
+    signal(SIGABRT, SIG_DFL);
+    raise(SIGABRT);
+    __builtin_trap();
+#endif
+}
+
+/* ------------------------------------------------------------ counters */
+
+static size_t g_mapped, g_decommitted;
+
+size_t hak_os_mapped_bytes(void) { return __atomic_load_n(&g_mapped, __ATOMIC_RELAXED); }
+
+size_t hak_os_committed_bytes(void)
+{
+    size_t m = __atomic_load_n(&g_mapped, __ATOMIC_RELAXED);
+    size_t d = __atomic_load_n(&g_decommitted, __ATOMIC_RELAXED);
+    return m > d ? m - d : 0;
+}
+
+void hak_os_note_recommit(size_t size) { __atomic_fetch_sub(&g_decommitted, size, __ATOMIC_RELAXED); }
+
+/* Internal to the backends. */
+HAK_INTERNAL void hak_os_count_map_(size_t size) { __atomic_fetch_add(&g_mapped, size, __ATOMIC_RELAXED); }
+HAK_INTERNAL void hak_os_count_unmap_(size_t size) { __atomic_fetch_sub(&g_mapped, size, __ATOMIC_RELAXED); }
+HAK_INTERNAL void hak_os_count_decommit_(size_t size) { __atomic_fetch_add(&g_decommitted, size, __ATOMIC_RELAXED); }
+
+/* --------------------------------------------------------------- fork */
+
+#define HAK_FORK_MAX 8
+static const hak_fork_ops_t *g_fork_ops[HAK_FORK_MAX];
+static int g_fork_n, g_fork_installed;
+static hak_lock_t g_fork_lock = HAK_LOCK_INIT;
+HAK_INTERNAL int hak_os_atfork_(void);
+
+int hak_fork_register(const hak_fork_ops_t *ops)
+{
+    int install = 0, rc = 0;
+    hak_lock(&g_fork_lock);
+    int i;
+    for (i = 0; i < g_fork_n; i++)
+        if (g_fork_ops[i] == ops)
+            break;
+    if (i == g_fork_n) {
+        if (g_fork_n == HAK_FORK_MAX)
+            rc = -1;
+        else
+            __atomic_store_n(&g_fork_ops[g_fork_n++], ops, __ATOMIC_RELEASE);
+    }
+    if (!g_fork_installed) {
+        g_fork_installed = 1;
+        install = 1;
+    }
+    hak_unlock(&g_fork_lock);
+    if (install && hak_os_atfork_() != 0)
+        rc = -1;
+    return rc;
+}
+
+HAK_INTERNAL void hak_fork_prepare_(void)
+{
+    hak_lock(&g_fork_lock);
+    for (int i = 0; i < g_fork_n; i++)
+        g_fork_ops[i]->prepare();
+    hak_lock_fork_begin();
+}
+
+HAK_INTERNAL void hak_fork_parent_(void)
+{
+    hak_lock_fork_end();
+    for (int i = g_fork_n - 1; i >= 0; i--)
+        g_fork_ops[i]->parent();
+    hak_unlock(&g_fork_lock);
+}
+
+HAK_INTERNAL void hak_fork_child_(void)
+{
+    hak_lock_fork_end();
+    for (int i = g_fork_n - 1; i >= 0; i--)
+        g_fork_ops[i]->child();
+    g_fork_lock.v = 0;
+}
+
+/* ----------------------------------------------------------- failures */
+
+static void default_failure(const char *op, const char *reason, const void *p)
+{
+    char addr[24];
+    hak_fmt_hex(addr, (uint64_t)(uintptr_t)p);
+    hak_write_err("hakmem: ");
+    hak_write_err(op);
+    hak_write_err("(): ");
+    hak_write_err(reason);
+    hak_write_err(" at ");
+    hak_write_err(addr);
+    hak_write_err("\n");
+    hak_abort();
+}
+
+static hak_failure_handler_t g_failure = default_failure;
+
+void hak_report_failure(const char *op, const char *reason, const void *p)
+{
+    __atomic_load_n(&g_failure, __ATOMIC_ACQUIRE)(op, reason, p);
+}
+
+hak_failure_handler_t hak_set_failure_handler(hak_failure_handler_t fn)
+{
+    return __atomic_exchange_n(&g_failure, fn ? fn : default_failure, __ATOMIC_ACQ_REL);
+}

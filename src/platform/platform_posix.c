@@ -1,0 +1,266 @@
+/* platform_posix.c - the posix backend: mmap, madvise, mincore, pthread
+ * keys and atfork, rdtsc, the environment. See hak_platform.h for the
+ * contract. Every function preserves errno unless it reports a failure. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "hak_platform.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+HAK_INTERNAL void hak_os_count_map_(size_t size);
+HAK_INTERNAL void hak_os_count_unmap_(size_t size);
+HAK_INTERNAL void hak_os_count_decommit_(size_t size);
+extern size_t hak_platform_page_mask_;
+
+static size_t g_page_size;
+
+size_t hak_os_page_size(void)
+{
+    size_t ps = __atomic_load_n(&g_page_size, __ATOMIC_RELAXED);
+    if (HAK_UNLIKELY(ps == 0)) {
+        long v = sysconf(_SC_PAGESIZE);
+        ps = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&hak_platform_page_mask_, ps - 1, __ATOMIC_RELAXED);
+        __atomic_store_n(&g_page_size, ps, __ATOMIC_RELAXED);
+    }
+    return ps;
+}
+
+__attribute__((constructor(101))) static void platform_init(void) { (void)hak_os_page_size(); }
+
+void *hak_os_map(size_t size, size_t align)
+{
+    size_t ps = hak_os_page_size();
+    if (align < ps)
+        align = ps;
+    if (size == 0 || size > ((size_t)1 << 46) || align > ((size_t)1 << 40)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size = (size + ps - 1) & ~(ps - 1);
+    int saved = errno;
+    if (align == ps) {
+        void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        hak_os_count_map_(size);
+        return p;
+    }
+    /* Over-map by align - page and trim both ends. */
+    size_t total = size + align - ps;
+    if (total < size) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *raw = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    char *p = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    size_t head = (size_t)(p - raw), tail = total - head - size;
+    if (head)
+        munmap(raw, head);
+    if (tail)
+        munmap(p + size, tail);
+    errno = saved;
+    hak_os_count_map_(size);
+    return p;
+}
+
+int hak_os_unmap(void *p, size_t size)
+{
+    int saved = errno;
+    int rc = munmap(p, size);
+    errno = saved;
+    if (rc == 0)
+        hak_os_count_unmap_(size);
+    return rc;
+}
+
+int hak_os_decommit(void *p, size_t size)
+{
+    int saved = errno;
+    int rc = madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+    if (rc == 0)
+        hak_os_count_decommit_(size);
+    return rc;
+}
+
+int hak_os_purge_lazy(void *p, size_t size)
+{
+    int saved = errno;
+    int rc = madvise(p, size, MADV_FREE);
+    if (rc != 0)
+        rc = madvise(p, size, MADV_DONTNEED);
+    errno = saved;
+    return rc;
+}
+
+void *hak_os_remap(void *p, size_t old_size, size_t new_size, bool may_move)
+{
+    void *q = mremap(p, old_size, new_size, may_move ? MREMAP_MAYMOVE : 0);
+    if (q == MAP_FAILED) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (new_size > old_size)
+        hak_os_count_map_(new_size - old_size);
+    else
+        hak_os_count_unmap_(old_size - new_size);
+    return q;
+}
+
+bool hak_is_memory_readable(const void *p)
+{
+    size_t ps = hak_os_page_size();
+    unsigned char vec;
+    void *page = (void *)((uintptr_t)p & ~(uintptr_t)(ps - 1));
+    int saved = errno;
+    int rc = mincore(page, ps, &vec);
+    errno = saved;
+    return rc == 0;
+}
+
+/* ---------------------------------------------------------- chunk map */
+
+uint8_t *hak_chunkmap_l1_[HAK_CHUNKMAP_L1_SIZE];
+static hak_lock_t g_chunkmap_lock = HAK_LOCK_INIT;
+
+int hak_chunk_set_tag(void *base, size_t size, unsigned tag)
+{
+    uintptr_t a = (uintptr_t)base, end = a + size;
+    for (; a < end; a += HAK_CHUNK_SIZE) {
+        if (a >> 47) {
+            errno = ENOMEM;
+            return -1;
+        }
+        uint8_t **slot = &hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT];
+        uint8_t *l2 = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        if (l2 == NULL) {
+            if (tag == HAK_TAG_NONE)
+                continue;
+            hak_lock(&g_chunkmap_lock);
+            l2 = *slot;
+            if (l2 == NULL) {
+                int saved = errno;
+                void *m = mmap(NULL, (size_t)1 << HAK_CHUNKMAP_L2_SHIFT, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (m == MAP_FAILED) {
+                    hak_unlock(&g_chunkmap_lock);
+                    errno = ENOMEM;
+                    return -1;
+                }
+                errno = saved;
+                l2 = m;
+                __atomic_store_n(slot, l2, __ATOMIC_RELEASE);
+            }
+            hak_unlock(&g_chunkmap_lock);
+        }
+        __atomic_store_n(&l2[(a >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_CHUNKMAP_L2_SHIFT) - 1)],
+                         (uint8_t)tag, __ATOMIC_RELEASE);
+    }
+    return 0;
+}
+
+int hak_platform_arena_init(void *buf, size_t len)
+{
+    (void)buf;
+    (void)len;
+    errno = ENOSYS;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- time */
+
+uint64_t hak_cycles(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned lo, hi;
+    __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+    return ((uint64_t)hi << 32) | lo;
+#else
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+#endif
+}
+
+/* ------------------------------------------------------------- threads */
+
+static pthread_key_t g_exit_key;
+static int g_exit_key_ok; /* 0 none, 1 created */
+static hak_lock_t g_key_lock = HAK_LOCK_INIT;
+
+int hak_thread_hook_init(void (*fn)(void *))
+{
+    if (__atomic_load_n(&g_exit_key_ok, __ATOMIC_ACQUIRE))
+        return 0;
+    hak_lock(&g_key_lock);
+    int rc = 0;
+    if (!g_exit_key_ok) {
+        int saved = errno;
+        if (pthread_key_create(&g_exit_key, fn) == 0)
+            __atomic_store_n(&g_exit_key_ok, 1, __ATOMIC_RELEASE);
+        else
+            rc = -1;
+        errno = saved;
+    }
+    hak_unlock(&g_key_lock);
+    return rc;
+}
+
+int hak_thread_hook_arm(void *arg)
+{
+    if (!__atomic_load_n(&g_exit_key_ok, __ATOMIC_ACQUIRE))
+        return -1;
+    int saved = errno;
+    int rc = pthread_setspecific(g_exit_key, arg) == 0 ? 0 : -1;
+    errno = saved;
+    return rc;
+}
+
+static __thread char t_id_anchor;
+
+uintptr_t hak_thread_id(void) { return (uintptr_t)&t_id_anchor; }
+
+HAK_INTERNAL void hak_fork_prepare_(void);
+HAK_INTERNAL void hak_fork_parent_(void);
+HAK_INTERNAL void hak_fork_child_(void);
+
+int hak_os_atfork_(void);
+HAK_INTERNAL int hak_os_atfork_(void)
+{
+    /* pthread_atfork may allocate (glibc keeps its handlers in a dynarray):
+     * the caller has already marked the registration done. */
+    return pthread_atfork(hak_fork_prepare_, hak_fork_parent_, hak_fork_child_) == 0 ? 0 : -1;
+}
+
+/* --------------------------------------------------------- environment */
+
+extern char **environ;
+
+const char *hak_getenv(const char *name)
+{
+    if (getauxval(AT_SECURE))
+        return NULL;
+    char **env = environ;
+    if (env == NULL)
+        return NULL;
+    size_t n = strlen(name);
+    for (; *env; env++) {
+        if (strncmp(*env, name, n) == 0 && (*env)[n] == '=')
+            return *env + n + 1;
+    }
+    return NULL;
+}

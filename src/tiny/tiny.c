@@ -1,0 +1,981 @@
+/* tiny.c - the tiny tier: SuperSlabs, slabs, central free lists, thread
+ * caches, and everything rare (the slow paths of tiny_inline.h).
+ *
+ * Design and lock order: see tiny_internal.h. Policy for giving memory
+ * back (docs/design.md, "Tiny: memory return"):
+ *   - a slab whose last block comes home is decommitted (MADV_DONTNEED) and
+ *     returned to its SuperSlab at once, unless it is its class's only
+ *     partial slab (kept to avoid refaulting 64 KiB on a ping-pong);
+ *   - a SuperSlab whose slabs are all free is unmapped, except one kept
+ *     (already decommitted) as a spare against map/unmap churn;
+ *   - central lists hold at most HAK_TINY_CENTRAL_MAX batches per class;
+ *     beyond that, blocks go home to their slabs.
+ */
+#include "tiny_inline.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "hakmem/tiny.h"
+
+#define HAK_TINY_CENTRAL_MAX 8  /* batches per class in the central list */
+#define HAK_TINY_CACHE_BYTES 16384
+#define HAK_TINY_CACHE_MIN   16
+#define HAK_TINY_CACHE_MAX   128
+
+const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;
+
+#define U(u) HAK_TINY_CLASS_OF_UNITS(u)
+#define U8(b) U(b), U(b + 1), U(b + 2), U(b + 3), U(b + 4), U(b + 5), U(b + 6), U(b + 7)
+const uint8_t hak_tiny_lut_[HAK_TINY_LUT_CAP] = {U8(0), U8(8), U8(16), U8(24), U8(32), U8(40), U8(48), U8(56), U8(64)};
+#undef U8
+#undef U
+_Static_assert(HAK_TINY_LUT_SIZE <= HAK_TINY_LUT_CAP, "size-class table too short");
+
+/* --------------------------------------------------------------- state */
+
+typedef struct tiny_batch {
+    void *head;
+    uint32_t n;
+} tiny_batch_t;
+
+typedef struct tiny_central {
+    hak_lock_t lock;
+    uint32_t nbatch;
+    tiny_slab_t *partial;    /* slabs of this class with a free or uncarved block */
+    tiny_batch_t batch[HAK_TINY_CENTRAL_MAX];
+} __attribute__((aligned(64))) tiny_central_t;
+
+static tiny_central_t g_central[HAK_TINY_NCLASSES];
+static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
+static tiny_ss_t *g_ss_list;     /* every SuperSlab */
+static tiny_ss_t *g_ss_spare;    /* one empty SuperSlab kept mapped (posix) */
+static hak_lock_t g_tc_lock = HAK_LOCK_INIT;
+static tiny_tcache_t *g_tc_list; /* caches of live threads */
+static int g_init_done;
+static hak_lock_t g_init_lock = HAK_LOCK_INIT;
+
+static struct {
+    size_t superslabs, slabs_in_use, bytes_mapped, bytes_decommitted;
+    size_t refills, drains, spills, slab_releases, ss_unmaps;
+} g_st;
+#define ST_ADD(f, v) __atomic_fetch_add(&g_st.f, (v), __ATOMIC_RELAXED)
+#define ST_SUB(f, v) __atomic_fetch_sub(&g_st.f, (v), __ATOMIC_RELAXED)
+
+#if HAK_PLATFORM_ARENA
+tiny_ss_t *hak_tiny_arena_ss_;
+static uint8_t *g_arena_next;  /* next SuperSlab to set up */
+static uint8_t *g_arena_end;
+#else
+__thread tiny_tcache_t hak_tiny_tc_;
+#endif
+#if HAK_STATS
+__thread size_t hak_tiny_fast_allocs_, hak_tiny_fast_frees_;
+#endif
+
+static void tiny_global_init(void);
+
+/* ------------------------------------------------------------- helpers */
+
+HAK_INLINE void *next_of(void *b) { return *(void **)b; }
+HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
+
+#if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
+/* Headerless full validation keeps a live bit per block in a side table
+ * after the slab headers: 1 bit per 16 bytes of slab. */
+#define LIVE_BYTES_PER_SLAB(shift) (((size_t)1 << (shift)) / 16 / 8)
+#else
+#define LIVE_BYTES_PER_SLAB(shift) ((size_t)0)
+#endif
+
+static size_t ss_header_size(uint32_t nslabs, uint32_t shift)
+{
+    size_t sz = offsetof(tiny_ss_t, slabs) + (size_t)nslabs * sizeof(tiny_slab_t);
+    (void)shift;
+    sz += (size_t)nslabs * LIVE_BYTES_PER_SLAB(shift);
+    return (sz + 63) & ~(size_t)63;
+}
+
+/* First byte of slab i's memory that blocks may use. */
+static uint8_t *slab_data_start(tiny_ss_t *ss, uint32_t i)
+{
+    uint8_t *start = ss->slab0 + ((size_t)i << ss->slab_shift);
+    if (i == 0)
+        start = (uint8_t *)ss + ss_header_size(ss->nslabs, ss->slab_shift);
+    return start;
+}
+
+static void write_header(uint8_t *p, unsigned cls)
+{
+#if HAK_HEADER_CLASSIDX
+    p[-1] = (uint8_t)((HAK_VALIDATION >= 2 ? HAK_TINY_MAGIC_FREE : HAK_TINY_MAGIC_LIVE) | cls);
+    if (hak_tiny_hdr_of(cls) == 2)
+        p[-2] = HAK_TINY_CHECK_BYTE;
+#else
+    (void)p;
+    (void)cls;
+#endif
+}
+
+#if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
+static inline size_t block_index(const tiny_slab_t *s, const void *p)
+{
+    return (size_t)((const uint8_t *)p - s->base) / s->stride;
+}
+#endif
+
+/* ------------------------------------------------------------ SuperSlabs */
+
+static void slab_page_range(tiny_ss_t *ss, tiny_slab_t *s, uint8_t **lo, uint8_t **hi);
+
+static void ss_link(tiny_ss_t *ss)
+{
+    ss->prev = NULL;
+    ss->next = g_ss_list;
+    if (g_ss_list)
+        g_ss_list->prev = ss;
+    g_ss_list = ss;
+}
+
+static void ss_unlink(tiny_ss_t *ss)
+{
+    if (ss->prev)
+        ss->prev->next = ss->next;
+    else
+        g_ss_list = ss->next;
+    if (ss->next)
+        ss->next->prev = ss->prev;
+}
+
+/* Lay out a SuperSlab header over [mem, mem+size). */
+static void ss_format(tiny_ss_t *ss, size_t size, uint32_t shift)
+{
+    uint32_t n = (uint32_t)(size >> shift);
+    if (n > HAK_TINY_MAX_SLABS)
+        n = HAK_TINY_MAX_SLABS;
+    /* the header must leave room in slab 0 */
+    while (n > 1 && ss_header_size(n, shift) + 2048 > ((size_t)1 << shift))
+        n--;
+    ss->magic = HAK_TINY_SS_MAGIC;
+    ss->nslabs = n;
+    ss->nfree = n;
+    ss->slab_shift = shift;
+    ss->slab0 = (uint8_t *)ss;
+    ss->size = size;
+    for (uint32_t i = 0; i < n; i++) {
+        tiny_slab_t *s = &ss->slabs[i];
+        memset(s, 0, sizeof(*s));
+        s->cls = HAK_TINY_NO_CLASS;
+        s->index = (uint8_t)i;
+#if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
+        s->live = (uint8_t *)&ss->slabs[n] + (size_t)i * LIVE_BYTES_PER_SLAB(shift);
+#endif
+    }
+}
+
+/* A new SuperSlab, called with g_ss_lock held. */
+static tiny_ss_t *ss_new(void)
+{
+#if HAK_PLATFORM_ARENA
+    if (g_arena_next == NULL || g_arena_next >= g_arena_end) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t size = (size_t)(g_arena_end - g_arena_next);
+    if (size > HAK_TINY_SS_SIZE)
+        size = HAK_TINY_SS_SIZE;
+    if (size < 4096) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    tiny_ss_t *ss = (tiny_ss_t *)g_arena_next;
+    g_arena_next += HAK_TINY_SS_SIZE;
+    /* Slabs of 64 KiB where at least four fit, smaller in a small buffer
+     * (down to 4 KiB). */
+    uint32_t shift = HAK_TINY_SLAB_SHIFT;
+    while (shift > 12 && (size >> shift) < 4)
+        shift--;
+    ss_format(ss, size, shift);
+    if (ss->nslabs == 0 || slab_data_start(ss, 0) >= ss->slab0 + ((size_t)1 << shift)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    ST_ADD(superslabs, 1);
+#else
+    tiny_ss_t *ss;
+    if (g_ss_spare) {
+        ss = g_ss_spare;
+        g_ss_spare = NULL;
+    } else {
+        ss = hak_os_map(HAK_TINY_SS_SIZE, HAK_TINY_SS_SIZE);
+        if (ss == NULL)
+            return NULL;
+        if (hak_chunk_set_tag(ss, HAK_TINY_SS_SIZE, HAK_TAG_TINY) != 0) {
+            hak_os_unmap(ss, HAK_TINY_SS_SIZE);
+            errno = ENOMEM;
+            return NULL;
+        }
+        ss_format(ss, HAK_TINY_SS_SIZE, HAK_TINY_SLAB_SHIFT);
+        ST_ADD(superslabs, 1);
+        ST_ADD(bytes_mapped, HAK_TINY_SS_SIZE);
+    }
+#endif
+    ss_link(ss);
+    return ss;
+}
+
+#if !HAK_PLATFORM_ARENA
+/* Unmap an unlinked SuperSlab whose slabs are all free (g_ss_lock held). */
+static void ss_unmap(tiny_ss_t *ss)
+{
+    size_t dec = 0;
+    for (uint32_t i = 0; i < ss->nslabs; i++) {
+        if (ss->slabs[i].decommitted) {
+            uint8_t *lo, *hi;
+            slab_page_range(ss, &ss->slabs[i], &lo, &hi);
+            dec += (size_t)(hi - lo);
+        }
+    }
+    hak_chunk_set_tag(ss, HAK_TINY_SS_SIZE, HAK_TAG_NONE);
+    hak_os_note_recommit(dec);
+    ST_SUB(bytes_decommitted, dec);
+    hak_os_unmap(ss, HAK_TINY_SS_SIZE);
+    ST_SUB(superslabs, 1);
+    ST_SUB(bytes_mapped, HAK_TINY_SS_SIZE);
+    ST_ADD(ss_unmaps, 1);
+}
+#endif
+
+/* The SuperSlab has no slab in use (g_ss_lock held): unmap it or keep it as
+ * the spare. Every slab of it is decommitted already. */
+static void ss_retire(tiny_ss_t *ss)
+{
+#if HAK_PLATFORM_ARENA
+    (void)ss; /* arena SuperSlabs stay formatted and linked */
+#else
+    ss_unlink(ss);
+    if (g_ss_spare == NULL)
+        g_ss_spare = ss;
+    else
+        ss_unmap(ss);
+#endif
+}
+
+/* Page-aligned range of slab s that can be decommitted. */
+static void slab_page_range(tiny_ss_t *ss, tiny_slab_t *s, uint8_t **lo, uint8_t **hi)
+{
+    uintptr_t start = (uintptr_t)slab_data_start(ss, s->index);
+    uintptr_t end = (uintptr_t)ss->slab0 + ((uintptr_t)(s->index + 1) << ss->slab_shift);
+    start = (start + 4095) & ~(uintptr_t)4095;
+    end &= ~(uintptr_t)4095;
+    *lo = (uint8_t *)start;
+    *hi = (uint8_t *)(end > start ? end : start);
+}
+
+/* Bind a free slab to class cls (g_ss_lock held). */
+static void slab_format(tiny_ss_t *ss, tiny_slab_t *s, unsigned cls)
+{
+    unsigned stride = hak_tiny_stride_[cls], hdr = hak_tiny_hdr_of(cls);
+    uintptr_t align = stride & -stride;
+    uintptr_t start = (uintptr_t)slab_data_start(ss, s->index);
+    uintptr_t end = (uintptr_t)ss->slab0 + ((uintptr_t)(s->index + 1) << ss->slab_shift);
+    if (end > (uintptr_t)ss + ss->size)
+        end = (uintptr_t)ss + ss->size;
+    uintptr_t p0 = (start + hdr + align - 1) & ~(align - 1);
+    if (p0 < start + hdr)
+        p0 += align;
+    s->base = (uint8_t *)p0;
+    s->end = (uint8_t *)end;
+    s->stride = (uint16_t)stride;
+    s->capacity = (end > p0 - hdr) ? (uint32_t)((end - (p0 - hdr)) / stride) : 0;
+    s->carved = 0;
+    s->used = 0;
+    s->free = NULL;
+    s->cls = (uint8_t)cls;
+    s->next = s->prev = NULL;
+    s->in_partial = 0;
+    if (s->decommitted) {
+        uint8_t *lo, *hi;
+        slab_page_range(ss, s, &lo, &hi);
+        hak_os_note_recommit((size_t)(hi - lo));
+        ST_SUB(bytes_decommitted, (size_t)(hi - lo));
+        s->decommitted = 0;
+    }
+#if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
+    memset(s->live, 0, LIVE_BYTES_PER_SLAB(ss->slab_shift));
+#endif
+    ss->nfree--;
+    ST_ADD(slabs_in_use, 1);
+}
+
+/* A free slab for class cls, or NULL (ENOMEM). Called with the class lock
+ * held; takes g_ss_lock. */
+static tiny_slab_t *slab_acquire(unsigned cls)
+{
+    hak_lock(&g_ss_lock);
+    tiny_slab_t *found = NULL;
+    for (tiny_ss_t *ss = g_ss_list; ss && !found; ss = ss->next) {
+        if (ss->nfree == 0)
+            continue;
+        for (uint32_t i = 0; i < ss->nslabs; i++) {
+            tiny_slab_t *s = &ss->slabs[i];
+            if (s->cls == HAK_TINY_NO_CLASS) {
+                slab_format(ss, s, cls);
+                if (s->capacity == 0) { /* too small for this class (small arena) */
+                    s->cls = HAK_TINY_NO_CLASS;
+                    ss->nfree++;
+                    ST_SUB(slabs_in_use, 1);
+                    continue;
+                }
+                found = s;
+                break;
+            }
+        }
+    }
+    if (!found) {
+        tiny_ss_t *ss = ss_new();
+        if (ss) {
+            for (uint32_t i = 0; i < ss->nslabs && !found; i++) {
+                tiny_slab_t *s = &ss->slabs[i];
+                slab_format(ss, s, cls);
+                if (s->capacity == 0) {
+                    s->cls = HAK_TINY_NO_CLASS;
+                    ss->nfree++;
+                    ST_SUB(slabs_in_use, 1);
+                    continue;
+                }
+                found = s;
+            }
+            if (!found)
+                errno = ENOMEM;
+        }
+    }
+    hak_unlock(&g_ss_lock);
+    return found;
+}
+
+/* The slab's last block came home: give its pages back and the slab to its
+ * SuperSlab. Called with the class lock held. */
+static void slab_release(tiny_slab_t *s)
+{
+    tiny_ss_t *ss = hak_tiny_ss_of(s->base);
+    hak_lock(&g_ss_lock);
+    uint8_t *lo, *hi;
+    slab_page_range(ss, s, &lo, &hi);
+#if !HAK_PLATFORM_ARENA
+    if (hi > lo && hak_os_decommit(lo, (size_t)(hi - lo)) == 0) {
+        s->decommitted = 1;
+        ST_ADD(bytes_decommitted, (size_t)(hi - lo));
+    }
+#endif
+    s->cls = HAK_TINY_NO_CLASS;
+    s->free = NULL;
+    ss->nfree++;
+    ST_SUB(slabs_in_use, 1);
+    ST_ADD(slab_releases, 1);
+    if (ss->nfree == ss->nslabs)
+        ss_retire(ss);
+    hak_unlock(&g_ss_lock);
+}
+
+/* ----------------------------------------------------- class structures */
+
+static void partial_add(tiny_central_t *c, tiny_slab_t *s)
+{
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->in_partial = 1;
+}
+
+static void partial_remove(tiny_central_t *c, tiny_slab_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_partial = 0;
+}
+
+/* Take one block out of slab s, or NULL if it has none. Class lock held. */
+static void *slab_pop(tiny_slab_t *s, unsigned cls)
+{
+    void *b = s->free;
+    if (b) {
+        s->free = next_of(b);
+    } else if (s->carved < s->capacity) {
+        b = s->base + (size_t)s->carved * s->stride;
+        s->carved++;
+        write_header(b, cls);
+    } else {
+        return NULL;
+    }
+    s->used++;
+    return b;
+}
+
+/* Up to `want` blocks of class cls from its slabs, linked; returns how many
+ * (0 with ENOMEM). Class lock held. */
+static uint32_t take_from_slabs(tiny_central_t *c, unsigned cls, uint32_t want, void **out)
+{
+    void *head = NULL;
+    uint32_t n = 0;
+    while (n < want) {
+        tiny_slab_t *s = c->partial;
+        if (s == NULL) {
+            s = slab_acquire(cls);
+            if (s == NULL)
+                break;
+            partial_add(c, s);
+        }
+        void *b;
+        while (n < want && (b = slab_pop(s, cls)) != NULL) {
+            set_next(b, head);
+            head = b;
+            n++;
+        }
+        if (s->free == NULL && s->carved == s->capacity)
+            partial_remove(c, s);
+    }
+    *out = head;
+    return n;
+}
+
+/* Send block b of class cls home to its slab. Class lock held. */
+static void spill_block(tiny_central_t *c, void *b)
+{
+    tiny_slab_t *s = hak_tiny_slab_of(b);
+    set_next(b, s->free);
+    s->free = b;
+    s->used--;
+    if (!s->in_partial)
+        partial_add(c, s);
+    if (s->used == 0 && !(c->partial == s && s->next == NULL)) {
+        partial_remove(c, s);
+        slab_release(s);
+    }
+}
+
+static void spill_list(tiny_central_t *c, void *head)
+{
+    size_t n = 0;
+    while (head) {
+        void *next = next_of(head);
+        spill_block(c, head);
+        head = next;
+        n++;
+    }
+    ST_ADD(spills, n);
+}
+
+/* Hand a linked list of n blocks to the central list of cls. */
+static void central_put(unsigned cls, void *head, uint32_t n)
+{
+    tiny_central_t *c = &g_central[cls];
+    hak_lock(&c->lock);
+    if (c->nbatch < HAK_TINY_CENTRAL_MAX) {
+        c->batch[c->nbatch].head = head;
+        c->batch[c->nbatch].n = n;
+        c->nbatch++;
+    } else {
+        spill_list(c, head);
+    }
+    hak_unlock(&c->lock);
+}
+
+/* A linked list of blocks of cls (at most `want` from the slabs, or a whole
+ * batch); returns its length, 0 with ENOMEM. */
+static uint32_t central_get(unsigned cls, uint32_t want, void **out)
+{
+    tiny_central_t *c = &g_central[cls];
+    uint32_t n;
+    hak_lock(&c->lock);
+    if (c->nbatch > 0) {
+        c->nbatch--;
+        *out = c->batch[c->nbatch].head;
+        n = c->batch[c->nbatch].n;
+    } else {
+        n = take_from_slabs(c, cls, want, out);
+    }
+    hak_unlock(&c->lock);
+    return n;
+}
+
+/* ------------------------------------------------------- thread caches */
+
+static uint32_t cache_max(unsigned cls)
+{
+    uint32_t m = HAK_TINY_CACHE_BYTES / hak_tiny_stride_[cls];
+    if (m < HAK_TINY_CACHE_MIN)
+        m = HAK_TINY_CACHE_MIN;
+    if (m > HAK_TINY_CACHE_MAX)
+        m = HAK_TINY_CACHE_MAX;
+    return m;
+}
+
+#if !HAK_PLATFORM_ARENA
+/* Give every block of a cache back to the central lists. */
+static void tcache_flush(tiny_tcache_t *tc)
+{
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
+        tiny_bin_t *bin = &tc->bins[c];
+        void *head = bin->head;
+        if (head == NULL)
+            continue;
+        uint32_t n = 0;
+        for (void *b = head; b; b = next_of(b))
+            n++; /* count by walking: a fork may have caught count mid-update */
+        bin->head = NULL;
+        bin->count = 0;
+        central_put(c, head, n);
+    }
+}
+
+static void tc_register(tiny_tcache_t *tc)
+{
+    hak_lock(&g_tc_lock);
+    tc->prev = NULL;
+    tc->next = g_tc_list;
+    if (g_tc_list)
+        g_tc_list->prev = tc;
+    g_tc_list = tc;
+    tc->in_registry = 1;
+    hak_unlock(&g_tc_lock);
+}
+
+static void tc_unregister_locked(tiny_tcache_t *tc)
+{
+    if (!tc->in_registry)
+        return;
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        g_tc_list = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    tc->in_registry = 0;
+}
+
+static void tc_retire(tiny_tcache_t *tc)
+{
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        tc->bins[c].max = 0;
+    tc->state = TINY_TC_DEAD;
+    tcache_flush(tc);
+}
+
+/* pthread key destructor: the thread is exiting. */
+static void tiny_thread_exit(void *arg)
+{
+    tiny_tcache_t *tc = arg;
+    tc_retire(tc);
+    hak_lock(&g_tc_lock);
+    tc_unregister_locked(tc);
+    hak_unlock(&g_tc_lock);
+}
+
+/* First call of a thread into the slow path. */
+static void tcache_setup(tiny_tcache_t *tc)
+{
+    tiny_global_init();
+    tc->state = TINY_TC_LIVE;
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        tc->bins[c].max = cache_max(c);
+    tc_register(tc);
+    /* May allocate (pthread_setspecific of a high key): the cache is live. */
+    if (hak_thread_hook_arm(tc) != 0) {
+        /* No exit hook: run cacheless so nothing is stranded at exit. */
+        hak_lock(&g_tc_lock);
+        tc_unregister_locked(tc);
+        hak_unlock(&g_tc_lock);
+        tc_retire(tc);
+    }
+}
+#endif
+
+/* One block of cls with no thread cache. */
+static void *alloc_nocache(unsigned cls)
+{
+    tiny_central_t *c = &g_central[cls];
+    void *b = NULL;
+    hak_lock(&c->lock);
+    if (c->nbatch > 0) {
+        tiny_batch_t *bt = &c->batch[c->nbatch - 1];
+        b = bt->head;
+        bt->head = next_of(b);
+        if (--bt->n == 0)
+            c->nbatch--;
+    } else {
+        take_from_slabs(c, cls, 1, &b);
+    }
+    hak_unlock(&c->lock);
+    return b;
+}
+
+static void free_nocache(void *p, unsigned cls)
+{
+    tiny_central_t *c = &g_central[cls];
+    hak_lock(&c->lock);
+    spill_block(c, p);
+    hak_unlock(&c->lock);
+    ST_ADD(spills, 1);
+}
+
+#if HAK_VALIDATION >= 2
+static void mark_live(void *b, unsigned cls)
+{
+#if HAK_HEADER_CLASSIDX
+    ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
+#else
+    (void)cls;
+    tiny_slab_t *s = hak_tiny_slab_of(b);
+    size_t i = block_index(s, b);
+    s->live[i >> 3] |= (uint8_t)(1u << (i & 7));
+#endif
+}
+#else
+#define mark_live(b, cls) ((void)0)
+#endif
+
+void *hak_tiny_alloc_slow_(unsigned cls)
+{
+    void *b;
+#if HAK_PLATFORM_ARENA
+    b = alloc_nocache(cls);
+#else
+    tiny_tcache_t *tc = &hak_tiny_tc_;
+    if (HAK_UNLIKELY(tc->state != TINY_TC_LIVE)) {
+        if (tc->state == TINY_TC_NEW)
+            tcache_setup(tc);
+        if (tc->state != TINY_TC_LIVE) {
+            b = alloc_nocache(cls);
+            goto out;
+        }
+    }
+    tiny_bin_t *bin = &tc->bins[cls];
+    if (bin->head) { /* a nested call during setup filled it */
+        b = bin->head;
+        bin->head = next_of(b);
+        bin->count--;
+        goto out;
+    }
+    void *list;
+    uint32_t n = central_get(cls, bin->max / 2 ? bin->max / 2 : 1, &list);
+    if (n == 0) {
+        b = NULL;
+        goto out;
+    }
+    ST_ADD(refills, 1);
+    b = list;
+    bin->head = next_of(b);
+    bin->count += n - 1;
+out:
+#endif
+    if (b == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    mark_live(b, cls);
+    return b;
+}
+
+void hak_tiny_free_slow_(void *p, unsigned cls)
+{
+#if HAK_PLATFORM_ARENA
+    free_nocache(p, cls);
+#else
+    tiny_tcache_t *tc = &hak_tiny_tc_;
+    tiny_bin_t *bin = &tc->bins[cls];
+    if (HAK_UNLIKELY(tc->state != TINY_TC_LIVE)) {
+        if (tc->state == TINY_TC_NEW)
+            tcache_setup(tc);
+        if (tc->state != TINY_TC_LIVE) {
+            /* Dead (or never set up): p was pushed by the fast path, or
+             * the bin was flushed since; take it back out if still there. */
+            if (bin->head == p) {
+                bin->head = next_of(p);
+                bin->count--;
+            }
+            free_nocache(p, cls);
+            return;
+        }
+    }
+    if (bin->count <= bin->max)
+        return;
+    /* Keep the most recent half (hot), hand the older rest to central. */
+    uint32_t keep = bin->max / 2;
+    void *last = bin->head;
+    for (uint32_t i = 1; i < keep; i++)
+        last = next_of(last);
+    void *rest = keep ? next_of(last) : bin->head;
+    uint32_t n = bin->count - keep;
+    if (keep)
+        set_next(last, NULL);
+    else
+        bin->head = NULL;
+    bin->count = keep;
+    ST_ADD(drains, 1);
+    central_put(cls, rest, n);
+#endif
+}
+
+/* ------------------------------------------------------------ validation */
+
+void hak_tiny_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
+
+#if HAK_VALIDATION >= 2
+unsigned hak_tiny_class_checked_(void *p)
+{
+    tiny_slab_t *s = hak_tiny_slab_of(p);
+    if (s == NULL || s->cls >= HAK_TINY_NCLASSES) {
+        hak_tiny_bad_free_(p, "invalid pointer (not in a live tiny slab)");
+        return HAK_TINY_NCLASSES;
+    }
+    uint8_t *b = p;
+    if (b < s->base || (size_t)(b - s->base) % s->stride != 0 ||
+        (size_t)(b - s->base) / s->stride >= s->carved) {
+        hak_tiny_bad_free_(p, "invalid pointer (not the start of a tiny block)");
+        return HAK_TINY_NCLASSES;
+    }
+    unsigned cls = s->cls;
+#if HAK_HEADER_CLASSIDX
+    unsigned h = b[-1];
+    if (h == (HAK_TINY_MAGIC_FREE | cls)) {
+        hak_tiny_bad_free_(p, "double free");
+        return HAK_TINY_NCLASSES;
+    }
+    if (h != (HAK_TINY_MAGIC_LIVE | cls) || (hak_tiny_hdr_of(cls) == 2 && b[-2] != HAK_TINY_CHECK_BYTE)) {
+        hak_tiny_bad_free_(p, "corrupted header (header disagrees with its slab: overflow from the block before?)");
+        return HAK_TINY_NCLASSES;
+    }
+    b[-1] = (uint8_t)(HAK_TINY_MAGIC_FREE | cls);
+#else
+    size_t i = block_index(s, b);
+    uint8_t *bits = s->live;
+    if (!(bits[i >> 3] & (1u << (i & 7)))) {
+        hak_tiny_bad_free_(p, "double free");
+        return HAK_TINY_NCLASSES;
+    }
+    bits[i >> 3] &= (uint8_t)~(1u << (i & 7));
+#endif
+    return cls;
+}
+#else
+unsigned hak_tiny_class_checked_(void *p)
+{
+    (void)p;
+    return HAK_TINY_NCLASSES;
+}
+#endif
+
+/* --------------------------------------------------------------- fork */
+
+static void tiny_fork_prepare(void)
+{
+    hak_lock(&g_tc_lock);
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        hak_lock(&g_central[c].lock);
+    hak_lock(&g_ss_lock);
+}
+
+static void tiny_fork_parent(void)
+{
+    hak_unlock(&g_ss_lock);
+    for (unsigned c = HAK_TINY_NCLASSES; c-- > 0;)
+        hak_unlock(&g_central[c].lock);
+    hak_unlock(&g_tc_lock);
+}
+
+static void tiny_fork_child(void)
+{
+    g_ss_lock.v = 0;
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        g_central[c].lock.v = 0;
+    g_tc_lock.v = 0;
+    g_init_lock.v = 0;
+#if !HAK_PLATFORM_ARENA
+    /* Adopt the caches of the threads that do not exist in the child: their
+     * TLS blocks are still mapped here (fork copied them). */
+    tiny_tcache_t *self = &hak_tiny_tc_;
+    tiny_tcache_t *tc = g_tc_list;
+    while (tc) {
+        tiny_tcache_t *next = tc->next;
+        if (tc != self) {
+            tc_unregister_locked(tc);
+            tcache_flush(tc);
+        }
+        tc = next;
+    }
+#endif
+}
+
+static const hak_fork_ops_t tiny_fork_ops = {tiny_fork_prepare, tiny_fork_parent, tiny_fork_child};
+
+static void tiny_global_init(void)
+{
+    if (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
+        return;
+    hak_lock(&g_init_lock);
+    if (!g_init_done) {
+        __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
+        hak_unlock(&g_init_lock);
+#if !HAK_PLATFORM_ARENA
+        hak_thread_hook_init(tiny_thread_exit);
+#endif
+        hak_fork_register(&tiny_fork_ops); /* may allocate: init is marked done */
+        return;
+    }
+    hak_unlock(&g_init_lock);
+}
+
+/* ------------------------------------------------------------ public API */
+
+void *hak_tiny_alloc(size_t size)
+{
+    if (HAK_UNLIKELY(size > HAK_TINY_MAX_SIZE)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_tiny_alloc_inline(size);
+}
+
+int hak_tiny_class_aligned_(size_t size, size_t align)
+{
+    if (size > HAK_TINY_MAX_SIZE)
+        return -1;
+    if (align <= 16)
+        return (int)hak_tiny_class_of(size);
+    for (unsigned c = hak_tiny_class_of(size); c < HAK_TINY_NCLASSES; c++) {
+        unsigned stride = hak_tiny_stride_[c];
+        if ((stride & -stride) >= align)
+            return (int)c;
+    }
+    return -1;
+}
+
+void *hak_tiny_alloc_aligned(size_t size, size_t align)
+{
+    if (align == 0 || (align & (align - 1))) {
+        errno = EINVAL;
+        return NULL;
+    }
+    int c = hak_tiny_class_aligned_(size, align);
+    if (c < 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_tiny_alloc_class((unsigned)c);
+}
+
+void hak_tiny_free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (HAK_UNLIKELY(!hak_tiny_owns_inline(p))) {
+        hak_tiny_bad_free_(p, "invalid pointer (not a tiny block)");
+        return;
+    }
+    hak_tiny_free_owned(p);
+}
+
+size_t hak_tiny_usable_size(const void *p)
+{
+    if (p == NULL || !hak_tiny_owns_inline(p))
+        return 0;
+    return hak_tiny_usable_owned(p);
+}
+
+bool hak_tiny_owns(const void *p) { return hak_tiny_owns_inline(p); }
+
+size_t hak_tiny_max_size(void) { return HAK_TINY_MAX_SIZE; }
+
+void hak_tiny_trim(void)
+{
+#if !HAK_PLATFORM_ARENA
+    if (hak_tiny_tc_.state == TINY_TC_LIVE)
+        tcache_flush(&hak_tiny_tc_);
+#endif
+    for (unsigned cls = 0; cls < HAK_TINY_NCLASSES; cls++) {
+        tiny_central_t *c = &g_central[cls];
+        hak_lock(&c->lock);
+        while (c->nbatch > 0) {
+            c->nbatch--;
+            spill_list(c, c->batch[c->nbatch].head);
+        }
+        tiny_slab_t *s = c->partial;
+        while (s) {
+            tiny_slab_t *next = s->next;
+            if (s->used == 0) {
+                partial_remove(c, s);
+                slab_release(s);
+            }
+            s = next;
+        }
+        hak_unlock(&c->lock);
+    }
+#if !HAK_PLATFORM_ARENA
+    hak_lock(&g_ss_lock);
+    if (g_ss_spare) {
+        ss_unmap(g_ss_spare);
+        g_ss_spare = NULL;
+    }
+    hak_unlock(&g_ss_lock);
+#endif
+}
+
+int hak_tiny_init_arena(void *buf, size_t len)
+{
+#if HAK_PLATFORM_ARENA
+    if (hak_platform_arena_init(buf, len) != 0)
+        return -1;
+    uintptr_t lo = ((uintptr_t)buf + 63) & ~(uintptr_t)63;
+    size_t avail = (uintptr_t)buf + len - lo;
+    if (lo >= (uintptr_t)buf + len || avail < 4096) {
+        errno = EINVAL;
+        return -1;
+    }
+    void *mem = hak_os_map(avail, 64);
+    if (mem == NULL)
+        return -1;
+    hak_chunk_set_tag(mem, avail, HAK_TAG_TINY);
+    memset(g_central, 0, sizeof(g_central));
+    g_ss_list = NULL;
+    g_arena_next = mem;
+    g_arena_end = (uint8_t *)mem + avail;
+    hak_tiny_arena_ss_ = mem;
+    ST_ADD(bytes_mapped, avail);
+    /* the first SuperSlab now, so that ss_of() has a base */
+    hak_lock(&g_ss_lock);
+    tiny_ss_t *ss = ss_new();
+    hak_unlock(&g_ss_lock);
+    if (ss == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    return 0;
+#else
+    (void)buf;
+    (void)len;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+void hak_tiny_get_stats(hak_tiny_stats_t *out)
+{
+    out->superslabs = __atomic_load_n(&g_st.superslabs, __ATOMIC_RELAXED);
+    out->slabs_in_use = __atomic_load_n(&g_st.slabs_in_use, __ATOMIC_RELAXED);
+    out->bytes_mapped = __atomic_load_n(&g_st.bytes_mapped, __ATOMIC_RELAXED);
+    size_t dec = __atomic_load_n(&g_st.bytes_decommitted, __ATOMIC_RELAXED);
+    out->bytes_committed = out->bytes_mapped > dec ? out->bytes_mapped - dec : 0;
+    out->refills = __atomic_load_n(&g_st.refills, __ATOMIC_RELAXED);
+    out->drains = __atomic_load_n(&g_st.drains, __ATOMIC_RELAXED);
+    out->spills = __atomic_load_n(&g_st.spills, __ATOMIC_RELAXED);
+    out->slab_releases = __atomic_load_n(&g_st.slab_releases, __ATOMIC_RELAXED);
+    out->ss_unmaps = __atomic_load_n(&g_st.ss_unmaps, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,111 @@
+/* tiny_inline.h - the tiny tier's fast paths, inlined into dispatch and
+ * into the tier's own entry points. One predicted branch each into the
+ * out-of-line slow path (tiny.c).
+ *
+ *   malloc:  class = lut[(n + hdr + 15) >> 4]; pop the thread's bin
+ *   free:    owned by chunk map; class from the header byte (or the slab);
+ *            push on the thread's bin; over the bound -> drain (slow)
+ */
+#ifndef HAK_TINY_INLINE_H
+#define HAK_TINY_INLINE_H
+
+#include "tiny_internal.h"
+
+#if HAK_STATS
+extern __thread size_t hak_tiny_fast_allocs_ HAK_INTERNAL, hak_tiny_fast_frees_ HAK_INTERNAL;
+#define HAK_TINY_COUNT(v) ((v)++)
+#else
+#define HAK_TINY_COUNT(v) ((void)0)
+#endif
+
+HAK_INLINE bool hak_tiny_owns_inline(const void *p) { return hak_chunk_tag(p) == HAK_TAG_TINY; }
+
+/* Allocate from class `cls` (the caller picked it). */
+HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
+{
+#if HAK_PLATFORM_ARENA
+    return hak_tiny_alloc_slow_(cls);
+#else
+    tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
+    void *b = bin->head;
+    if (HAK_UNLIKELY(b == NULL))
+        return hak_tiny_alloc_slow_(cls);
+    bin->head = *(void **)b;
+    bin->count--;
+#if HAK_VALIDATION >= 2 && HAK_HEADER_CLASSIDX
+    ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
+#endif
+#if HAK_STATS
+    HAK_TINY_COUNT(hak_tiny_fast_allocs_);
+#endif
+    return b;
+#endif
+}
+
+/* Allocate n <= HAK_TINY_MAX_SIZE bytes. */
+HAK_INLINE void *hak_tiny_alloc_inline(size_t n) { return hak_tiny_alloc_class(hak_tiny_class_of(n)); }
+
+/* The class of an owned block, validated as the build asks: at none the
+ * header (or slab) is trusted; at magic the magic and the class range are
+ * checked; full goes out of line (state, block start, slab agreement).
+ * Returns HAK_TINY_NCLASSES if the block was reported bad. */
+HAK_INLINE unsigned hak_tiny_class_of_block(void *p)
+{
+#if HAK_VALIDATION >= 2
+    return hak_tiny_class_checked_(p);
+#elif HAK_HEADER_CLASSIDX
+    unsigned h = ((const uint8_t *)p)[-1];
+#if HAK_VALIDATION >= 1
+    if (HAK_UNLIKELY((h & HAK_TINY_MAGIC_MASK) != HAK_TINY_MAGIC_LIVE || (h & HAK_TINY_CLASS_MASK) >= HAK_TINY_NCLASSES)) {
+        hak_tiny_bad_free_(p, "invalid pointer (bad tiny header)");
+        return HAK_TINY_NCLASSES;
+    }
+#endif
+    return h & HAK_TINY_CLASS_MASK;
+#else
+    tiny_slab_t *s = hak_tiny_slab_of(p);
+#if HAK_VALIDATION >= 1
+    if (HAK_UNLIKELY(s == NULL || s->cls >= HAK_TINY_NCLASSES)) {
+        hak_tiny_bad_free_(p, "invalid pointer (not in a live tiny slab)");
+        return HAK_TINY_NCLASSES;
+    }
+#endif
+    return s->cls;
+#endif
+}
+
+/* Free an owned block (hak_tiny_owns_inline(p) is true). */
+HAK_INLINE void hak_tiny_free_owned(void *p)
+{
+    unsigned cls = hak_tiny_class_of_block(p);
+    if (HAK_UNLIKELY(cls >= HAK_TINY_NCLASSES))
+        return;
+#if HAK_PLATFORM_ARENA
+    hak_tiny_free_slow_(p, cls);
+#else
+    tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
+    *(void **)p = bin->head;
+    bin->head = p;
+#if HAK_STATS
+    HAK_TINY_COUNT(hak_tiny_fast_frees_);
+#endif
+    if (HAK_UNLIKELY(++bin->count > bin->max))
+        hak_tiny_free_slow_(p, cls);
+#endif
+}
+
+/* Usable bytes of an owned block. */
+HAK_INLINE size_t hak_tiny_usable_owned(const void *p)
+{
+#if HAK_HEADER_CLASSIDX
+    unsigned c = ((const uint8_t *)p)[-1] & HAK_TINY_CLASS_MASK;
+    if (HAK_UNLIKELY(c >= HAK_TINY_NCLASSES))
+        return 0;
+    return hak_tiny_usable_of(c);
+#else
+    tiny_slab_t *s = hak_tiny_slab_of(p);
+    return (s && s->cls < HAK_TINY_NCLASSES) ? hak_tiny_usable_of(s->cls) : 0;
+#endif
+}
+
+#endif

@@ -1,0 +1,136 @@
+/* tiny_internal.h - the tiny tier's data structures, shared by its files
+ * and by the inline fast paths (tiny_inline.h).
+ *
+ * Memory: SuperSlabs of HAK_CHUNK_SIZE (2 MiB) aligned to their size, each
+ * tagged HAK_TAG_TINY in the platform chunk map, cut into slabs of
+ * 2^slab_shift bytes (64 KiB; smaller in a small arena). Each slab serves
+ * one class while it has blocks out. The SuperSlab header (this struct)
+ * sits at the start of slab 0.
+ *
+ *   SuperSlab (2 MiB, aligned)
+ *   +--------------+-----------------+-----------------+-- ... --+
+ *   | tiny_ss_t    | slab 0 blocks   | slab 1          |         |
+ *   | (header)     |                 |                 |         |
+ *   +--------------+-----------------+-----------------+-- ... --+
+ *   ^ss            ^ss->slabs[0].base                   (32 slabs)
+ *
+ *   a slab:  [pad][h|block 0    ][h|block 1    ] ... [h|block n-1 ]
+ *            block i's user pointer = base + i * stride, 16-aligned and
+ *            aligned to the largest power of two dividing the stride; its
+ *            header byte(s) just before it.
+ *
+ * Where blocks live (the tcmalloc design):
+ *   thread cache (TLS, one free list per class, no lock)
+ *     <-> central free lists (per class: an array of batches, one lock each)
+ *     <-> slabs (per slab free list + bump carving, under the class lock)
+ *     <-> SuperSlabs (free slabs, under g_ss_lock)
+ * A block freed by any thread goes into that thread's cache; when a cache
+ * holds more than its bound, half of it moves to the central list as one
+ * batch (O(1) under the class lock), and a full central list spills blocks
+ * home to their slabs. So a thread that only frees never piles memory up,
+ * and a producer's blocks reach the consumer through the central lists.
+ *
+ * Lock order: class lock (g_central[c].lock) -> g_ss_lock. The registry of
+ * thread caches has its own lock (g_tc_lock), never held with the others.
+ */
+#ifndef HAK_TINY_INTERNAL_H
+#define HAK_TINY_INTERNAL_H
+
+#include "tiny_classes.h"
+
+#define HAK_TINY_SS_SIZE     HAK_CHUNK_SIZE
+#define HAK_TINY_SLAB_SHIFT  16
+#define HAK_TINY_MAX_SLABS   (HAK_TINY_SS_SIZE >> HAK_TINY_SLAB_SHIFT) /* 32 */
+#define HAK_TINY_SS_MAGIC    0x54494E59u                              /* "TINY" */
+#define HAK_TINY_NO_CLASS    0xFFu
+
+typedef struct tiny_slab {
+    void *free;              /* blocks given back to this slab (linked through p[0]) */
+    uint8_t *base;           /* user pointer of block 0 */
+    uint8_t *end;            /* end of the slab's memory */
+    struct tiny_slab *next;  /* in the class's partial list */
+    struct tiny_slab *prev;
+    uint32_t used;           /* blocks out of the slab: in caches or with the user */
+    uint32_t capacity;       /* blocks the slab holds */
+    uint32_t carved;         /* blocks carved so far (bump pointer) */
+    uint16_t stride;
+    uint8_t cls;             /* HAK_TINY_NO_CLASS when the slab is free */
+    uint8_t in_partial;      /* on the class's partial list */
+    uint8_t decommitted;     /* pages handed back to the OS */
+    uint8_t index;
+#if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
+    uint8_t *live;           /* one bit per block: allocated (headerless full validation) */
+#endif
+} tiny_slab_t;
+
+typedef struct tiny_ss {
+    uint32_t magic;
+    uint32_t nslabs;         /* slabs in this SuperSlab */
+    uint32_t nfree;          /* slabs with no class */
+    uint32_t slab_shift;
+    uint8_t *slab0;          /* address of slab 0's first byte (slab i at slab0 + i << shift) */
+    size_t size;             /* bytes mapped */
+    struct tiny_ss *next;    /* all SuperSlabs */
+    struct tiny_ss *prev;
+    tiny_slab_t slabs[HAK_TINY_MAX_SLABS];
+} tiny_ss_t;
+
+/* Per-thread cache: one bin per class. `max` is 0 until the thread is set
+ * up and again after it exited, so the first free (and every free after the
+ * exit hook ran) takes the slow path; an empty head does the same for
+ * malloc. */
+typedef struct tiny_bin {
+    void *head;
+    uint32_t count;
+    uint32_t max;
+} tiny_bin_t;
+
+enum { TINY_TC_NEW = 0, TINY_TC_LIVE = 1, TINY_TC_DEAD = 2 };
+
+typedef struct tiny_tcache {
+    tiny_bin_t bins[HAK_TINY_NCLASSES];
+    struct tiny_tcache *next; /* registry of live caches (fork adoption) */
+    struct tiny_tcache *prev;
+    uint32_t state;
+    uint32_t in_registry;
+} tiny_tcache_t;
+
+#if !HAK_PLATFORM_ARENA
+extern __thread tiny_tcache_t hak_tiny_tc_ HAK_INTERNAL;
+#endif
+
+#if HAK_PLATFORM_ARENA
+/* The arena's SuperSlabs lie at 2 MiB steps from its (64-byte aligned) base. */
+extern tiny_ss_t *hak_tiny_arena_ss_ HAK_INTERNAL;
+#endif
+
+/* The SuperSlab that holds p (p must be tiny: hak_chunk_tag(p) == TINY). */
+HAK_INLINE tiny_ss_t *hak_tiny_ss_of(const void *p)
+{
+#if HAK_PLATFORM_ARENA
+    uintptr_t base = (uintptr_t)hak_tiny_arena_ss_;
+    return (tiny_ss_t *)(base + (((uintptr_t)p - base) & ~(uintptr_t)(HAK_TINY_SS_SIZE - 1)));
+#else
+    return (tiny_ss_t *)((uintptr_t)p & ~(uintptr_t)(HAK_TINY_SS_SIZE - 1));
+#endif
+}
+
+/* The slab that holds p, or NULL if p lies before slab 0 (the header). */
+HAK_INLINE tiny_slab_t *hak_tiny_slab_of(const void *p)
+{
+    tiny_ss_t *ss = hak_tiny_ss_of(p);
+    uintptr_t off = (uintptr_t)p - (uintptr_t)ss->slab0;
+    size_t i = off >> ss->slab_shift;
+    return HAK_LIKELY(i < ss->nslabs) ? &ss->slabs[i] : NULL;
+}
+
+/* Slow paths (tiny.c). */
+void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
+void hak_tiny_free_slow_(void *p, unsigned cls) HAK_INTERNAL;
+void hak_tiny_bad_free_(void *p, const char *reason) HAK_INTERNAL;
+unsigned hak_tiny_class_checked_(void *p) HAK_INTERNAL;
+/* The smallest class that holds `size` bytes at alignment `align` (a power
+ * of two), or -1 if none can place it. */
+int hak_tiny_class_aligned_(size_t size, size_t align) HAK_INTERNAL;
+
+#endif

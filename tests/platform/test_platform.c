@@ -1,0 +1,243 @@
+/* Suite `platform`: the OS layer's contract (hak_platform.h). */
+#include "common/hak_test.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
+
+#include "hak_platform.h"
+
+static void test_page_size(void **state)
+{
+    (void)state;
+    size_t ps = hak_os_page_size();
+    assert_int_equal(ps, (size_t)sysconf(_SC_PAGESIZE));
+    assert_true(ps && (ps & (ps - 1)) == 0);
+}
+
+static void test_map_aligned_zeroed_errno(void **state)
+{
+    (void)state;
+    size_t aligns[] = {4096, 65536, (size_t)1 << 21, (size_t)1 << 22};
+    for (size_t i = 0; i < sizeof aligns / sizeof aligns[0]; i++) {
+        size_t before = hak_os_mapped_bytes();
+        errno = 1234;
+        uint8_t *p = hak_os_map(3 * 4096 + 1, aligns[i]);
+        assert_non_null(p);
+        assert_int_equal(errno, 1234);
+        assert_true(HT_ALIGNED(p, aligns[i]));
+        assert_int_equal(hak_os_mapped_bytes() - before, 4 * 4096);
+        for (size_t j = 0; j < 4 * 4096; j++)
+            assert_int_equal(p[j], 0);
+        memset(p, 0xAB, 4 * 4096);
+        assert_int_equal(hak_os_decommit(p, 4096), 0);
+        assert_int_equal(errno, 1234);
+        assert_int_equal(p[0], 0);   /* decommitted pages read back as zero */
+        assert_int_equal(p[4096], 0xAB);
+        hak_os_note_recommit(4096);
+        assert_int_equal(hak_os_purge_lazy(p + 4096, 4096), 0);
+        assert_int_equal(hak_os_unmap(p, 4 * 4096), 0);
+        assert_int_equal(errno, 1234);
+        assert_int_equal(hak_os_mapped_bytes(), before);
+    }
+    errno = 0;
+    assert_null(hak_os_map((size_t)1 << 62, 4096));
+    assert_int_equal(errno, ENOMEM);
+}
+
+static void test_remap(void **state)
+{
+    (void)state;
+    uint8_t *p = hak_os_map(8192, 4096);
+    assert_non_null(p);
+    memset(p, 7, 8192);
+    uint8_t *q = hak_os_remap(p, 8192, 1 << 20, true);
+    assert_non_null(q);
+    assert_int_equal(q[8191], 7);
+    q = hak_os_remap(q, 1 << 20, 4096, true);
+    assert_non_null(q);
+    assert_int_equal(q[4095], 7);
+    assert_int_equal(hak_os_unmap(q, 4096), 0);
+}
+
+/* The readability check at page offsets 0, 1, 15, 16 and 4095 of mapped,
+ * PROT_NONE and unmapped pages. docs/design.md promises:
+ *  - hak_is_memory_readable(p): true for mapped and PROT_NONE pages (mincore
+ *    says mapped, not readable), false for unmapped pages;
+ *  - hak_header_readable(p, 16): true without a system call when the page
+ *    offset is >= 16 (p's own page is assumed mapped); below 16 it asks
+ *    about the previous page. */
+static void test_readability(void **state)
+{
+    (void)state;
+    size_t ps = hak_os_page_size();
+    uint8_t *m = mmap(NULL, 4 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    /* layout: [unmapped][mapped][PROT_NONE][mapped] */
+    assert_int_equal(munmap(m, ps), 0);
+    assert_int_equal(mprotect(m + 2 * ps, ps, PROT_NONE), 0);
+    uint8_t *unmapped = m, *mapped = m + ps, *none = m + 2 * ps, *after_none = m + 3 * ps;
+    size_t offs[] = {0, 1, 15, 16, 4095};
+    for (size_t i = 0; i < 5; i++) {
+        size_t o = offs[i];
+        assert_true(hak_is_memory_readable(mapped + o));
+        assert_true(hak_is_memory_readable(none + o));
+        assert_false(hak_is_memory_readable(unmapped + o));
+        /* hybrid: offset >= 16 -> own page, no syscall, true */
+        if (o >= 16) {
+            assert_true(hak_header_readable(mapped + o, 16));
+            assert_true(hak_header_readable(after_none + o, 16));
+        } else {
+            /* the 16 bytes before lie on the previous page */
+            assert_false(hak_header_readable(mapped + o, 16));  /* previous is unmapped */
+            assert_true(hak_header_readable(none + o, 16));      /* previous is mapped */
+            assert_true(hak_header_readable(after_none + o, 16)); /* PROT_NONE counts as mapped */
+        }
+    }
+    munmap(m + ps, 3 * ps);
+}
+
+static void test_cycles(void **state)
+{
+    (void)state;
+    uint64_t a = hak_cycles();
+    volatile unsigned x = 0;
+    for (unsigned i = 0; i < 100000; i++)
+        x += i;
+    uint64_t b = hak_cycles();
+    assert_true(b > a);
+}
+
+static int g_hook_calls;
+static void *g_hook_arg;
+static void hook(void *arg)
+{
+    __atomic_fetch_add(&g_hook_calls, 1, __ATOMIC_RELAXED);
+    g_hook_arg = arg;
+}
+static void *hook_thread(void *arg)
+{
+    assert_int_equal(hak_thread_hook_arm(arg), 0);
+    return NULL;
+}
+
+static void test_thread_hook(void **state)
+{
+    (void)state;
+    assert_int_equal(hak_thread_hook_init(hook), 0);
+    assert_int_equal(hak_thread_hook_init(hook), 0); /* idempotent */
+    int token;
+    pthread_t t;
+    pthread_create(&t, NULL, hook_thread, &token);
+    pthread_join(t, NULL);
+    assert_int_equal(g_hook_calls, 1);
+    assert_ptr_equal(g_hook_arg, &token);
+}
+
+static void test_chunk_map(void **state)
+{
+    (void)state;
+    uint8_t *p = hak_os_map(2 * HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
+    assert_non_null(p);
+    assert_int_equal(hak_chunk_tag(p), HAK_TAG_NONE);
+    assert_int_equal(hak_chunk_set_tag(p, 2 * HAK_CHUNK_SIZE, HAK_TAG_MID), 0);
+    assert_int_equal(hak_chunk_tag(p), HAK_TAG_MID);
+    assert_int_equal(hak_chunk_tag(p + 2 * HAK_CHUNK_SIZE - 1), HAK_TAG_MID);
+    assert_int_equal(hak_chunk_tag(p - 1), HAK_TAG_NONE);
+    assert_int_equal(hak_chunk_tag(p + 2 * HAK_CHUNK_SIZE), HAK_TAG_NONE);
+    assert_int_equal(hak_chunk_tag((void *)(uintptr_t)0xffff800000000000ull), HAK_TAG_NONE);
+    assert_int_equal(hak_chunk_tag(NULL), HAK_TAG_NONE);
+    int on_stack;
+    assert_int_equal(hak_chunk_tag(&on_stack), HAK_TAG_NONE);
+    assert_int_equal(hak_chunk_set_tag(p, 2 * HAK_CHUNK_SIZE, HAK_TAG_NONE), 0);
+    assert_int_equal(hak_chunk_tag(p), HAK_TAG_NONE);
+    hak_os_unmap(p, 2 * HAK_CHUNK_SIZE);
+}
+
+static hak_lock_t g_lock = HAK_LOCK_INIT;
+static long g_counter;
+static void *lock_thread(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 200000; i++) {
+        hak_lock(&g_lock);
+        g_counter++;
+        hak_unlock(&g_lock);
+    }
+    return NULL;
+}
+
+static void test_lock(void **state)
+{
+    (void)state;
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        pthread_create(&t[i], NULL, lock_thread, NULL);
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    assert_int_equal(g_counter, 800000);
+    assert_true(hak_trylock(&g_lock));
+    assert_false(hak_trylock(&g_lock));
+    hak_unlock(&g_lock);
+}
+
+static void test_format_and_env(void **state)
+{
+    (void)state;
+    char buf[24];
+    assert_int_equal(hak_fmt_u64(buf, 0), 1);
+    assert_string_equal(buf, "0");
+    hak_fmt_u64(buf, 18446744073709551615ull);
+    assert_string_equal(buf, "18446744073709551615");
+    hak_fmt_hex(buf, 0xdeadbeef);
+    assert_string_equal(buf, "0xdeadbeef");
+    setenv("HAK_TEST_ENV", "42", 1);
+    assert_string_equal(hak_getenv("HAK_TEST_ENV"), "42");
+    assert_null(hak_getenv("HAK_TEST_ENV_ABSENT"));
+}
+
+static const char *g_fail_op, *g_fail_reason;
+static const void *g_fail_p;
+static void count_failure(const char *op, const char *reason, const void *p)
+{
+    g_fail_op = op;
+    g_fail_reason = reason;
+    g_fail_p = p;
+}
+static void die_with_report(void *arg)
+{
+    hak_report_failure("free", "double free", arg);
+}
+
+static void test_failure_handler(void **state)
+{
+    (void)state;
+    hak_failure_handler_t old = hak_set_failure_handler(count_failure);
+    hak_report_failure("free", "invalid pointer", (void *)0x1234);
+    assert_string_equal(g_fail_op, "free");
+    assert_string_equal(g_fail_reason, "invalid pointer");
+    assert_ptr_equal(g_fail_p, (void *)0x1234);
+    hak_set_failure_handler(old);
+    char out[256];
+    int st = ht_run_child(die_with_report, (void *)0xabc0, out, sizeof out);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_string_equal(out, "hakmem: free(): double free at 0xabc0\n");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_page_size),
+        cmocka_unit_test(test_map_aligned_zeroed_errno),
+        cmocka_unit_test(test_remap),
+        cmocka_unit_test(test_readability),
+        cmocka_unit_test(test_cycles),
+        cmocka_unit_test(test_thread_hook),
+        cmocka_unit_test(test_chunk_map),
+        cmocka_unit_test(test_lock),
+        cmocka_unit_test(test_format_and_env),
+        cmocka_unit_test(test_failure_handler),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
