@@ -68,8 +68,12 @@ void *hak_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
  * Updated with relaxed atomics; used by stats and tests. */
 size_t hak_os_mapped_bytes(void);
 size_t hak_os_committed_bytes(void);
-/* A tier reports pages it recommits (reuses after hak_os_decommit). */
+/* A tier reports pages it recommits (reuses after hak_os_decommit, or
+ * touches for the first time after hak_os_note_decommit). */
 void hak_os_note_recommit(size_t size);
+/* A tier reports mapped pages it has not touched yet (fresh from
+ * hak_os_map): they count as not committed until hak_os_note_recommit. */
+void hak_os_note_decommit(size_t size);
 
 /* --------------------------------------------------------- readability */
 

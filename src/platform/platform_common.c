@@ -125,6 +125,7 @@ size_t hak_os_committed_bytes(void)
 }
 
 void hak_os_note_recommit(size_t size) { __atomic_fetch_sub(&g_decommitted, size, __ATOMIC_RELAXED); }
+void hak_os_note_decommit(size_t size) { __atomic_fetch_add(&g_decommitted, size, __ATOMIC_RELAXED); }
 
 /* Internal to the backends. */
 HAK_INTERNAL void hak_os_count_map_(size_t size) { __atomic_fetch_add(&g_mapped, size, __ATOMIC_RELAXED); }

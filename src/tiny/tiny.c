@@ -19,7 +19,7 @@
 #include "hakmem/tiny.h"
 
 #define HAK_TINY_CENTRAL_MAX 8  /* batches per class in the central list */
-#define HAK_TINY_CACHE_BYTES 16384
+#define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
 
@@ -42,6 +42,9 @@ typedef struct tiny_batch {
 typedef struct tiny_central {
     hak_lock_t lock;
     uint32_t nbatch;
+    uint32_t shrinking;      /* a spill released a slab since the last time
+                                blocks had to come from the slabs: park no
+                                batches, send them home */
     tiny_slab_t *partial;    /* slabs of this class with a free or uncarved block */
     tiny_batch_t batch[HAK_TINY_CENTRAL_MAX];
 } __attribute__((aligned(64))) tiny_central_t;
@@ -218,6 +221,15 @@ static tiny_ss_t *ss_new(void)
         ss_format(ss, HAK_TINY_SS_SIZE, HAK_TINY_SLAB_SHIFT);
         ST_ADD(superslabs, 1);
         ST_ADD(bytes_mapped, HAK_TINY_SS_SIZE);
+        /* Fresh pages are untouched: count them as not committed until a
+         * slab is formatted over them. */
+        for (uint32_t i = 0; i < ss->nslabs; i++) {
+            uint8_t *lo, *hi;
+            slab_page_range(ss, &ss->slabs[i], &lo, &hi);
+            ss->slabs[i].decommitted = 1;
+            ST_ADD(bytes_decommitted, (size_t)(hi - lo));
+            hak_os_note_decommit((size_t)(hi - lo));
+        }
     }
 #endif
     ss_link(ss);
@@ -446,8 +458,9 @@ static uint32_t take_from_slabs(tiny_central_t *c, unsigned cls, uint32_t want, 
     return n;
 }
 
-/* Send block b of class cls home to its slab. Class lock held. */
-static void spill_block(tiny_central_t *c, void *b)
+/* Send block b of class cls home to its slab; true if that emptied and
+ * released the slab. Class lock held. */
+static bool spill_block(tiny_central_t *c, void *b)
 {
     tiny_slab_t *s = hak_tiny_slab_of(b);
     set_next(b, s->free);
@@ -458,19 +471,33 @@ static void spill_block(tiny_central_t *c, void *b)
     if (s->used == 0 && !(c->partial == s && s->next == NULL)) {
         partial_remove(c, s);
         slab_release(s);
+        return true;
     }
+    return false;
 }
 
-static void spill_list(tiny_central_t *c, void *head)
+/* Send a list home; true if a slab was released on the way. */
+static bool spill_list(tiny_central_t *c, void *head)
 {
     size_t n = 0;
+    bool released = false;
     while (head) {
         void *next = next_of(head);
-        spill_block(c, head);
+        released |= spill_block(c, head);
         head = next;
         n++;
     }
     ST_ADD(spills, n);
+    return released;
+}
+
+/* Every batch of the central list home to its slabs. */
+static void central_flush_locked(tiny_central_t *c)
+{
+    while (c->nbatch > 0) {
+        c->nbatch--;
+        spill_list(c, c->batch[c->nbatch].head);
+    }
 }
 
 /* Hand a linked list of n blocks to the central list of cls. */
@@ -478,12 +505,15 @@ static void central_put(unsigned cls, void *head, uint32_t n)
 {
     tiny_central_t *c = &g_central[cls];
     hak_lock(&c->lock);
-    if (c->nbatch < HAK_TINY_CENTRAL_MAX) {
+    if (c->nbatch < HAK_TINY_CENTRAL_MAX && !c->shrinking) {
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
         c->nbatch++;
-    } else {
-        spill_list(c, head);
+    } else if (spill_list(c, head)) {
+        /* Slabs are emptying: the class is shrinking. Batches parked here
+         * would pin one slab each; send them home too (docs/design.md). */
+        c->shrinking = 1;
+        central_flush_locked(c);
     }
     hak_unlock(&c->lock);
 }
@@ -500,6 +530,7 @@ static uint32_t central_get(unsigned cls, uint32_t want, void **out)
         *out = c->batch[c->nbatch].head;
         n = c->batch[c->nbatch].n;
     } else {
+        c->shrinking = 0;
         n = take_from_slabs(c, cls, want, out);
     }
     hak_unlock(&c->lock);
@@ -627,7 +658,7 @@ static void free_nocache(void *p, unsigned cls)
 }
 
 #if HAK_VALIDATION >= 2
-static void mark_live(void *b, unsigned cls)
+void hak_tiny_mark_live_(void *b, unsigned cls)
 {
 #if HAK_HEADER_CLASSIDX
     ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
@@ -635,9 +666,11 @@ static void mark_live(void *b, unsigned cls)
     (void)cls;
     tiny_slab_t *s = hak_tiny_slab_of(b);
     size_t i = block_index(s, b);
-    s->live[i >> 3] |= (uint8_t)(1u << (i & 7));
+    /* blocks of one byte of bits may belong to different threads */
+    __atomic_fetch_or(&s->live[i >> 3], (uint8_t)(1u << (i & 7)), __ATOMIC_RELAXED);
 #endif
 }
+#define mark_live(b, cls) hak_tiny_mark_live_(b, cls)
 #else
 #define mark_live(b, cls) ((void)0)
 #endif
@@ -757,11 +790,11 @@ unsigned hak_tiny_class_checked_(void *p)
 #else
     size_t i = block_index(s, b);
     uint8_t *bits = s->live;
-    if (!(bits[i >> 3] & (1u << (i & 7)))) {
+    uint8_t bit = (uint8_t)(1u << (i & 7));
+    if (!(__atomic_fetch_and(&bits[i >> 3], (uint8_t)~bit, __ATOMIC_RELAXED) & bit)) {
         hak_tiny_bad_free_(p, "double free");
         return HAK_TINY_NCLASSES;
     }
-    bits[i >> 3] &= (uint8_t)~(1u << (i & 7));
 #endif
     return cls;
 }
@@ -903,10 +936,7 @@ void hak_tiny_trim(void)
     for (unsigned cls = 0; cls < HAK_TINY_NCLASSES; cls++) {
         tiny_central_t *c = &g_central[cls];
         hak_lock(&c->lock);
-        while (c->nbatch > 0) {
-            c->nbatch--;
-            spill_list(c, c->batch[c->nbatch].head);
-        }
+        central_flush_locked(c);
         tiny_slab_t *s = c->partial;
         while (s) {
             tiny_slab_t *next = s->next;

@@ -34,6 +34,8 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
     bin->count--;
 #if HAK_VALIDATION >= 2 && HAK_HEADER_CLASSIDX
     ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
+#elif HAK_VALIDATION >= 2
+    hak_tiny_mark_live_(b, cls);
 #endif
 #if HAK_STATS
     HAK_TINY_COUNT(hak_tiny_fast_allocs_);

@@ -129,6 +129,8 @@ void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
 void hak_tiny_free_slow_(void *p, unsigned cls) HAK_INTERNAL;
 void hak_tiny_bad_free_(void *p, const char *reason) HAK_INTERNAL;
 unsigned hak_tiny_class_checked_(void *p) HAK_INTERNAL;
+/* validation=full: record that block b of class cls is with the user. */
+void hak_tiny_mark_live_(void *b, unsigned cls) HAK_INTERNAL;
 /* The smallest class that holds `size` bytes at alignment `align` (a power
  * of two), or -1 if none can place it. */
 int hak_tiny_class_aligned_(size_t size, size_t align) HAK_INTERNAL;
