@@ -18,6 +18,14 @@
 
 #include "hakmem/tiny.h"
 
+/* Used by the thread caches and the SuperSlab cache of the posix backend
+ * only: the arena build has neither. */
+#if HAK_PLATFORM_ARENA
+#define POSIX_ONLY __attribute__((unused))
+#else
+#define POSIX_ONLY
+#endif
+
 #define HAK_TINY_CENTRAL_MAX 8  /* batches per class in the central list */
 #define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
@@ -52,9 +60,9 @@ typedef struct tiny_central {
 static tiny_central_t g_central[HAK_TINY_NCLASSES];
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
 static tiny_ss_t *g_ss_list;     /* every SuperSlab */
-static tiny_ss_t *g_ss_spare;    /* one empty SuperSlab kept mapped (posix) */
+static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (posix) */
 static hak_lock_t g_tc_lock = HAK_LOCK_INIT;
-static tiny_tcache_t *g_tc_list; /* caches of live threads */
+static tiny_tcache_t *g_tc_list POSIX_ONLY; /* caches of live threads */
 static int g_init_done;
 static hak_lock_t g_init_lock = HAK_LOCK_INIT;
 
@@ -73,7 +81,7 @@ static uint8_t *g_arena_end;
 __thread tiny_tcache_t hak_tiny_tc_;
 #endif
 #if HAK_STATS
-__thread size_t hak_tiny_fast_allocs_, hak_tiny_fast_frees_;
+uint64_t hak_tiny_count_[4];
 #endif
 
 static void tiny_global_init(void);
@@ -140,7 +148,7 @@ static void ss_link(tiny_ss_t *ss)
     g_ss_list = ss;
 }
 
-static void ss_unlink(tiny_ss_t *ss)
+POSIX_ONLY static void ss_unlink(tiny_ss_t *ss)
 {
     if (ss->prev)
         ss->prev->next = ss->next;
@@ -501,7 +509,7 @@ static void central_flush_locked(tiny_central_t *c)
 }
 
 /* Hand a linked list of n blocks to the central list of cls. */
-static void central_put(unsigned cls, void *head, uint32_t n)
+POSIX_ONLY static void central_put(unsigned cls, void *head, uint32_t n)
 {
     tiny_central_t *c = &g_central[cls];
     hak_lock(&c->lock);
@@ -520,7 +528,7 @@ static void central_put(unsigned cls, void *head, uint32_t n)
 
 /* A linked list of blocks of cls (at most `want` from the slabs, or a whole
  * batch); returns its length, 0 with ENOMEM. */
-static uint32_t central_get(unsigned cls, uint32_t want, void **out)
+POSIX_ONLY static uint32_t central_get(unsigned cls, uint32_t want, void **out)
 {
     tiny_central_t *c = &g_central[cls];
     uint32_t n;
@@ -539,7 +547,7 @@ static uint32_t central_get(unsigned cls, uint32_t want, void **out)
 
 /* ------------------------------------------------------- thread caches */
 
-static uint32_t cache_max(unsigned cls)
+POSIX_ONLY static uint32_t cache_max(unsigned cls)
 {
     uint32_t m = HAK_TINY_CACHE_BYTES / hak_tiny_stride_[cls];
     if (m < HAK_TINY_CACHE_MIN)
@@ -600,10 +608,12 @@ static void tc_retire(tiny_tcache_t *tc)
     tcache_flush(tc);
 }
 
-/* pthread key destructor: the thread is exiting. */
-static void tiny_thread_exit(void *arg)
+/* Thread-exit hook: the thread is exiting. */
+static void tiny_thread_exit(void)
 {
-    tiny_tcache_t *tc = arg;
+    tiny_tcache_t *tc = &hak_tiny_tc_;
+    if (tc->state != TINY_TC_LIVE)
+        return;
     tc_retire(tc);
     hak_lock(&g_tc_lock);
     tc_unregister_locked(tc);
@@ -619,7 +629,7 @@ static void tcache_setup(tiny_tcache_t *tc)
         tc->bins[c].max = cache_max(c);
     tc_register(tc);
     /* May allocate (pthread_setspecific of a high key): the cache is live. */
-    if (hak_thread_hook_arm(tc) != 0) {
+    if (hak_thread_exit_arm() != 0) {
         /* No exit hook: run cacheless so nothing is stranded at exit. */
         hak_lock(&g_tc_lock);
         tc_unregister_locked(tc);
@@ -849,7 +859,7 @@ static void tiny_fork_child(void)
 
 static const hak_fork_ops_t tiny_fork_ops = {tiny_fork_prepare, tiny_fork_parent, tiny_fork_child};
 
-static void tiny_global_init(void)
+POSIX_ONLY static void tiny_global_init(void)
 {
     if (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
         return;
@@ -858,7 +868,7 @@ static void tiny_global_init(void)
         __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
         hak_unlock(&g_init_lock);
 #if !HAK_PLATFORM_ARENA
-        hak_thread_hook_init(tiny_thread_exit);
+        hak_thread_exit_register(tiny_thread_exit);
 #endif
         hak_fork_register(&tiny_fork_ops); /* may allocate: init is marked done */
         return;

@@ -11,11 +11,14 @@
 
 #include "tiny_internal.h"
 
+/* -Dstats=true: per-request counters (relaxed atomics, process-wide):
+ * [0] mallocs served by the fast path, [1] mallocs that took the slow
+ * path, [2] frees, [3] frees that took the slow path. */
 #if HAK_STATS
-extern __thread size_t hak_tiny_fast_allocs_ HAK_INTERNAL, hak_tiny_fast_frees_ HAK_INTERNAL;
-#define HAK_TINY_COUNT(v) ((v)++)
+extern uint64_t hak_tiny_count_[4] HAK_INTERNAL;
+#define HAK_TINY_COUNT(i) __atomic_fetch_add(&hak_tiny_count_[i], 1, __ATOMIC_RELAXED)
 #else
-#define HAK_TINY_COUNT(v) ((void)0)
+#define HAK_TINY_COUNT(i) ((void)0)
 #endif
 
 HAK_INLINE bool hak_tiny_owns_inline(const void *p) { return hak_chunk_tag(p) == HAK_TAG_TINY; }
@@ -28,8 +31,10 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
 #else
     tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
     void *b = bin->head;
-    if (HAK_UNLIKELY(b == NULL))
+    if (HAK_UNLIKELY(b == NULL)) {
+        HAK_TINY_COUNT(1);
         return hak_tiny_alloc_slow_(cls);
+    }
     bin->head = *(void **)b;
     bin->count--;
 #if HAK_VALIDATION >= 2 && HAK_HEADER_CLASSIDX
@@ -37,9 +42,7 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
 #elif HAK_VALIDATION >= 2
     hak_tiny_mark_live_(b, cls);
 #endif
-#if HAK_STATS
-    HAK_TINY_COUNT(hak_tiny_fast_allocs_);
-#endif
+    HAK_TINY_COUNT(0);
     return b;
 #endif
 }
@@ -58,12 +61,16 @@ HAK_INLINE unsigned hak_tiny_class_of_block(void *p)
 #elif HAK_HEADER_CLASSIDX
     unsigned h = ((const uint8_t *)p)[-1];
 #if HAK_VALIDATION >= 1
-    if (HAK_UNLIKELY((h & HAK_TINY_MAGIC_MASK) != HAK_TINY_MAGIC_LIVE || (h & HAK_TINY_CLASS_MASK) >= HAK_TINY_NCLASSES)) {
+    /* live magic and a class in range, in one compare: h - 0xA0 < 24 */
+    unsigned cls = (uint8_t)(h - HAK_TINY_MAGIC_LIVE);
+    if (HAK_UNLIKELY(cls >= HAK_TINY_NCLASSES)) {
         hak_tiny_bad_free_(p, "invalid pointer (bad tiny header)");
         return HAK_TINY_NCLASSES;
     }
-#endif
+    return cls;
+#else
     return h & HAK_TINY_CLASS_MASK;
+#endif
 #else
     tiny_slab_t *s = hak_tiny_slab_of(p);
 #if HAK_VALIDATION >= 1
@@ -88,11 +95,11 @@ HAK_INLINE void hak_tiny_free_owned(void *p)
     tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
     *(void **)p = bin->head;
     bin->head = p;
-#if HAK_STATS
-    HAK_TINY_COUNT(hak_tiny_fast_frees_);
-#endif
-    if (HAK_UNLIKELY(++bin->count > bin->max))
+    HAK_TINY_COUNT(2);
+    if (HAK_UNLIKELY(++bin->count > bin->max)) {
+        HAK_TINY_COUNT(3);
         hak_tiny_free_slow_(p, cls);
+    }
 #endif
 }
 
