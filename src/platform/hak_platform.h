@@ -156,13 +156,17 @@ uint64_t hak_cycles(void);
 
 /* ---------------------------------------------------------------- threads */
 
-/* A thread-exit hook: hak_thread_hook_init registers `fn` once (call it as
- * early as possible); hak_thread_hook_arm(arg) makes `fn(arg)` run when the
- * calling thread exits. The hook tolerates allocator calls made after it ran
- * (the caller marks its thread state dead and takes a cacheless path).
- * Returns 0 or -1. No-ops in the arena backend. */
-int hak_thread_hook_init(void (*fn)(void *));
-int hak_thread_hook_arm(void *arg);
+/* Thread-exit hooks: every component with per-thread state registers one
+ * function (at most 8; registering twice is a no-op) with
+ * hak_thread_exit_register; a thread that has set such state calls
+ * hak_thread_exit_arm() once, and when it exits every registered function
+ * runs (in registration order) from a pthread key destructor. The functions
+ * use their own TLS, which is still valid then; they must mark their state
+ * dead so that allocator calls made after them (other destructors, glibc's
+ * frees after the last destructor round) take a path with no cache.
+ * Both return 0 or -1. No-ops in the arena backend. */
+int hak_thread_exit_register(void (*fn)(void));
+int hak_thread_exit_arm(void);
 
 /* A small identifier of the calling thread, unique among live threads (the
  * address of its TLS block). */
@@ -190,7 +194,7 @@ int hak_fork_register(const hak_fork_ops_t *ops);
  * caller then leaves the block alone). */
 typedef void (*hak_failure_handler_t)(const char *op, const char *reason, const void *p);
 void hak_report_failure(const char *op, const char *reason, const void *p);
-hak_failure_handler_t hak_set_failure_handler(hak_failure_handler_t fn);
+__attribute__((visibility("default"))) hak_failure_handler_t hak_set_failure_handler(hak_failure_handler_t fn);
 
 /* ------------------------------------------------------------------ locks */
 

@@ -117,17 +117,13 @@ uint64_t hak_cycles(void)
     return ++ticks; /* no clock in the embedded backend: a monotonic counter */
 }
 
-int hak_thread_hook_init(void (*fn)(void *))
+int hak_thread_exit_register(void (*fn)(void))
 {
     (void)fn;
     return 0;
 }
 
-int hak_thread_hook_arm(void *arg)
-{
-    (void)arg;
-    return 0;
-}
+int hak_thread_exit_arm(void) { return 0; }
 
 uintptr_t hak_thread_id(void) { return 1; }
 

@@ -198,34 +198,56 @@ uint64_t hak_cycles(void)
 
 /* ------------------------------------------------------------- threads */
 
+#define HAK_EXIT_MAX 8
 static pthread_key_t g_exit_key;
-static int g_exit_key_ok; /* 0 none, 1 created */
+static int g_exit_key_ok; /* 1 once the key exists */
+static void (*g_exit_fns[HAK_EXIT_MAX])(void);
+static int g_exit_n;
 static hak_lock_t g_key_lock = HAK_LOCK_INIT;
 
-int hak_thread_hook_init(void (*fn)(void *))
+static void run_exit_hooks(void *arg)
 {
-    if (__atomic_load_n(&g_exit_key_ok, __ATOMIC_ACQUIRE))
-        return 0;
-    hak_lock(&g_key_lock);
+    (void)arg;
+    int n = __atomic_load_n(&g_exit_n, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < n; i++)
+        g_exit_fns[i]();
+}
+
+int hak_thread_exit_register(void (*fn)(void))
+{
     int rc = 0;
+    hak_lock(&g_key_lock);
     if (!g_exit_key_ok) {
         int saved = errno;
-        if (pthread_key_create(&g_exit_key, fn) == 0)
+        if (pthread_key_create(&g_exit_key, run_exit_hooks) == 0)
             __atomic_store_n(&g_exit_key_ok, 1, __ATOMIC_RELEASE);
         else
             rc = -1;
         errno = saved;
     }
+    int i;
+    for (i = 0; i < g_exit_n; i++)
+        if (g_exit_fns[i] == fn)
+            break;
+    if (rc == 0 && i == g_exit_n) {
+        if (g_exit_n == HAK_EXIT_MAX) {
+            rc = -1;
+        } else {
+            g_exit_fns[g_exit_n] = fn;
+            __atomic_store_n(&g_exit_n, g_exit_n + 1, __ATOMIC_RELEASE);
+        }
+    }
     hak_unlock(&g_key_lock);
     return rc;
 }
 
-int hak_thread_hook_arm(void *arg)
+int hak_thread_exit_arm(void)
 {
     if (!__atomic_load_n(&g_exit_key_ok, __ATOMIC_ACQUIRE))
         return -1;
     int saved = errno;
-    int rc = pthread_setspecific(g_exit_key, arg) == 0 ? 0 : -1;
+    /* Any non-NULL value makes the destructor run; glibc clears it first. */
+    int rc = pthread_setspecific(g_exit_key, (void *)1) == 0 ? 0 : -1;
     errno = saved;
     return rc;
 }

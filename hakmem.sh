@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# hakmem.sh - the README's quick start.
+#   ./hakmem.sh bench        build, then run the benchmark comparison (the main job)
+#   ./hakmem.sh bench --full the same with the brief's full durations
+#   ./hakmem.sh test         build and run every test (the configurations CI runs)
+#   ./hakmem.sh matrix       every header_classidx x class7_header_width x validation
+#                            combination, and the arena backend of the standalone tiny build
+#   ./hakmem.sh deps         only install what the others need (root, Debian 12)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+BUILD_DEPS=(gcc meson ninja-build pkg-config libcmocka-dev python3 binutils)
+BENCH_DEPS=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 valgrind)
+PRELOAD_DEPS=(perl sqlite3 git nginx-light curl wrk coreutils)
+
+install_deps() {
+    local missing=()
+    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "hakmem: missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+        return 1
+    fi
+    echo "hakmem: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# setup DIR SRCDIR [meson options...]: configure once (reconfigure if the options changed)
+setup() {
+    local dir=$1 src=$2; shift 2
+    if [ -f "$dir/build.ninja" ]; then
+        meson configure "$dir" "$@" >/dev/null
+    else
+        meson setup "$dir" "$src" "$@" >/dev/null
+    fi
+    ninja -C "$dir" >/dev/null
+}
+
+# check NAME DIR SRC [options...]: build and run every test of one configuration
+check() {
+    local name=$1 dir=$2 src=$3; shift 3
+    echo "== $name ($src $*)"
+    setup "$dir" "$src" -Dwerror=true "$@"
+    meson test -C "$dir" --print-errorlogs --num-processes 2 | grep -E "^ *[0-9]+/[0-9]+ |^Ok:|^Fail:|^Skipped:|^Timeout:"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "hakmem: $name failed" >&2; exit 1; }
+}
+
+case "${1:-}" in
+deps)
+    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}"
+    ;;
+test)
+    install_deps "${BUILD_DEPS[@]}"
+    install_deps "${PRELOAD_DEPS[@]}" || echo "hakmem: preload tests of missing programs will be skipped" >&2
+    check default build .
+    check headerless-gd build-headerless . -Dheader_classidx=false -Dtls_model=global-dynamic -Dbenchmarks=false
+    check width2-full build-width2-full . -Dclass7_header_width=2 -Dvalidation=full -Dbenchmarks=false
+    check tiny-standalone build-tiny src/tiny
+    check arena build-embedded src/tiny -Dplatform=arena
+    echo "hakmem: all test configurations passed"
+    ;;
+matrix)
+    install_deps "${BUILD_DEPS[@]}"
+    for h in true false; do for w in 1 2; do for v in none magic full; do
+        check "tiny h=$h w=$w v=$v" "build-matrix/tiny-$h-$w-$v" src/tiny \
+            -Dheader_classidx=$h -Dclass7_header_width=$w -Dvalidation=$v
+        check "arena h=$h w=$w v=$v" "build-matrix/arena-$h-$w-$v" src/tiny \
+            -Dheader_classidx=$h -Dclass7_header_width=$w -Dvalidation=$v -Dplatform=arena
+        check "all h=$h w=$w v=$v" "build-matrix/all-$h-$w-$v" . \
+            -Dheader_classidx=$h -Dclass7_header_width=$w -Dvalidation=$v -Dbenchmarks=false
+    done; done; done
+    echo "hakmem: every combination passed"
+    ;;
+bench)
+    shift
+    install_deps "${BUILD_DEPS[@]}"
+    install_deps "${BENCH_DEPS[@]}" || echo "hakmem: peers that are not installed will be skipped" >&2
+    setup build .
+    python3 bench/run.py --builddir build "$@"
+    ;;
+*)
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    exit 2
+    ;;
+esac

@@ -1,0 +1,78 @@
+/* hakmem/hakmem.h - the whole public API of hakmem.
+ *
+ * libhakmem.so and libhakmem.a export the C allocation functions with
+ * glibc 2.36's semantics (malloc, free, calloc, realloc, reallocarray,
+ * posix_memalign, aligned_alloc, memalign, valloc, pvalloc,
+ * malloc_usable_size, malloc_trim, mallinfo, mallinfo2, mallopt,
+ * malloc_stats, malloc_info, cfree and the __libc_* aliases), C23's
+ * free_sized and free_aligned_sized (declared here: glibc 2.36 lacks them),
+ * and the hak_ functions below. Link it, or load it with
+ * LD_PRELOAD=libhakmem.so.
+ */
+#ifndef HAKMEM_H
+#define HAKMEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hakmem/tiny.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The allocation entry points, callable under any name: malloc and
+ * hak_malloc are the same function. */
+HAK_API void *hak_malloc(size_t size);
+HAK_API void hak_free(void *p);
+HAK_API void *hak_calloc(size_t n, size_t size);
+HAK_API void *hak_realloc(void *p, size_t size);
+HAK_API void *hak_memalign(size_t align, size_t size);
+HAK_API int hak_posix_memalign(void **out, size_t align, size_t size);
+HAK_API void *hak_aligned_alloc(size_t align, size_t size);
+HAK_API void *hak_reallocarray(void *p, size_t n, size_t size);
+HAK_API void *hak_valloc(size_t size);
+HAK_API void *hak_pvalloc(size_t size);
+HAK_API size_t hak_usable_size(const void *p);
+/* Give every empty page back to the OS; 1 if memory was released. */
+HAK_API int hak_trim(size_t pad);
+
+/* C23 (not in glibc 2.36). */
+HAK_API void free_sized(void *p, size_t size);
+HAK_API void free_aligned_sized(void *p, size_t align, size_t size);
+
+/* Which tier serves (or owns) what. */
+enum hak_tier_id { HAK_TIER_NONE = 0, HAK_TIER_TINY, HAK_TIER_MID, HAK_TIER_L25, HAK_TIER_LARGE, HAK_TIER_SYSTEM };
+/* The tier that owns p (HAK_TIER_NONE for memory of none). */
+HAK_API int hak_owner(const void *p);
+/* The tier a request of `size` bytes goes to in this build. */
+HAK_API int hak_tier_for(size_t size);
+
+/* Statistics: what the allocator holds, by tier. */
+typedef struct hak_stats {
+    size_t mapped[6];     /* bytes of address space per tier (index: hak_tier_id) */
+    size_t committed[6];  /* of which committed (not decommitted) */
+    size_t os_mapped;     /* everything the platform layer has mapped */
+    size_t os_committed;
+} hak_stats_t;
+HAK_API void hak_get_stats(hak_stats_t *out);
+/* The HAKMEM_STATS table, on stderr, now. */
+HAK_API void hak_print_stats(void);
+
+/* Validation reports (validation=full, and magic where it checks): the
+ * handler receives the entry point ("free", "realloc", ...), the reason
+ * ("double free", "invalid pointer ...") and the address. The default
+ * writes "hakmem: free(): double free at 0x..." to stderr without
+ * allocating and aborts. A handler that returns makes the call a no-op
+ * (tests count reports this way). Returns the previous handler. */
+typedef void (*hak_failure_fn)(const char *op, const char *reason, const void *p);
+HAK_API hak_failure_fn hak_set_failure_handler(hak_failure_fn fn);
+
+/* The effective build options and environment, as HAKMEM_VERBOSE prints. */
+HAK_API const char *hak_build_options(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,422 @@
+/* dispatch.c - the public entry points: tier selection by size, the free
+ * chain by address, realloc, aligned allocation, and the glibc-compatible
+ * names (exported as aliases of the hak_ functions).
+ *
+ * The free chain (../shared/BRIEF.md, "The free path"): ownership by
+ * address first, then trust metadata.
+ *   1. chunk map says TINY        -> tiny (header byte or slab metadata)
+ *   2. chunk map says MID or L25  -> the pool (interior aligned pointers
+ *                                    are resolved by the pool)
+ *   3. the large registry         -> munmap
+ *   4. a system-fallback block     -> glibc's free of its mapping
+ *   5. anything else: at validation=full reported as an invalid pointer;
+ *      below full handed to glibc's real free.
+ * No byte in front of a pointer ever decides the tier.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <stdint.h>
+#include <string.h>
+
+#if HAK_HAVE_TINY
+#include "tiny_inline.h"
+#endif
+#if HAK_HAVE_MID
+#include "hak_mid.h"
+#endif
+#if HAK_HAVE_L25
+#include "hak_l25.h"
+#endif
+#if HAK_HAVE_LARGE
+#include "hak_large.h"
+#endif
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+#define HAK_ALIAS(name) __attribute__((alias(#name), visibility("default")))
+
+/* --------------------------------------------------------- tier choice */
+
+/* Allocate `size` bytes (<= PTRDIFF_MAX) aligned to `align` (a power of
+ * two >= 16) from the first tier that serves the size, or from the next
+ * one up, or from the system allocator. */
+static HAK_NOINLINE void *alloc_tiers(size_t size, size_t align)
+{
+#if HAK_HAVE_TINY
+    if (size <= HAK_TINY_MAX_SIZE) {
+        if (align <= 16)
+            return hak_tiny_alloc_inline(size);
+        int c = hak_tiny_class_aligned_(size, align);
+        if (c >= 0)
+            return hak_tiny_alloc_class((unsigned)c);
+    }
+#endif
+#if HAK_HAVE_MID
+    if (size <= HAK_MID_MAX && align <= hak_mid_max_align(size)) {
+        void *p = hak_mid_alloc(size, align);
+        if (p || errno != EINVAL)
+            return p;
+    }
+#endif
+#if HAK_HAVE_L25
+    if (size <= HAK_L25_MAX && size > HAK_MID_MAX - (HAK_HAVE_MID ? 0 : HAK_MID_MAX) &&
+        align <= hak_l25_max_align(size)) {
+        void *p = hak_l25_alloc(size, align);
+        if (p || errno != EINVAL)
+            return p;
+    }
+#endif
+#if HAK_HAVE_LARGE
+    return hak_large_alloc(size, align);
+#else
+    return hak_sys_alloc_(size, align);
+#endif
+}
+
+int hak_tier_for(size_t size)
+{
+#if HAK_HAVE_TINY
+    if (size <= HAK_TINY_MAX_SIZE)
+        return HAK_TIER_TINY;
+#endif
+#if HAK_HAVE_MID
+    if (size <= HAK_MID_MAX)
+        return HAK_TIER_MID;
+#endif
+#if HAK_HAVE_L25
+    if (size <= HAK_L25_MAX)
+        return HAK_TIER_L25;
+#endif
+    return HAK_HAVE_LARGE ? HAK_TIER_LARGE : HAK_TIER_SYSTEM;
+}
+
+int hak_owner(const void *p)
+{
+    if (p == NULL)
+        return HAK_TIER_NONE;
+    switch (hak_chunk_tag(p)) {
+    case HAK_TAG_TINY:
+        return HAK_TIER_TINY;
+    case HAK_TAG_MID:
+        return HAK_TIER_MID;
+    case HAK_TAG_L25:
+        return HAK_TIER_L25;
+    default:
+        break;
+    }
+#if HAK_HAVE_LARGE
+    if (hak_large_owns(p))
+        return HAK_TIER_LARGE;
+#endif
+    if (hak_sys_owns_(p))
+        return HAK_TIER_SYSTEM;
+    return HAK_TIER_NONE;
+}
+
+/* ---------------------------------------------------------------- malloc */
+
+static HAK_NOINLINE void *malloc_slow(size_t size)
+{
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#if HAK_HAVE_TINY
+    if (size <= HAK_TINY_MAX_SIZE && !hak_trace_on_) /* traced off since the test */
+        return hak_tiny_alloc_inline(size);
+#endif
+    void *p = alloc_tiers(size, 16);
+    if (HAK_UNLIKELY(hak_trace_on_) && p)
+        hak_trace_alloc_(size, p);
+    return p;
+}
+
+HAK_EXPORT void *hak_malloc(size_t size)
+{
+#if HAK_HAVE_TINY
+    /* hak_fast_limit_ is HAK_TINY_MAX_SIZE + 1, or 0 while a per-request
+     * trace is on: one compare covers both. */
+    if (HAK_LIKELY(size < hak_fast_limit_))
+        return hak_tiny_alloc_inline(size);
+#endif
+    return malloc_slow(size);
+}
+
+/* ------------------------------------------------------------------ free */
+
+static HAK_NOINLINE void free_slow(void *p, unsigned tag)
+{
+    if (p == NULL)
+        return;
+    if (HAK_UNLIKELY(hak_trace_on_))
+        hak_trace_free_(p);
+    switch (tag) {
+#if HAK_HAVE_TINY
+    case HAK_TAG_TINY:
+        hak_tiny_free_owned(p);
+        return;
+#endif
+#if HAK_HAVE_MID
+    case HAK_TAG_MID:
+        hak_mid_free(p);
+        return;
+#endif
+#if HAK_HAVE_L25
+    case HAK_TAG_L25:
+        hak_l25_free(p);
+        return;
+#endif
+    default:
+        break;
+    }
+#if HAK_HAVE_LARGE
+    if (hak_large_owns(p)) {
+        hak_large_free(p);
+        return;
+    }
+#endif
+    if (hak_sys_owns_(p)) {
+        hak_sys_free_(p);
+        return;
+    }
+#if HAK_VALIDATION >= 2
+    hak_report_failure("free", "invalid pointer (not allocated by hakmem)", p);
+#else
+    hak_real_free_(p);
+#endif
+}
+
+HAK_EXPORT void hak_free(void *p)
+{
+#if HAK_HAVE_TINY
+    unsigned tag = hak_chunk_tag(p);
+    /* hak_fast_tag_ is HAK_TAG_TINY, or an impossible tag while tracing */
+    if (HAK_LIKELY(tag == hak_fast_tag_)) {
+        hak_tiny_free_owned(p);
+        return;
+    }
+    free_slow(p, tag);
+#else
+    free_slow(p, hak_chunk_tag(p));
+#endif
+}
+
+/* ------------------------------------------------------------ usable size */
+
+/* Usable bytes of p, and its tier (HAK_TIER_NONE: foreign). */
+static size_t usable_of(const void *p, int *tier)
+{
+    switch (hak_chunk_tag(p)) {
+#if HAK_HAVE_TINY
+    case HAK_TAG_TINY:
+        *tier = HAK_TIER_TINY;
+        return hak_tiny_usable_owned(p);
+#endif
+#if HAK_HAVE_MID
+    case HAK_TAG_MID:
+        *tier = HAK_TIER_MID;
+        return hak_mid_usable_size(p);
+#endif
+#if HAK_HAVE_L25
+    case HAK_TAG_L25:
+        *tier = HAK_TIER_L25;
+        return hak_l25_usable_size(p);
+#endif
+    default:
+        break;
+    }
+#if HAK_HAVE_LARGE
+    if (hak_large_owns(p)) {
+        *tier = HAK_TIER_LARGE;
+        return hak_large_usable_size(p);
+    }
+#endif
+    if (hak_sys_owns_(p)) {
+        *tier = HAK_TIER_SYSTEM;
+        return hak_sys_usable_(p);
+    }
+    *tier = HAK_TIER_NONE;
+    return 0;
+}
+
+HAK_EXPORT size_t hak_usable_size(const void *p)
+{
+    if (p == NULL)
+        return 0;
+    int tier;
+    size_t n = usable_of(p, &tier);
+    if (tier != HAK_TIER_NONE)
+        return n;
+#if HAK_VALIDATION >= 2
+    hak_report_failure("malloc_usable_size", "invalid pointer (not allocated by hakmem)", p);
+    return 0;
+#else
+    return hak_real_usable_((void *)p);
+#endif
+}
+
+/* ---------------------------------------------------------------- calloc */
+
+HAK_EXPORT void *hak_calloc(size_t n, size_t size)
+{
+    size_t total;
+    if (HAK_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#if HAK_HAVE_LARGE
+    /* A fresh mapping is zero already: do not touch (and commit) its pages,
+     * as glibc does for mmapped chunks. */
+    if (hak_tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_)
+        return total > PTRDIFF_MAX ? (errno = ENOMEM, NULL) : hak_large_alloc_zeroed(total, 16);
+#endif
+    void *p = hak_malloc(total);
+    if (HAK_UNLIKELY(p == NULL))
+        return NULL;
+    memset(p, 0, total);
+    return p;
+}
+
+/* --------------------------------------------------------------- realloc */
+
+HAK_EXPORT void *hak_realloc(void *p, size_t size)
+{
+    if (p == NULL)
+        return hak_malloc(size);
+    if (size == 0) { /* glibc 2.36: frees and returns NULL */
+        hak_free(p);
+        return NULL;
+    }
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    int tier;
+    size_t old = usable_of(p, &tier);
+    if (HAK_UNLIKELY(tier == HAK_TIER_NONE)) {
+#if HAK_VALIDATION >= 2
+        hak_report_failure("realloc", "invalid pointer (not allocated by hakmem)", p);
+        errno = EINVAL;
+        return NULL;
+#else
+        return hak_real_realloc_(p, size);
+#endif
+    }
+    /* Fits, and would not be served by a smaller tier or class: keep it. */
+    if (size <= old && hak_tier_for(size) == tier && (tier != HAK_TIER_TINY || size > old / 2) &&
+        (tier == HAK_TIER_TINY || size >= old / 2))
+        return p;
+#if HAK_HAVE_LARGE
+    if (tier == HAK_TIER_LARGE && hak_tier_for(size) == HAK_TIER_LARGE)
+        return hak_large_realloc(p, size);
+#endif
+    void *q = hak_malloc(size);
+    if (q == NULL)
+        return NULL; /* errno is ENOMEM; p is untouched */
+    memcpy(q, p, old < size ? old : size);
+    hak_free(p);
+    return q;
+}
+
+HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)
+{
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return hak_realloc(p, total);
+}
+
+/* ------------------------------------------------------------- alignment */
+
+/* memalign with glibc 2.36's rules: align <= 16 is plain malloc; a
+ * non-power-of-two alignment is rounded up; above SIZE_MAX/2+1 -> EINVAL. */
+HAK_EXPORT void *hak_memalign(size_t align, size_t size)
+{
+    if (align <= 16)
+        return hak_malloc(size);
+    if (HAK_UNLIKELY(align > SIZE_MAX / 2 + 1)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (align & (align - 1))
+        align = (size_t)1 << (64 - __builtin_clzl(align));
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX || align > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    void *p = alloc_tiers(size, align);
+    if (HAK_UNLIKELY(hak_trace_on_) && p)
+        hak_trace_alloc_(size, p);
+    return p;
+}
+
+HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (align < sizeof(void *) || (align & (align - 1)) != 0)
+        return EINVAL;
+    int saved = errno;
+    void *p = hak_memalign(align, size);
+    if (p == NULL) {
+        int e = errno;
+        errno = saved;
+        return e ? e : ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
+
+HAK_EXPORT void *hak_valloc(size_t size) { return hak_memalign(hak_os_page_size(), size); }
+
+HAK_EXPORT void *hak_pvalloc(size_t size)
+{
+    size_t ps = hak_os_page_size(), rounded;
+    if (__builtin_add_overflow(size, ps - 1, &rounded)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    rounded &= ~(ps - 1);
+    return hak_memalign(ps, rounded ? rounded : ps);
+}
+
+/* -------------------------------------------------------------- C23 free */
+
+HAK_EXPORT void free_sized(void *p, size_t size)
+{
+    (void)size;
+    hak_free(p);
+}
+
+HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
+{
+    (void)align;
+    (void)size;
+    hak_free(p);
+}
+
+/* --------------------------------------------------------- glibc's names */
+
+void *malloc(size_t size) HAK_ALIAS(hak_malloc);
+void free(void *p) HAK_ALIAS(hak_free);
+void cfree(void *p) HAK_ALIAS(hak_free);
+void *calloc(size_t n, size_t size) HAK_ALIAS(hak_calloc);
+void *realloc(void *p, size_t size) HAK_ALIAS(hak_realloc);
+void *reallocarray(void *p, size_t n, size_t size) HAK_ALIAS(hak_reallocarray);
+void *memalign(size_t align, size_t size) HAK_ALIAS(hak_memalign);
+void *aligned_alloc(size_t align, size_t size) HAK_ALIAS(hak_aligned_alloc);
+int posix_memalign(void **out, size_t align, size_t size) HAK_ALIAS(hak_posix_memalign);
+HAK_EXPORT size_t malloc_usable_size(void *p) { return hak_usable_size(p); }
+
+void *__libc_malloc(size_t size) HAK_ALIAS(hak_malloc);
+void __libc_free(void *p) HAK_ALIAS(hak_free);
+void *__libc_calloc(size_t n, size_t size) HAK_ALIAS(hak_calloc);
+void *__libc_realloc(void *p, size_t size) HAK_ALIAS(hak_realloc);
+void *__libc_memalign(size_t align, size_t size) HAK_ALIAS(hak_memalign);
+void *valloc(size_t size) HAK_ALIAS(hak_valloc);
+void *pvalloc(size_t size) HAK_ALIAS(hak_pvalloc);
+void *__libc_valloc(size_t size) HAK_ALIAS(hak_valloc);
+void *__libc_pvalloc(size_t size) HAK_ALIAS(hak_pvalloc);

@@ -1,0 +1,61 @@
+/* dispatch.h - internal interface of src/dispatch: tier selection, the
+ * free chain, the system-allocator fallback and the runtime options. */
+#ifndef HAK_DISPATCH_H
+#define HAK_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hak_platform.h"
+#include "hakmem/hakmem.h"
+
+#ifndef HAK_HAVE_TINY
+#define HAK_HAVE_TINY 0
+#endif
+#ifndef HAK_HAVE_MID
+#define HAK_HAVE_MID 0
+#endif
+#ifndef HAK_HAVE_L25
+#define HAK_HAVE_L25 0
+#endif
+#ifndef HAK_HAVE_LARGE
+#define HAK_HAVE_LARGE 0
+#endif
+
+#define HAK_MID_MAX ((size_t)32 << 10) /* mid: above tiny, up to 32 KiB */
+#define HAK_L25_MAX ((size_t)1 << 20)  /* L25: above 32 KiB, up to 1 MiB */
+
+/* ------------------------------------------------ system fallback (sysalloc.c)
+ * Blocks of sizes whose tier is left out of the build come from the system
+ * allocator (glibc's malloc, found with dlsym(RTLD_NEXT)) behind a 16-byte
+ * AllocHeader with method = malloc. */
+void *hak_sys_alloc_(size_t size, size_t align) HAK_INTERNAL;
+/* true if p is a live fallback block (registry at full, header probe
+ * guarded by the hybrid readability check below full). */
+int hak_sys_owns_(const void *p) HAK_INTERNAL;
+void hak_sys_free_(void *p) HAK_INTERNAL;
+size_t hak_sys_usable_(const void *p) HAK_INTERNAL;
+
+/* glibc's own functions, for foreign pointers (validation below full). */
+void hak_real_free_(void *p) HAK_INTERNAL;
+void *hak_real_realloc_(void *p, size_t size) HAK_INTERNAL;
+size_t hak_real_usable_(void *p) HAK_INTERNAL;
+void *hak_real_malloc_(size_t size) HAK_INTERNAL;
+void hak_resolve_real_(void) HAK_INTERNAL;
+
+/* ------------------------------------------------------ options (env.c) */
+typedef struct hak_env {
+    int stats, size_hist, mem_trace, verbose;
+} hak_env_t;
+extern hak_env_t hak_env_ HAK_INTERNAL;
+/* Requested-size tracing (HAKMEM_SIZE_HIST / HAKMEM_MEM_TRACE): nonzero
+ * when any per-request hook is on; tested once per call. */
+extern int hak_trace_on_ HAK_INTERNAL;
+/* The fast paths' thresholds, moved out of reach while tracing is on. */
+extern size_t hak_fast_limit_ HAK_INTERNAL;
+extern unsigned hak_fast_tag_ HAK_INTERNAL;
+void hak_trace_alloc_(size_t req, void *p) HAK_INTERNAL;
+void hak_trace_free_(void *p) HAK_INTERNAL;
+void hak_env_init_(void) HAK_INTERNAL;
+
+#endif

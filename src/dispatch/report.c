@@ -1,0 +1,531 @@
+/* report.c - runtime options (environment), statistics, the exit reports
+ * and glibc's introspection API (mallinfo, mallinfo2, malloc_stats,
+ * malloc_info, mallopt, malloc_trim).
+ *
+ * Environment variables are read once, at load (constructor), without
+ * allocating, and ignored for setuid/setgid programs (hak_getenv checks
+ * AT_SECURE). Reports go to stderr with write(2), never through malloc,
+ * once per process: a forked child does not repeat its parent's.
+ * Formats: docs/options.md.
+ */
+#include "dispatch.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#if HAK_HAVE_TINY
+#include "tiny_inline.h"
+#endif
+#if HAK_HAVE_MID
+#include "hak_mid.h"
+#endif
+#if HAK_HAVE_L25
+#include "hak_l25.h"
+#endif
+#if HAK_HAVE_LARGE
+#include "hak_large.h"
+#endif
+
+#define HAK_EXPORT __attribute__((visibility("default")))
+#define HAK_STR_(x) #x
+#define HAK_STR(x) HAK_STR_(x)
+#ifndef HAK_TIERS_STR
+#define HAK_TIERS_STR "?"
+#endif
+
+hak_env_t hak_env_;
+int hak_trace_on_;
+#if HAK_HAVE_TINY
+size_t hak_fast_limit_ = HAK_TINY_MAX_SIZE + 1;
+unsigned hak_fast_tag_ = HAK_TAG_TINY;
+#else
+size_t hak_fast_limit_;
+unsigned hak_fast_tag_ = 0x100;
+#endif
+static pid_t g_report_pid;
+
+/* ------------------------------------------------------------- output */
+
+typedef struct { char buf[512]; size_t n; } line_t;
+
+static void put(line_t *l, const char *s)
+{
+    while (*s && l->n < sizeof l->buf - 2)
+        l->buf[l->n++] = *s++;
+}
+
+/* v right-aligned in `width` columns */
+static void put_u(line_t *l, uint64_t v, int width)
+{
+    char num[24];
+    int len = (int)hak_fmt_u64(num, v);
+    for (int i = len; i < width; i++)
+        put(l, " ");
+    put(l, num);
+}
+
+static void put_pad(line_t *l, const char *s, int width)
+{
+    int len = (int)strlen(s);
+    put(l, s);
+    for (int i = len; i < width; i++)
+        put(l, " ");
+}
+
+/* percentage with one decimal of num/den */
+static void put_pct(line_t *l, uint64_t num, uint64_t den, int width)
+{
+    uint64_t tenths = den ? (num * 1000 + den / 2) / den : 0;
+    char a[24], b[24];
+    hak_fmt_u64(a, tenths / 10);
+    hak_fmt_u64(b, tenths % 10);
+    int len = (int)(strlen(a) + 3);
+    for (int i = len; i < width; i++)
+        put(l, " ");
+    put(l, a);
+    put(l, ".");
+    put(l, b);
+    put(l, "%");
+}
+
+static void emit(line_t *l)
+{
+    l->buf[l->n++] = '\n';
+    l->buf[l->n] = 0;
+    hak_write_err(l->buf);
+    l->n = 0;
+}
+
+/* ---------------------------------------------------------- statistics */
+
+static const char *const tier_names[6] = {"none", "tiny", "mid", "l25", "large", "system"};
+
+HAK_EXPORT void hak_get_stats(hak_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+#if HAK_HAVE_TINY
+    hak_tiny_stats_t ts;
+    hak_tiny_get_stats(&ts);
+    out->mapped[HAK_TIER_TINY] = ts.bytes_mapped;
+    out->committed[HAK_TIER_TINY] = ts.bytes_committed;
+#endif
+#if HAK_HAVE_MID
+    hak_tier_stats_t ms;
+    hak_mid_vtable.stats(&ms);
+    out->mapped[HAK_TIER_MID] = ms.bytes_mapped;
+    out->committed[HAK_TIER_MID] = ms.bytes_committed;
+#endif
+#if HAK_HAVE_L25
+    hak_tier_stats_t ls;
+    hak_l25_vtable.stats(&ls);
+    out->mapped[HAK_TIER_L25] = ls.bytes_mapped;
+    out->committed[HAK_TIER_L25] = ls.bytes_committed;
+#endif
+#if HAK_HAVE_LARGE
+    hak_tier_stats_t gs;
+    hak_large_stats(&gs);
+    out->mapped[HAK_TIER_LARGE] = gs.bytes_mapped;
+    out->committed[HAK_TIER_LARGE] = gs.bytes_committed;
+#endif
+    out->os_mapped = hak_os_mapped_bytes();
+    out->os_committed = hak_os_committed_bytes();
+}
+
+/* ------------------------------------------------- per-request tracing */
+
+/* Size buckets: <=16, <=32, ... powers of two up to 2^40, then beyond. */
+#define HIST_BUCKETS 42
+static uint64_t g_size_hist[HIST_BUCKETS];
+/* What served them: tiny classes, then mid, l25, large, system. */
+#define SERVED_SLOTS (HAK_TINY_NCLASSES_OR_0 + 4)
+#if HAK_HAVE_TINY
+#define HAK_TINY_NCLASSES_OR_0 HAK_TINY_NCLASSES
+#else
+#define HAK_TINY_NCLASSES_OR_0 0
+#endif
+static uint64_t g_served[SERVED_SLOTS];
+static uint64_t g_req_bytes, g_req_count, g_live_usable, g_peak_usable, g_frees;
+
+static unsigned bucket_of(size_t n)
+{
+    if (n <= 16)
+        return 0;
+    unsigned b = (unsigned)(64 - __builtin_clzl(n - 1)) - 4;
+    return b < HIST_BUCKETS ? b : HIST_BUCKETS - 1;
+}
+
+void hak_trace_alloc_(size_t req, void *p)
+{
+    size_t usable = hak_usable_size(p);
+    __atomic_fetch_add(&g_req_count, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_req_bytes, req, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_size_hist[bucket_of(req)], 1, __ATOMIC_RELAXED);
+    int tier = hak_owner(p);
+    unsigned slot;
+#if HAK_HAVE_TINY
+    if (tier == HAK_TIER_TINY) {
+        slot = hak_tiny_class_of(usable);
+    } else
+#endif
+    {
+        slot = HAK_TINY_NCLASSES_OR_0 + (unsigned)(tier >= HAK_TIER_MID ? tier - HAK_TIER_MID : 3);
+        if (slot >= SERVED_SLOTS)
+            slot = SERVED_SLOTS - 1;
+    }
+    __atomic_fetch_add(&g_served[slot], 1, __ATOMIC_RELAXED);
+    uint64_t live = __atomic_add_fetch(&g_live_usable, usable, __ATOMIC_RELAXED);
+    uint64_t peak = __atomic_load_n(&g_peak_usable, __ATOMIC_RELAXED);
+    while (live > peak && !__atomic_compare_exchange_n(&g_peak_usable, &peak, live, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+void hak_trace_free_(void *p)
+{
+    size_t usable = hak_usable_size(p);
+    __atomic_fetch_add(&g_frees, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&g_live_usable, usable, __ATOMIC_RELAXED);
+}
+
+/* ----------------------------------------------------------- reports */
+
+static size_t read_rss(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *s = buf;
+    while (*s && *s != ' ')
+        s++;
+    size_t pages = 0;
+    while (*s == ' ')
+        s++;
+    while (*s >= '0' && *s <= '9')
+        pages = pages * 10 + (size_t)(*s++ - '0');
+    return pages * hak_os_page_size();
+}
+
+HAK_EXPORT void hak_print_stats(void)
+{
+    line_t l = {.n = 0};
+    hak_stats_t st;
+    hak_get_stats(&st);
+    put(&l, "hakmem stats (pid ");
+    put_u(&l, (uint64_t)getpid(), 0);
+    put(&l, ")");
+    emit(&l);
+    put(&l, "  tier         mapped KiB   committed KiB");
+    emit(&l);
+    for (int t = HAK_TIER_TINY; t <= HAK_TIER_LARGE; t++) {
+        put(&l, "  ");
+        put_pad(&l, tier_names[t], 8);
+        put_u(&l, st.mapped[t] >> 10, 15);
+        put_u(&l, st.committed[t] >> 10, 16);
+        emit(&l);
+    }
+    put(&l, "  ");
+    put_pad(&l, "os", 8);
+    put_u(&l, st.os_mapped >> 10, 15);
+    put_u(&l, st.os_committed >> 10, 16);
+    emit(&l);
+#if HAK_HAVE_TINY
+    hak_tiny_stats_t ts;
+    hak_tiny_get_stats(&ts);
+    put(&l, "  tiny: superslabs ");
+    put_u(&l, ts.superslabs, 0);
+    put(&l, ", slabs in use ");
+    put_u(&l, ts.slabs_in_use, 0);
+    put(&l, ", refills ");
+    put_u(&l, ts.refills, 0);
+    put(&l, ", drains ");
+    put_u(&l, ts.drains, 0);
+    put(&l, ", spills ");
+    put_u(&l, ts.spills, 0);
+    put(&l, ", slab releases ");
+    put_u(&l, ts.slab_releases, 0);
+    put(&l, ", superslab unmaps ");
+    put_u(&l, ts.ss_unmaps, 0);
+    emit(&l);
+#if HAK_STATS
+    uint64_t fa = __atomic_load_n(&hak_tiny_count_[0], __ATOMIC_RELAXED);
+    uint64_t sa = __atomic_load_n(&hak_tiny_count_[1], __ATOMIC_RELAXED);
+    uint64_t ff = __atomic_load_n(&hak_tiny_count_[2], __ATOMIC_RELAXED);
+    uint64_t sf = __atomic_load_n(&hak_tiny_count_[3], __ATOMIC_RELAXED);
+    put(&l, "  tiny fast path: malloc hits ");
+    put_pct(&l, fa, fa + sa, 0);
+    put(&l, " (");
+    put_u(&l, fa, 0);
+    put(&l, " of ");
+    put_u(&l, fa + sa, 0);
+    put(&l, "), free hits ");
+    put_pct(&l, ff - sf, ff, 0);
+    put(&l, " (");
+    put_u(&l, ff - sf, 0);
+    put(&l, " of ");
+    put_u(&l, ff, 0);
+    put(&l, ")");
+    emit(&l);
+#else
+    put(&l, "  tiny fast path: hit rate needs a -Dstats=true build");
+    emit(&l);
+#endif
+#endif
+}
+
+static void print_size_hist(void)
+{
+    line_t l = {.n = 0};
+    uint64_t total = __atomic_load_n(&g_req_count, __ATOMIC_RELAXED);
+    put(&l, "hakmem size histogram (pid ");
+    put_u(&l, (uint64_t)getpid(), 0);
+    put(&l, "): ");
+    put_u(&l, total, 0);
+    put(&l, " requests");
+    emit(&l);
+    put(&l, "  size <=          count   share");
+    emit(&l);
+    for (unsigned b = 0; b < HIST_BUCKETS; b++) {
+        uint64_t c = __atomic_load_n(&g_size_hist[b], __ATOMIC_RELAXED);
+        if (!c)
+            continue;
+        put(&l, "  ");
+        if (b == HIST_BUCKETS - 1)
+            put(&l, "     more");
+        else
+            put_u(&l, (uint64_t)1 << (b + 4), 9);
+        put_u(&l, c, 15);
+        put_pct(&l, c, total, 8);
+        emit(&l);
+    }
+    put(&l, "  served by             count   share");
+    emit(&l);
+    for (unsigned s = 0; s < SERVED_SLOTS; s++) {
+        uint64_t c = __atomic_load_n(&g_served[s], __ATOMIC_RELAXED);
+        if (!c)
+            continue;
+        put(&l, "  ");
+        char name[32];
+        if (s < HAK_TINY_NCLASSES_OR_0) {
+#if HAK_HAVE_TINY
+            char num[24];
+            hak_fmt_u64(num, hak_tiny_stride_[s]);
+            strcpy(name, "tiny/");
+            strcat(name, num);
+#endif
+        } else {
+            strcpy(name, tier_names[HAK_TIER_MID + (s - HAK_TINY_NCLASSES_OR_0)]);
+        }
+        put_pad(&l, name, 14);
+        put_u(&l, c, 15);
+        put_pct(&l, c, total, 8);
+        emit(&l);
+    }
+}
+
+static void print_mem_trace(void)
+{
+    line_t l = {.n = 0};
+    hak_stats_t st;
+    hak_get_stats(&st);
+    size_t committed = 0;
+    for (int t = 0; t < 6; t++)
+        committed += st.committed[t];
+    uint64_t live = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED);
+    put(&l, "hakmem memory trace (pid ");
+    put_u(&l, (uint64_t)getpid(), 0);
+    put(&l, ")");
+    emit(&l);
+    put(&l, "  requests                  ");
+    put_u(&l, __atomic_load_n(&g_req_count, __ATOMIC_RELAXED), 14);
+    emit(&l);
+    put(&l, "  frees                     ");
+    put_u(&l, __atomic_load_n(&g_frees, __ATOMIC_RELAXED), 14);
+    emit(&l);
+    put(&l, "  requested bytes (total)   ");
+    put_u(&l, __atomic_load_n(&g_req_bytes, __ATOMIC_RELAXED), 14);
+    emit(&l);
+    put(&l, "  live usable bytes         ");
+    put_u(&l, live, 14);
+    emit(&l);
+    put(&l, "  peak live usable bytes    ");
+    put_u(&l, __atomic_load_n(&g_peak_usable, __ATOMIC_RELAXED), 14);
+    emit(&l);
+    put(&l, "  committed bytes (tiers)   ");
+    put_u(&l, committed, 14);
+    emit(&l);
+    put(&l, "  committed bytes (os)      ");
+    put_u(&l, st.os_committed, 14);
+    emit(&l);
+    put(&l, "  resident bytes (VmRSS)    ");
+    put_u(&l, read_rss(), 14);
+    emit(&l);
+    put(&l, "  overhead (committed-live) ");
+    put_u(&l, committed > live ? committed - live : 0, 14);
+    emit(&l);
+}
+
+HAK_EXPORT const char *hak_build_options(void)
+{
+    return "header_classidx=" HAK_STR(HAK_HEADER_CLASSIDX)
+           " class7_header_width=" HAK_STR(HAK_CLASS7_HEADER_WIDTH)
+           " validation=" HAK_STR(HAK_VALIDATION)
+           " platform=" HAK_STR(HAK_PLATFORM_ARENA)
+           " stats=" HAK_STR(HAK_STATS)
+           " tls_global_dynamic=" HAK_STR(HAK_TLS_GLOBAL_DYNAMIC)
+           " tiers=" HAK_TIERS_STR;
+}
+
+static void print_verbose(void)
+{
+    line_t l = {.n = 0};
+    put(&l, "hakmem: ");
+    put(&l, hak_build_options());
+    emit(&l);
+    put(&l, "hakmem: HAKMEM_STATS=");
+    put_u(&l, (uint64_t)hak_env_.stats, 0);
+    put(&l, " HAKMEM_SIZE_HIST=");
+    put_u(&l, (uint64_t)hak_env_.size_hist, 0);
+    put(&l, " HAKMEM_MEM_TRACE=");
+    put_u(&l, (uint64_t)hak_env_.mem_trace, 0);
+    put(&l, " HAKMEM_VERBOSE=");
+    put_u(&l, (uint64_t)hak_env_.verbose, 0);
+    emit(&l);
+}
+
+static int env_flag(const char *name)
+{
+    const char *v = hak_getenv(name);
+    return v && *v && !(v[0] == '0' && v[1] == 0);
+}
+
+/* Runs at load, before main (and before most other constructors). */
+__attribute__((constructor(102))) void hak_env_init_(void)
+{
+    hak_env_.stats = env_flag("HAKMEM_STATS");
+    hak_env_.size_hist = env_flag("HAKMEM_SIZE_HIST");
+    hak_env_.mem_trace = env_flag("HAKMEM_MEM_TRACE");
+    hak_env_.verbose = env_flag("HAKMEM_VERBOSE");
+    g_report_pid = getpid();
+    if (hak_env_.size_hist || hak_env_.mem_trace) {
+        __atomic_store_n(&hak_trace_on_, 1, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_limit_, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_tag_, 0x100, __ATOMIC_RELEASE);
+    }
+    if (hak_env_.verbose)
+        print_verbose();
+    hak_resolve_real_();
+}
+
+__attribute__((destructor)) static void hak_exit_reports(void)
+{
+    if (getpid() != g_report_pid)
+        return; /* a forked child does not repeat its parent's report */
+    if (hak_env_.stats)
+        hak_print_stats();
+    if (hak_env_.size_hist)
+        print_size_hist();
+    if (hak_env_.mem_trace)
+        print_mem_trace();
+}
+
+/* ----------------------------------------------- glibc introspection API */
+
+HAK_EXPORT int hak_trim(size_t pad)
+{
+    (void)pad;
+    hak_stats_t before, after;
+    hak_get_stats(&before);
+#if HAK_HAVE_TINY
+    hak_tiny_trim();
+#endif
+#if HAK_HAVE_MID
+    hak_mid_trim();
+#endif
+#if HAK_HAVE_L25
+    hak_l25_trim();
+#endif
+    hak_get_stats(&after);
+    return after.os_committed < before.os_committed;
+}
+
+HAK_EXPORT int malloc_trim(size_t pad) { return hak_trim(pad); }
+
+HAK_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 mi;
+    memset(&mi, 0, sizeof mi);
+    hak_stats_t st;
+    hak_get_stats(&st);
+    size_t committed = 0, mapped_large = st.mapped[HAK_TIER_LARGE];
+    for (int t = 0; t < 6; t++)
+        committed += st.committed[t];
+    mi.arena = committed - st.committed[HAK_TIER_LARGE]; /* non-mmapped space */
+    mi.hblks = 0;
+    mi.hblkhd = mapped_large;                           /* space in mmapped regions */
+    mi.uordblks = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED); /* with HAKMEM_MEM_TRACE */
+    mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
+    mi.keepcost = 0;
+    return mi;
+}
+
+HAK_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m2 = mallinfo2();
+    struct mallinfo mi;
+    memset(&mi, 0, sizeof mi);
+    mi.arena = (int)m2.arena;
+    mi.hblkhd = (int)m2.hblkhd;
+    mi.uordblks = (int)m2.uordblks;
+    mi.fordblks = (int)m2.fordblks;
+    return mi;
+}
+
+HAK_EXPORT void malloc_stats(void) { hak_print_stats(); }
+
+HAK_EXPORT int malloc_info(int options, FILE *fp)
+{
+    if (options != 0) {
+        errno = EINVAL;
+        return -1;
+    }
+    hak_stats_t st;
+    hak_get_stats(&st);
+    fprintf(fp, "<malloc version=\"hakmem-1\">\n");
+    for (int t = HAK_TIER_TINY; t <= HAK_TIER_LARGE; t++)
+        fprintf(fp, "<heap name=\"%s\"><total type=\"mapped\" size=\"%zu\"/><total type=\"committed\" size=\"%zu\"/></heap>\n",
+                tier_names[t], st.mapped[t], st.committed[t]);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", st.os_committed,
+            st.os_mapped);
+    fprintf(fp, "</malloc>\n");
+    return 0;
+}
+
+/* glibc's parameters are accepted; hakmem's policies are fixed at build
+ * time (docs/options.md lists each and what it means here). */
+HAK_EXPORT int mallopt(int param, int value)
+{
+    (void)value;
+    switch (param) {
+    case M_MXFAST:
+    case M_TRIM_THRESHOLD:
+    case M_TOP_PAD:
+    case M_MMAP_THRESHOLD:
+    case M_MMAP_MAX:
+    case M_CHECK_ACTION:
+    case M_PERTURB:
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,94 @@
+/* hak_large.h - the large tier (libhakmem-large): blocks mapped one by one
+ * with hak_os_map, each preceded by a 16-byte AllocHeader
+ * (hak_alloc_header.h), tracked in a registry of live mappings
+ * (hak_large_registry.h) that proves ownership and is what free trusts.
+ *
+ * Serves requests above 1 MiB in the full library, and any size when
+ * called directly (dispatch's fallback for tiers left out of a build).
+ * Thread-safe. Every pointer is at least 16-byte aligned.
+ *
+ * Block layout (align <= 16; the header is right before the user pointer):
+ *
+ *   base (page-aligned)                                        base + len
+ *   +--------+----------------------------------------------+-----------+
+ *   | header | user block (size bytes)                      | slack     |
+ *   +--------+----------------------------------------------+-----------+
+ *            ^user = base + lead         usable = base + len - user
+ *
+ *   lead = 16 for align <= 16, align for 16 < align <= page, one page for
+ *   align > page (the mapping then starts one page before an aligned user
+ *   pointer; the over-mapped excess on both sides is unmapped).
+ */
+#ifndef HAK_LARGE_H
+#define HAK_LARGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hak_tier.h"
+
+#ifndef HAK_API
+#define HAK_API __attribute__((visibility("default")))
+#endif
+
+/* The size above which the full library sends requests here. */
+#define HAK_LARGE_THRESHOLD ((size_t)1 << 20)
+
+/* The largest request: the header's size field (16 TiB - 1) less the most
+ * a block's lead can take (one page, at most 64 KiB). */
+#define HAK_LARGE_MAX_SIZE (((size_t)1 << 44) - 1 - ((size_t)1 << 16))
+
+/* A block of at least `size` bytes aligned to `align` (0 means 16; else a
+ * power of two; any alignment the address space allows). Returns NULL with
+ * EINVAL for a bad alignment, ENOMEM if size > PTRDIFF_MAX, if size plus
+ * header plus alignment overflows or exceeds HAK_LARGE_MAX_SIZE, or if the
+ * OS refuses the mapping. Contents are unspecified: a block may reuse a
+ * cached mapping (see hak_large_trim). */
+HAK_API void *hak_large_alloc(size_t size, size_t align);
+
+/* hak_large_alloc, zero-filled: always a fresh mapping, whose pages the
+ * kernel zeroes lazily (calloc's path; no memset). */
+HAK_API void *hak_large_alloc_zeroed(size_t size, size_t align);
+
+/* Release the block at p (NULL is ignored). Keeps errno. Releases exactly
+ * the mapping the registry holds for p: unmapped, or kept in the bounded
+ * cache of recent mappings (8 mappings, 32 MiB in all, 16 MiB at most
+ * each). A pointer that is not a live block's
+ * start is reported ("invalid pointer"); a header that disagrees with the
+ * registry is reported at validation=magic (bad magic) and full (any
+ * field) as "corrupted header"; when a test's failure handler returns,
+ * the block is left alone. */
+HAK_API void hak_large_free(void *p);
+
+/* The bytes writable at p, to the end of its mapping (>= the size asked
+ * for); 0 if p is not a live block. */
+HAK_API size_t hak_large_usable_size(const void *p);
+
+/* true if p is exactly the start of a live large block. */
+HAK_API bool hak_large_owns(const void *p);
+
+/* Resize the block at p to at least `size` bytes with mremap (in place when
+ * the address space allows, else by moving the pages: no copy), keeping the
+ * contents up to the smaller size. p NULL: hak_large_alloc(size, 16).
+ * Returns the block (maybe moved), or NULL with ENOMEM (EINVAL for a
+ * pointer that is not a live block, which is also reported) and the block
+ * unchanged. size 0 keeps a minimal block: dispatch implements
+ * realloc(p, 0) as free. An over-aligned block keeps its alignment only
+ * when it is resized in place. */
+HAK_API void *hak_large_realloc(void *p, size_t size);
+
+/* Unmap every cached mapping. */
+HAK_API void hak_large_trim(void);
+
+/* Bytes mapped (blocks, cached mappings and registry), committed (the same: the tier never
+ * decommits), in use (usable bytes of live blocks), live blocks, and the
+ * counts of allocations and frees. */
+HAK_API void hak_large_stats(hak_tier_stats_t *out);
+
+/* The tier's vtable (hak_tier.h). thread_exit does nothing (no per-thread
+ * state); trim is hak_large_trim. The fork hooks are the ones the tier registers with
+ * hak_fork_register on its first allocation; calling them again in the same
+ * fork is harmless. */
+HAK_API extern const hak_tier_vtable_t hak_large_vtable;
+
+#endif /* HAK_LARGE_H */

@@ -1,0 +1,462 @@
+/* Suite `dispatch`: the drop-in API with glibc 2.36's semantics, through
+ * the real names (this program links libhakmem.so, so malloc is hakmem's). */
+#include "common/hak_test.h"
+
+#include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "hakmem/hakmem.h"
+
+/* realloc through a pointer the compiler cannot see through: the tests use
+ * a block after a realloc that failed, which gcc's -Wuse-after-free cannot
+ * know is legitimate. */
+static void *(*volatile realloc_v)(void *, size_t) = realloc;
+static void *(*volatile reallocarray_v)(void *, size_t, size_t) = reallocarray;
+static void *(*volatile calloc_v)(size_t, size_t) = calloc;
+
+/* One size of each tier and its boundaries. */
+static const size_t k_sizes[] = {0, 1, 15, 16, 17, 100, 1000, 1023, 1024, 1025, 1032, 1094, 4096, 8000,
+                                 32767, 32768, 32769, 100000, 1 << 19, (1 << 20) - 1, 1 << 20,
+                                 (1 << 20) + 1, 3 << 20};
+#define NSIZES (sizeof k_sizes / sizeof k_sizes[0])
+
+static void test_malloc_every_tier(void **state)
+{
+    (void)state;
+    void *p[NSIZES];
+    for (size_t i = 0; i < NSIZES; i++) {
+        p[i] = malloc(k_sizes[i]);
+        assert_non_null(p[i]);
+        assert_true(HT_ALIGNED(p[i], 16));
+        size_t u = malloc_usable_size(p[i]);
+        assert_true(u >= k_sizes[i]);
+        assert_true(hak_owner(p[i]) != HAK_TIER_NONE);
+        memset(p[i], (int)i, u); /* usable bytes are writable */
+    }
+    for (size_t i = 0; i < NSIZES; i++) {
+        size_t u = malloc_usable_size(p[i]);
+        for (size_t k = 0; k < u; k += 97)
+            assert_int_equal(((uint8_t *)p[i])[k], (uint8_t)i);
+        free(p[i]);
+    }
+    /* tier routing as documented */
+    assert_int_equal(hak_tier_for(1), HAK_TIER_TINY);
+    assert_int_equal(hak_tier_for(hak_tiny_max_size() + 1), HAK_TIER_MID);
+    assert_int_equal(hak_tier_for(32768), HAK_TIER_MID);
+    assert_int_equal(hak_tier_for(32769), HAK_TIER_L25);
+    assert_int_equal(hak_tier_for(1 << 20), HAK_TIER_L25);
+    assert_int_equal(hak_tier_for((1 << 20) + 1), HAK_TIER_LARGE);
+}
+
+static void test_sizes_beyond_ptrdiff(void **state)
+{
+    (void)state;
+    size_t huge[] = {(size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - 15, (size_t)PTRDIFF_MAX - 8};
+    for (int i = 0; i < 4; i++) {
+        errno = 0;
+        assert_null(malloc(huge[i]));
+        assert_int_equal(errno, ENOMEM);
+        errno = 0;
+        assert_null(memalign(64, huge[i]));
+        assert_int_equal(errno, ENOMEM);
+        void *p = malloc(10);
+        errno = 0;
+        assert_null(realloc_v(p, huge[i]));
+        assert_int_equal(errno, ENOMEM);
+        free(p);
+    }
+}
+
+static void test_calloc_zero(void **state)
+{
+    (void)state;
+    errno = 0;
+    assert_null(calloc_v(SIZE_MAX / 2, 3));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(calloc_v((size_t)1 << 32, (size_t)1 << 32));
+    assert_int_equal(errno, ENOMEM);
+    for (size_t i = 0; i < NSIZES; i++) {
+        /* dirty a block of the size, free it, calloc it back: zeroed */
+        void *d = malloc(k_sizes[i]);
+        memset(d, 0xFF, malloc_usable_size(d));
+        free(d);
+        uint8_t *p = calloc(1, k_sizes[i]);
+        assert_non_null(p);
+        for (size_t k = 0; k < k_sizes[i]; k++)
+            assert_int_equal(p[k], 0);
+        free(p);
+    }
+    void *z = calloc(0, 10);
+    assert_non_null(z);
+    free(z);
+}
+
+static void test_realloc_tiers(void **state)
+{
+    (void)state;
+    /* grow through every tier, then shrink back, contents kept */
+    uint8_t *p = malloc(1);
+    p[0] = 0x5A;
+    size_t have = 1;
+    for (size_t i = 1; i < NSIZES; i++) {
+        size_t n = k_sizes[i];
+        if (n < have)
+            continue;
+        p = realloc(p, n);
+        assert_non_null(p);
+        assert_true(HT_ALIGNED(p, 16));
+        for (size_t k = 1; k < have; k++)
+            assert_int_equal(p[k], (uint8_t)(k * 7));
+        for (size_t k = have; k < n; k++)
+            p[k] = (uint8_t)(k * 7);
+        if (have == 1)
+            assert_int_equal(p[0], 0x5A);
+        have = n > 1 ? n : have;
+    }
+    for (size_t i = NSIZES; i-- > 1;) {
+        p = realloc(p, k_sizes[i]);
+        assert_non_null(p);
+        for (size_t k = 1; k < k_sizes[i]; k += 13)
+            assert_int_equal(p[k], (uint8_t)(k * 7));
+    }
+    free(p);
+    /* realloc(NULL, 0) returns a pointer; realloc(p, 0) frees, returns NULL */
+    void *q = realloc(NULL, 0);
+    assert_non_null(q);
+    assert_null(realloc(q, 0));
+    /* a realloc that cannot grow leaves the block intact */
+    uint8_t *r = malloc(100);
+    memset(r, 0x33, 100);
+    errno = 0;
+    assert_null(realloc_v(r, (size_t)1 << 50));
+    assert_int_equal(errno, ENOMEM);
+    for (int k = 0; k < 100; k++)
+        assert_int_equal(r[k], 0x33);
+    free(r);
+    /* reallocarray overflow */
+    void *a = malloc(8);
+    errno = 0;
+    assert_null(reallocarray_v(a, SIZE_MAX / 2, 4));
+    assert_int_equal(errno, ENOMEM);
+    a = reallocarray_v(a, 10, 10);
+    assert_non_null(a);
+    assert_true(malloc_usable_size(a) >= 100);
+    free(a);
+}
+
+static void test_aligned(void **state)
+{
+    (void)state;
+    /* posix_memalign: EINVAL for non-powers of two and < sizeof(void *),
+     * *memptr untouched */
+    size_t bad[] = {0, 1, 2, 4, 3, 24, 48, 100};
+    for (int i = 0; i < 8; i++) {
+        void *sentinel = (void *)0x1234;
+        assert_int_equal(posix_memalign(&sentinel, bad[i], 16), EINVAL);
+        assert_ptr_equal(sentinel, (void *)0x1234);
+    }
+    void *sentinel = (void *)0x1234;
+    assert_int_equal(posix_memalign(&sentinel, 64, SIZE_MAX - 100), ENOMEM);
+    assert_ptr_equal(sentinel, (void *)0x1234);
+    for (size_t a = 8; a <= ((size_t)4 << 20); a <<= 1) {
+        for (size_t i = 0; i < NSIZES; i++) {
+            void *p = NULL;
+            int saved = errno = 77;
+            assert_int_equal(posix_memalign(&p, a, k_sizes[i]), 0);
+            assert_int_equal(errno, saved);
+            assert_true(HT_ALIGNED(p, a));
+            assert_true(HT_ALIGNED(p, 16));
+            assert_true(malloc_usable_size(p) >= k_sizes[i]);
+            memset(p, 1, k_sizes[i]);
+            free(p);
+        }
+    }
+    /* memalign / aligned_alloc: glibc 2.36 rounds a non-power-of-two up */
+    void *p = memalign(24, 10);
+    assert_true(HT_ALIGNED(p, 32));
+    free(p);
+    p = aligned_alloc(48, 100);
+    assert_true(HT_ALIGNED(p, 64));
+    free(p);
+    p = aligned_alloc(3000, 5000);
+    assert_true(HT_ALIGNED(p, 4096));
+    free(p);
+    errno = 0;
+    assert_null(memalign(SIZE_MAX / 2 + 2, 16));
+    assert_int_equal(errno, EINVAL);
+    errno = 0;
+    assert_null(aligned_alloc(SIZE_MAX, 16));
+    assert_int_equal(errno, EINVAL);
+    /* aligned_alloc(64, 64) is served by tiny */
+    p = aligned_alloc(64, 64);
+    assert_true(HT_ALIGNED(p, 64));
+    assert_int_equal(hak_owner(p), HAK_TIER_TINY);
+    free(p);
+    /* valloc / pvalloc */
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    p = valloc(100);
+    assert_true(HT_ALIGNED(p, ps));
+    assert_true(malloc_usable_size(p) >= 100);
+    free(p);
+    p = pvalloc(100);
+    assert_true(HT_ALIGNED(p, ps));
+    assert_true(malloc_usable_size(p) >= ps);
+    memset(p, 2, ps);
+    free(p);
+    p = pvalloc(0);
+    assert_non_null(p);
+    assert_true(malloc_usable_size(p) >= ps);
+    free(p);
+    errno = 0;
+    assert_null(pvalloc(SIZE_MAX - 10));
+    assert_int_equal(errno, ENOMEM);
+}
+
+static void test_free_keeps_errno(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < NSIZES; i++) {
+        void *p = malloc(k_sizes[i]);
+        errno = 4321;
+        free(p);
+        assert_int_equal(errno, 4321);
+    }
+    errno = 99;
+    free(NULL);
+    assert_int_equal(errno, 99);
+    /* C23 sized frees and glibc's cfree */
+    free_sized(malloc(100), 100);
+    free_aligned_sized(aligned_alloc(256, 512), 256, 512);
+}
+
+/* usable size is exact: blocks packed by usable size never overlap */
+static void test_usable_no_overlap(void **state)
+{
+    (void)state;
+    enum { N = 3000 };
+    static uint8_t *p[N];
+    static size_t u[N];
+    ht_rng_t r = {99};
+    for (int i = 0; i < N; i++) {
+        size_t n = (ht_rand(&r) & 7) ? ht_range(&r, 0, 2048) : ht_range(&r, 0, 200000);
+        p[i] = malloc(n);
+        u[i] = malloc_usable_size(p[i]);
+        ht_fill(p[i], u[i], (uint64_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(ht_check(p[i], u[i], (uint64_t)i));
+        free(p[i]);
+    }
+}
+
+/* ------------------------------------------------------------ threads */
+
+static void *only_frees(void *arg)
+{
+    void **v = arg;
+    for (int i = 0; i < 1000; i++)
+        free(v[i]);
+    return NULL;
+}
+
+static void *first_call_realloc(void *arg)
+{
+    (void)arg;
+    char *p = realloc(NULL, 50);
+    memset(p, 1, 50);
+    p = realloc(p, 5000);
+    assert_int_equal(p[49], 1);
+    free(p);
+    return NULL;
+}
+
+static pthread_key_t g_late_key;
+static void late_destructor(void *arg)
+{
+    /* runs after hakmem's exit hook (its key was created first) */
+    free(arg);
+    void *p = malloc(64);
+    free(p);
+}
+
+static void *frees_late(void *arg)
+{
+    (void)arg;
+    void *keep = malloc(40);
+    pthread_setspecific(g_late_key, malloc(100));
+    free(keep);
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    void *v[1000];
+    for (int i = 0; i < 1000; i++)
+        v[i] = malloc((size_t)(i % 300) * 16 + 8);
+    pthread_t t;
+    pthread_create(&t, NULL, only_frees, v);
+    pthread_join(t, NULL);
+    pthread_create(&t, NULL, first_call_realloc, NULL);
+    pthread_join(t, NULL);
+    pthread_key_create(&g_late_key, late_destructor);
+    hak_trim(0);
+    hak_stats_t before, after;
+    hak_get_stats(&before);
+    for (int i = 0; i < 300; i++) {
+        pthread_create(&t, NULL, frees_late, NULL);
+        pthread_join(t, NULL);
+    }
+    hak_trim(0);
+    hak_get_stats(&after);
+    assert_true(after.committed[HAK_TIER_TINY] <= before.committed[HAK_TIER_TINY] + ((size_t)1 << 20));
+}
+
+static void *short_lived(void *arg)
+{
+    (void)arg;
+    void *p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = malloc((size_t)16 << i);
+    for (int i = 0; i < 8; i++)
+        free(p[i]);
+    return NULL;
+}
+
+static void test_ten_thousand_threads(void **state)
+{
+    (void)state;
+    size_t rss0 = ht_rss();
+    for (int i = 0; i < 10000; i += 8) {
+        pthread_t t[8];
+        for (int k = 0; k < 8; k++)
+            assert_int_equal(pthread_create(&t[k], NULL, short_lived, NULL), 0);
+        for (int k = 0; k < 8; k++)
+            pthread_join(t[k], NULL);
+    }
+    size_t rss1 = ht_rss();
+    assert_true(rss1 <= rss0 + ((size_t)16 << 20));
+}
+
+/* --------------------------------------------------------------- fork */
+
+static volatile int g_stop;
+static void *allocator_thread(void *arg)
+{
+    (void)arg;
+    ht_rng_t r = {(uint64_t)(uintptr_t)&r};
+    void *slot[64] = {0};
+    while (!g_stop) {
+        int i = (int)(ht_rand(&r) % 64);
+        free(slot[i]);
+        slot[i] = malloc(ht_range(&r, 1, 70000));
+    }
+    for (int i = 0; i < 64; i++)
+        free(slot[i]);
+    return NULL;
+}
+
+static int g_prepare_mallocs;
+static void prepare_mallocs(void)
+{
+    void *p = malloc(100);
+    void *q = malloc(50000);
+    free(p);
+    free(q);
+    g_prepare_mallocs++;
+}
+
+static void test_fork(void **state)
+{
+    (void)state;
+    pthread_atfork(prepare_mallocs, NULL, NULL); /* registered before any hakmem fork use here */
+    pthread_t t[2];
+    g_stop = 0;
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, allocator_thread, NULL);
+    void *parent_blocks[4] = {malloc(10), malloc(2000), malloc(100000), malloc(2 << 20)};
+    for (int round = 0; round < 100; round++) {
+        if (round == 50)
+            pthread_atfork(prepare_mallocs, NULL, NULL); /* and one after */
+        pid_t pid = fork();
+        if (pid == 0) {
+            for (int i = 0; i < 4; i++)
+                free(parent_blocks[i]);
+            void *v[100];
+            for (int i = 0; i < 100; i++)
+                v[i] = malloc((size_t)i * 700);
+            for (int i = 0; i < 100; i++)
+                free(v[i]);
+            _exit(0);
+        }
+        assert_true(pid > 0);
+        int st;
+        waitpid(pid, &st, 0);
+        assert_true(WIFEXITED(st));
+        assert_int_equal(WEXITSTATUS(st), 0);
+    }
+    g_stop = 1;
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++)
+        free(parent_blocks[i]);
+    assert_true(g_prepare_mallocs >= 100);
+}
+
+/* ------------------------------------------------------ introspection */
+
+static void test_trim_and_info(void **state)
+{
+    (void)state;
+    hak_trim(0);
+    hak_stats_t s0, s1;
+    hak_get_stats(&s0);
+    enum { N = 20000 };
+    static void *v[N];
+    for (int i = 0; i < N; i++)
+        v[i] = malloc((size_t)(i % 64) * 500 + 1);
+    struct mallinfo2 mi = mallinfo2();
+    assert_true(mi.arena > (size_t)100 << 20);
+    for (int i = 0; i < N; i++)
+        free(v[i]);
+    malloc_trim(0);
+    hak_get_stats(&s1);
+    size_t c0 = 0, c1 = 0;
+    for (int t = 0; t < 6; t++) {
+        c0 += s0.committed[t];
+        c1 += s1.committed[t];
+    }
+    assert_true(c1 <= c0 + ((size_t)4 << 20));
+    assert_int_equal(mallopt(M_MMAP_THRESHOLD, 1 << 20), 1);
+    assert_int_equal(mallopt(-1000, 1), 0);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    assert_int_equal(malloc_info(0, f), 0);
+    fclose(f);
+    assert_non_null(strstr(buf, "<malloc version=\"hakmem-1\">"));
+    assert_non_null(strstr(buf, "<heap name=\"tiny\">"));
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_malloc_every_tier),
+        cmocka_unit_test(test_sizes_beyond_ptrdiff),
+        cmocka_unit_test(test_calloc_zero),
+        cmocka_unit_test(test_realloc_tiers),
+        cmocka_unit_test(test_aligned),
+        cmocka_unit_test(test_free_keeps_errno),
+        cmocka_unit_test(test_usable_no_overlap),
+        cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_ten_thousand_threads),
+        cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_trim_and_info),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,64 @@
+"""Suite `dispatch`: HAKMEM_STATS, HAKMEM_SIZE_HIST, HAKMEM_MEM_TRACE and
+HAKMEM_VERBOSE print their tables on stderr, once per process (a forked
+child does not repeat its parent's), and nothing without them.
+Usage: test_env.py CHILD_PROGRAM  (linked with libhakmem)."""
+import os
+import subprocess
+import sys
+import unittest
+
+CHILD = sys.argv.pop(1)
+
+
+def run(env, *args):
+    e = {k: v for k, v in os.environ.items() if not k.startswith("HAKMEM_")}
+    e.update(env)
+    p = subprocess.run([CHILD, *args], env=e, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return p.stderr
+
+
+class EnvTest(unittest.TestCase):
+    def test_quiet_by_default(self):
+        self.assertEqual(run({}), "")
+        self.assertEqual(run({"HAKMEM_STATS": "0"}), "")
+
+    def test_stats(self):
+        err = run({"HAKMEM_STATS": "1"}, "fork")
+        self.assertEqual(err.count("hakmem stats (pid"), 1, err)  # once: not the child
+        self.assertIn("tier         mapped KiB   committed KiB", err)
+        for tier in ("tiny", "mid", "l25", "large", "os"):
+            self.assertRegex(err, r"\n  %s\s+\d+\s+\d+\n" % tier)
+        self.assertRegex(err, r"tiny: superslabs \d+, slabs in use \d+, refills \d+")
+        self.assertIn("tiny fast path:", err)
+
+    def test_size_hist(self):
+        err = run({"HAKMEM_SIZE_HIST": "1"})
+        self.assertRegex(err, r"hakmem size histogram \(pid \d+\): \d+ requests")
+        self.assertIn("size <=          count   share", err)
+        self.assertIn("served by             count   share", err)
+        self.assertRegex(err, r"\n  tiny/\d+\s+\d+\s+[\d.]+%")
+        self.assertRegex(err, r"\n  mid\s+\d+\s+[\d.]+%")
+        self.assertRegex(err, r"\n  large\s+1\s+[\d.]+%")
+        total = int(err.split("): ")[1].split(" requests")[0])
+        self.assertEqual(total, 400)
+
+    def test_mem_trace(self):
+        err = run({"HAKMEM_MEM_TRACE": "1"})
+        self.assertIn("hakmem memory trace (pid", err)
+        for key in ("requests", "frees", "requested bytes (total)", "live usable bytes",
+                    "peak live usable bytes", "committed bytes (tiers)", "resident bytes (VmRSS)"):
+            self.assertRegex(err, r"\n  %s\s+\d+\n" % key.replace("(", r"\(").replace(")", r"\)"))
+        self.assertRegex(err, r"requests\s+400\n")
+        self.assertRegex(err, r"frees\s+400\n")
+        self.assertRegex(err, r"live usable bytes\s+0\n")
+
+    def test_verbose(self):
+        err = run({"HAKMEM_VERBOSE": "1"})
+        self.assertRegex(err, r"hakmem: header_classidx=\d class7_header_width=\d validation=\d")
+        self.assertIn("HAKMEM_VERBOSE=1", err)
+        self.assertEqual(err.count("hakmem: header_classidx"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,483 @@
+/* Suite `large`, api: alignment, usable size, errno and overflow, realloc
+ * with mremap, ownership, statistics, the vtable, fork. */
+#include "common/hak_test.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <sys/mman.h>
+
+#include "hak_alloc_header.h"
+#include "hak_large.h"
+#include "hak_platform.h"
+#include "large_internal.h"
+
+#define MiB ((size_t)1 << 20)
+
+static size_t page(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+/* Mark a block at a few places (head, tail, and every 64 KiB), cheap
+ * enough for blocks of many MiB; check_marks verifies them. */
+static void mark(uint8_t *p, size_t n, uint64_t tag)
+{
+    size_t head = n < 256 ? n : 256;
+    ht_fill(p, head, tag);
+    if (n > 256)
+        ht_fill(p + n - 256, 256, tag + 1);
+    for (size_t off = 65536; off + 8 + 256 <= n; off += 65536)
+        memcpy(p + off, &tag, 8);
+}
+static int check_marks(const uint8_t *p, size_t n, uint64_t tag)
+{
+    size_t head = n < 256 ? n : 256;
+    if (!ht_check(p, head, tag))
+        return 0;
+    if (n > 256 && !ht_check(p + n - 256, 256, tag + 1))
+        return 0;
+    for (size_t off = 65536; off + 8 + 256 <= n; off += 65536)
+        if (memcmp(p + off, &tag, 8) != 0)
+            return 0;
+    return 1;
+}
+
+/* The registry's array is mapped on the first allocation: do it now so
+ * that mapped-byte counts below compare like with like. */
+static int setup_warm(void **state)
+{
+    (void)state;
+    hak_large_free(hak_large_alloc(MiB + 1, 16));
+    hak_large_trim();
+    return 0;
+}
+
+static void test_alignment(void **state)
+{
+    (void)state;
+    size_t sizes[] = {1, MiB + 1, 3 * MiB + 5};
+    for (size_t align = 16; align <= ((size_t)4 << 20); align <<= 1) {
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+            size_t before = hak_os_mapped_bytes();
+            errno = 777;
+            uint8_t *p = hak_large_alloc(sizes[i], align);
+            assert_non_null(p);
+            assert_int_equal(errno, 777);
+            assert_true(HT_ALIGNED(p, align));
+            assert_true(hak_large_owns(p));
+            size_t usable = hak_large_usable_size(p);
+            assert_true(usable >= sizes[i]);
+            /* the over-mapping for the alignment was given back: the block
+             * holds at most one page beyond its usable bytes */
+            size_t mapped = hak_os_mapped_bytes() - before;
+            assert_true(mapped >= usable + 16 && mapped <= usable + page());
+            assert_int_equal((uintptr_t)(p + usable) % page(), 0);
+            assert_int_equal(p[0], 0);
+            assert_int_equal(p[usable - 1], 0);
+            p[0] = 1;
+            p[usable - 1] = 2;
+            assert_true(hak_large_validate_(true));
+            hak_large_free(p);
+            assert_false(hak_large_owns(p));
+            hak_large_trim();
+            assert_int_equal(hak_os_mapped_bytes(), before);
+        }
+    }
+}
+
+static void test_bad_alignment(void **state)
+{
+    (void)state;
+    size_t bad[] = {3, 24, 48, 3 * MiB, ((size_t)1 << 63) + 16};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        errno = 0;
+        assert_null(hak_large_alloc(2 * MiB, bad[i]));
+        assert_int_equal(errno, EINVAL);
+    }
+    /* 0, 1, 2, 4, 8 mean "the default 16" */
+    size_t small[] = {0, 1, 2, 4, 8};
+    for (size_t i = 0; i < sizeof small / sizeof small[0]; i++) {
+        void *p = hak_large_alloc(2 * MiB, small[i]);
+        assert_non_null(p);
+        assert_true(HT_ALIGNED(p, 16));
+        hak_large_free(p);
+    }
+}
+
+static void test_usable_writable(void **state)
+{
+    (void)state;
+    ht_rng_t rng = {11};
+    for (int i = 0; i < 24; i++) {
+        size_t size = (size_t)ht_range(&rng, 1, 5 * MiB);
+        uint8_t *p = hak_large_alloc(size, 16);
+        assert_non_null(p);
+        size_t usable = hak_large_usable_size(p);
+        assert_true(usable >= size);
+        assert_true(usable - size < page());
+        ht_fill(p, usable, (uint64_t)i);
+        assert_true(ht_check(p, usable, (uint64_t)i));
+        assert_true(hak_large_validate_(true));
+        hak_large_free(p);
+    }
+}
+
+static void test_size_limits(void **state)
+{
+    (void)state;
+    size_t huge[] = {(size_t)PTRDIFF_MAX + 1, SIZE_MAX, SIZE_MAX - 4096, (size_t)PTRDIFF_MAX,
+                     HAK_LARGE_MAX_SIZE + 1};
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        for (size_t align = 16; align <= ((size_t)1 << 21); align <<= 5) {
+            errno = 0;
+            assert_null(hak_large_alloc(huge[i], align));
+            assert_int_equal(errno, ENOMEM);
+        }
+    }
+    /* size + alignment overflows, or no address space can hold it */
+    errno = 0;
+    assert_null(hak_large_alloc(HAK_LARGE_MAX_SIZE, (size_t)1 << 63));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(hak_large_alloc(MiB, (size_t)1 << 62));
+    assert_int_equal(errno, ENOMEM);
+
+    uint8_t *p = hak_large_alloc(2 * MiB, 16);
+    assert_non_null(p);
+    mark(p, 2 * MiB, 5);
+    size_t usable = hak_large_usable_size(p);
+    for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
+        errno = 0;
+        assert_null(hak_large_realloc(p, huge[i]));
+        assert_int_equal(errno, ENOMEM);
+        assert_true(hak_large_owns(p));
+        assert_int_equal(hak_large_usable_size(p), usable);
+        assert_true(check_marks(p, 2 * MiB, 5));
+    }
+    assert_true(hak_large_validate_(true));
+    hak_large_free(p);
+}
+
+static void test_errno_kept(void **state)
+{
+    (void)state;
+    errno = 4242;
+    void *p = hak_large_alloc(2 * MiB, 16);
+    assert_non_null(p);
+    assert_int_equal(errno, 4242);
+    p = hak_large_realloc(p, 9 * MiB);
+    assert_non_null(p);
+    assert_int_equal(errno, 4242);
+    p = hak_large_realloc(p, 3 * MiB);
+    assert_non_null(p);
+    assert_int_equal(errno, 4242);
+    hak_large_free(p);
+    assert_int_equal(errno, 4242);
+    hak_large_free(NULL);
+    assert_int_equal(errno, 4242);
+    errno = 0;
+    hak_large_free(hak_large_alloc(MiB, 1 << 21));
+    assert_int_equal(errno, 0);
+}
+
+static void test_contents_survive(void **state)
+{
+    (void)state;
+    enum { N = 8 };
+    uint8_t *blk[N];
+    size_t sz[N];
+    for (int i = 0; i < N; i++) {
+        sz[i] = MiB + (size_t)i * 300007;
+        blk[i] = hak_large_alloc(sz[i], (size_t)16 << i);
+        assert_non_null(blk[i]);
+        ht_fill(blk[i], sz[i], 100 + (uint64_t)i);
+    }
+    for (int round = 0; round < 20; round++) {
+        void *t = hak_large_alloc(MiB * (size_t)(1 + round % 5), 16);
+        assert_non_null(t);
+        memset(t, 0xEE, MiB);
+        hak_large_free(t);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(ht_check(blk[i], sz[i], 100 + (uint64_t)i));
+        hak_large_free(blk[i]);
+    }
+}
+
+static void test_realloc_grow_shrink(void **state)
+{
+    (void)state;
+    hak_large_trim();
+    size_t before = hak_os_mapped_bytes();
+    uint8_t *p = hak_large_alloc(2 * MiB, 16);
+    assert_non_null(p);
+    ht_fill(p, 2 * MiB, 1);
+    uint8_t *q = hak_large_realloc(p, 6 * MiB + 100);
+    assert_non_null(q);
+    assert_true(hak_large_owns(q));
+    if (q != p)
+        assert_false(hak_large_owns(p));
+    assert_true(ht_check(q, 2 * MiB, 1));
+    assert_true(hak_large_usable_size(q) >= 6 * MiB + 100);
+    ht_fill(q, 6 * MiB + 100, 2);
+    assert_true(hak_large_validate_(true));
+
+    uint8_t *r = hak_large_realloc(q, MiB + MiB / 2);
+    assert_ptr_equal(r, q); /* shrinking stays in place */
+    size_t usable = hak_large_usable_size(r);
+    assert_true(usable >= MiB + MiB / 2 && usable < MiB + MiB / 2 + page());
+    assert_true(ht_check(r, MiB + MiB / 2, 2));
+    /* the tail went back to the OS */
+    assert_true(hak_os_mapped_bytes() - before <= usable + page());
+    hak_tier_stats_t st;
+    hak_large_stats(&st);
+    assert_int_equal(st.bytes_in_use, usable);
+    assert_true(hak_large_validate_(true));
+
+    /* same page count: the very same block */
+    assert_ptr_equal(hak_large_realloc(r, usable), r);
+    /* size 0 keeps a minimal block */
+    uint8_t *z = hak_large_realloc(r, 0);
+    assert_non_null(z);
+    assert_true(hak_large_owns(z));
+    assert_true(ht_check(z, hak_large_usable_size(z), 2));
+    hak_large_free(z);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), before);
+
+    /* NULL: a new block */
+    void *n = hak_large_realloc(NULL, 3 * MiB);
+    assert_non_null(n);
+    assert_true(hak_large_owns(n));
+    hak_large_free(n);
+}
+
+/* A foreign mapping right after the block: growth cannot stay in place, so
+ * mremap moves the pages; the registry follows and the neighbour stays. */
+static void test_realloc_moves(void **state)
+{
+    (void)state;
+    size_t ps = page();
+    for (size_t align = 16; align <= ((size_t)1 << 21); align <<= 17) {
+        uint8_t *p = hak_large_alloc(3 * MiB, align);
+        assert_non_null(p);
+        uint8_t *end = p + hak_large_usable_size(p);
+        uint8_t *blocker = mmap(end, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE,
+                                -1, 0);
+        bool placed = blocker == end;
+        if (blocker != MAP_FAILED && !placed)
+            munmap(blocker, ps);
+        if (placed)
+            memset(blocker, 0x5A, ps);
+        ht_fill(p, 3 * MiB, 9);
+        uint8_t *q = hak_large_realloc(p, 12 * MiB);
+        assert_non_null(q);
+        if (placed) {
+            assert_ptr_not_equal(q, p);
+            assert_false(hak_large_owns(p));
+            assert_int_equal(hak_large_usable_size(p), 0);
+            for (size_t i = 0; i < ps; i++)
+                assert_int_equal(blocker[i], 0x5A);
+        }
+        assert_true(hak_large_owns(q));
+        assert_true(HT_ALIGNED(q, 16));
+        assert_true(ht_check(q, 3 * MiB, 9));
+        assert_true(hak_large_usable_size(q) >= 12 * MiB);
+        memset(q + 3 * MiB, 1, 9 * MiB);
+        assert_true(hak_large_validate_(true));
+        hak_large_free(q);
+        if (placed) {
+            assert_true(hak_is_memory_readable(blocker));
+            munmap(blocker, ps);
+        }
+    }
+}
+
+static int g_stack_probe;
+
+static void test_ownership(void **state)
+{
+    (void)state;
+    uint8_t *p = hak_large_alloc(2 * MiB, 16);
+    assert_non_null(p);
+    int local = 0;
+    size_t ps = page();
+    void *foreign = mmap(NULL, 2 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(foreign != MAP_FAILED);
+    const void *not_owned[] = {p + 1, p + 16, p - 16, p + MiB, p + 2 * MiB - 16, &local, &g_stack_probe,
+                               foreign, (char *)foreign + 16, (char *)foreign + ps + 16, NULL,
+                               (void *)(uintptr_t)-16};
+    for (size_t i = 0; i < sizeof not_owned / sizeof not_owned[0]; i++) {
+        assert_false(hak_large_owns(not_owned[i]));
+        assert_int_equal(hak_large_usable_size(not_owned[i]), 0);
+    }
+    assert_true(hak_large_owns(p));
+    hak_large_free(p);
+    assert_false(hak_large_owns(p));
+    munmap(foreign, 2 * ps);
+}
+
+static void test_stats(void **state)
+{
+    (void)state;
+    hak_tier_stats_t a, b;
+    hak_large_trim();
+    hak_large_stats(&a);
+    /* in this process only the large tier maps through the platform */
+    assert_int_equal(a.bytes_mapped, hak_os_mapped_bytes());
+    assert_int_equal(a.bytes_committed, a.bytes_mapped);
+    void *p[3];
+    size_t usable = 0;
+    for (int i = 0; i < 3; i++) {
+        p[i] = hak_large_alloc(MiB * (size_t)(i + 2), (size_t)4096 << i);
+        assert_non_null(p[i]);
+        usable += hak_large_usable_size(p[i]);
+    }
+    hak_large_stats(&b);
+    assert_int_equal(b.blocks_in_use, a.blocks_in_use + 3);
+    assert_int_equal(b.bytes_in_use, a.bytes_in_use + usable);
+    assert_int_equal(b.allocs, a.allocs + 3);
+    assert_int_equal(b.bytes_mapped, hak_os_mapped_bytes());
+    assert_true(b.bytes_mapped >= a.bytes_mapped + usable);
+    for (int i = 0; i < 3; i++)
+        hak_large_free(p[i]);
+    hak_large_stats(&b);
+    assert_int_equal(b.bytes_mapped, hak_os_mapped_bytes()); /* cached mappings count */
+    hak_large_trim();
+    hak_large_stats(&b);
+    assert_int_equal(b.blocks_in_use, a.blocks_in_use);
+    assert_int_equal(b.bytes_in_use, a.bytes_in_use);
+    assert_int_equal(b.frees, a.frees + 3);
+    assert_int_equal(b.bytes_mapped, a.bytes_mapped);
+    assert_true(hak_large_registry_bytes_() > 0);
+}
+
+/* The cache of freed mappings: bounded, reused best-fit and cut to size,
+ * never handed out by the zeroed variant, emptied by trim. */
+static void test_cache(void **state)
+{
+    (void)state;
+    hak_large_trim();
+    size_t base0 = hak_os_mapped_bytes();
+    uint8_t *p = hak_large_alloc(2 * MiB, 16);
+    assert_non_null(p);
+    memset(p, 0xFF, 2 * MiB);
+    hak_large_free(p);
+    assert_false(hak_large_owns(p));
+    /* a cached mapping is reused: same place, old contents */
+    uint8_t *q = hak_large_alloc(2 * MiB, 16);
+    assert_ptr_equal(q, p);
+    hak_large_free(q);
+    /* the zeroed variant maps afresh */
+    uint8_t *z = hak_large_alloc_zeroed(2 * MiB, 16);
+    assert_non_null(z);
+    for (size_t i = 0; i < 2 * MiB; i += 4096)
+        assert_int_equal(z[i] | z[i + 4095 - 16], 0);
+    hak_large_free(z);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+
+    /* a larger cached mapping serves a smaller request, its tail unmapped */
+    p = hak_large_alloc(8 * MiB, 16);
+    hak_large_free(p);
+    q = hak_large_alloc(MiB + 1, 16);
+    assert_ptr_equal(q, p);
+    assert_int_equal(hak_os_mapped_bytes() - base0, MiB + page());
+    assert_int_equal(hak_large_usable_size(q), MiB + page() - 16);
+    hak_large_free(q);
+
+    /* bounds: at most 8 mappings, 32 MiB, 16 MiB each */
+    enum { N = 12 };
+    void *blk[N];
+    for (int i = 0; i < N; i++)
+        assert_non_null(blk[i] = hak_large_alloc(3 * MiB, 16));
+    for (int i = 0; i < N; i++)
+        hak_large_free(blk[i]);
+    assert_true(hak_os_mapped_bytes() - base0 <= 8 * (3 * MiB + page()));
+    void *big = hak_large_alloc(20 * MiB, 16);
+    hak_large_free(big);
+    assert_true(hak_os_mapped_bytes() - base0 <= 32 * MiB);
+    for (int i = 0; i < N; i++)
+        assert_non_null(blk[i] = hak_large_alloc(6 * MiB, 16));
+    for (int i = 0; i < N; i++)
+        hak_large_free(blk[i]);
+    assert_true(hak_os_mapped_bytes() - base0 <= 32 * MiB);
+    assert_true(hak_large_validate_(true));
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+    hak_tier_stats_t st;
+    hak_large_stats(&st);
+    assert_int_equal(st.bytes_mapped, base0);
+}
+
+static void test_vtable(void **state)
+{
+    (void)state;
+    const hak_tier_vtable_t *vt = &hak_large_vtable;
+    assert_string_equal(vt->name, "large");
+    assert_true(vt->max_size >= ((size_t)1 << 40));
+    assert_true(vt->max_size <= (size_t)PTRDIFF_MAX);
+    assert_non_null(vt->thread_exit);
+    assert_non_null(vt->trim);
+    void *p = vt->alloc(2 * MiB, 1 << 16);
+    assert_non_null(p);
+    assert_true(HT_ALIGNED(p, 1 << 16));
+    assert_true(vt->owns(p));
+    assert_true(vt->usable_size(p) >= 2 * MiB);
+    vt->thread_exit();
+    vt->trim();
+    /* the fork hooks take and release the registry lock */
+    vt->fork_prepare();
+    vt->fork_parent();
+    hak_tier_stats_t st;
+    vt->stats(&st);
+    assert_true(st.blocks_in_use >= 1);
+    vt->free(p);
+    assert_false(vt->owns(p));
+}
+
+static void test_fork(void **state)
+{
+    (void)state;
+    uint8_t *p = hak_large_alloc(3 * MiB, 16);
+    assert_non_null(p);
+    ht_fill(p, 3 * MiB, 77);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int code = 0;
+        if (!hak_large_owns(p) || !ht_check(p, 3 * MiB, 77))
+            code = 1;
+        hak_large_free(p);
+        void *q = hak_large_alloc(5 * MiB, 1 << 21);
+        if (q == NULL || !hak_large_validate_(true))
+            code = 2;
+        hak_large_free(q);
+        _exit(code);
+    }
+    assert_true(pid > 0);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_true(hak_large_owns(p));
+    assert_true(ht_check(p, 3 * MiB, 77));
+    hak_large_free(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_alignment),
+        cmocka_unit_test(test_bad_alignment),
+        cmocka_unit_test(test_usable_writable),
+        cmocka_unit_test(test_size_limits),
+        cmocka_unit_test(test_errno_kept),
+        cmocka_unit_test(test_contents_survive),
+        cmocka_unit_test(test_realloc_grow_shrink),
+        cmocka_unit_test(test_realloc_moves),
+        cmocka_unit_test(test_ownership),
+        cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_vtable),
+        cmocka_unit_test(test_fork),
+    };
+    return cmocka_run_group_tests(tests, setup_warm, NULL);
+}
