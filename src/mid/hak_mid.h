@@ -1,0 +1,75 @@
+/* hak_mid.h - the mid pool alone (libhakmem-mid): requests above the tiny
+ * tier up to 32 KiB (HAK_MID_MAX_SIZE).
+ *
+ * Sizes from 0 bytes work when it is called directly (the smallest class
+ * is 1024 B); dispatch sends it only what tiny does not serve. Every
+ * pointer is 16-byte aligned and has no header: ownership is proven by
+ * address (the chunk map says HAK_TAG_MID). Thread-safe (posix backend;
+ * the arena backend has no mid pool: allocations fail with ENOMEM).
+ *
+ * Threads: each thread caches freed blocks. A thread that used the pool
+ * must call hak_mid_thread_exit() before it ends (dispatch does so from
+ * its thread-exit hook), or its cache stays stranded until a fork child
+ * adopts it. Calls after hak_mid_thread_exit() work, without a cache.
+ */
+#ifndef HAKMEM_MID_H
+#define HAKMEM_MID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hak_pool_stats.h"
+#include "hak_tier.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#ifndef HAK_API
+#define HAK_API __attribute__((visibility("default")))
+#endif
+
+#define HAK_MID_MAX_SIZE ((size_t)32 << 10)
+
+/* A block of at least `size` bytes (size <= HAK_MID_MAX_SIZE) aligned to
+ * `align` (0 or a power of two; at most hak_mid_max_align(size), 64 KiB
+ * for every size). NULL with ENOMEM if the size or alignment cannot be
+ * served or memory is exhausted, EINVAL if align is not a power of two.
+ * An over-aligned pointer may lie inside its block. */
+HAK_API void *hak_mid_alloc(size_t size, size_t align);
+
+/* Free a block of this pool (its start, or the pointer an aligned
+ * allocation returned); NULL is ignored. validation=magic reports a
+ * pointer in no in-use span; full also reports double frees and pointers
+ * that are not what an allocation returned. */
+HAK_API void hak_mid_free(void *p);
+
+/* Bytes from p to the end of its block (>= the size asked for); 0 for
+ * NULL or a pointer not in a mid block. */
+HAK_API size_t hak_mid_usable_size(const void *p);
+
+/* true if p lies in memory of the mid pool (a few instructions; reads
+ * only the chunk map). */
+HAK_API bool hak_mid_owns(const void *p);
+
+/* The largest alignment hak_mid_alloc places for `size` bytes. */
+HAK_API size_t hak_mid_max_align(size_t size);
+
+/* Return the calling thread's cached blocks, the central lists' blocks,
+ * every free page and every empty chunk to the OS. */
+HAK_API void hak_mid_trim(void);
+
+/* The calling thread is ending: give its cache back; later calls of the
+ * thread take the cacheless path. */
+HAK_API void hak_mid_thread_exit(void);
+
+HAK_API void hak_mid_get_stats(hak_pool_stats_t *out);
+
+/* The tier's vtable (hak_tier.h), for dispatch. */
+extern HAK_API const hak_tier_vtable_t hak_mid_vtable;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,199 @@
+/* l25.c - the L25 pool: its class table, its instance of the pool engine
+ * (pool.c), its thread cache and its public entry points (hak_l25.h).
+ *
+ * Parameters (docs/mid.md): 64 KiB pages, spans of one block (more where
+ * one would leave over 1/8 of the span unused), thread cache 256 KiB per
+ * class (1..4 blocks), 2 MiB of free pages kept
+ * committed.
+ */
+#include "l25_inline.h"
+
+#include <errno.h>
+
+#define L25_CACHE_BYTES    (256u << 10)
+#define L25_CACHE_MIN      1
+#define L25_CACHE_MAX      4
+#define L25_SPAN_MIN_BLOCKS 1
+#define L25_SPAN_MAX_BYTES ((size_t)1 << 20)
+#define L25_DIRTY_DIV      2
+#define L25_KEEP_EMPTY     4
+#define L25_DIRTY_MAX      ((size_t)2 << 20)
+
+#define K(x) ((uint32_t)(x) << 10)
+static const uint32_t g_strides[HAK_L25_NCLASSES] __attribute__((unused)) = {
+    K(40), K(48), K(56), K(64), K(80), K(96), K(112), K(128),
+    K(160), K(192), K(224), K(256), K(320), K(384), K(448), K(512),
+    K(640), K(768), K(896), K(1024),
+};
+#undef K
+
+#define U(u) HAK_L25_CLASS_OF_UNITS(u)
+#define U8(b) U(b), U(b + 1), U(b + 2), U(b + 3), U(b + 4), U(b + 5), U(b + 6), U(b + 7)
+#define U64(b) U8(b), U8(b + 8), U8(b + 16), U8(b + 24), U8(b + 32), U8(b + 40), U8(b + 48), U8(b + 56)
+const uint8_t hak_l25_lut_[HAK_L25_LUT_SIZE] = {U64(0), U64(64), U(128)};
+#undef U64
+#undef U8
+#undef U
+_Static_assert(HAK_L25_LUT_SIZE == 129, "L25 size-class table");
+_Static_assert(HAK_L25_CLASS_OF_UNITS(128) == HAK_L25_NCLASSES - 1, "L25 size-class table");
+
+#if !HAK_PLATFORM_ARENA
+
+static void l25_fork_prepare(void) { hak_pool_fork_prepare_(&hak_l25_pool_); }
+static void l25_fork_parent(void) { hak_pool_fork_parent_(&hak_l25_pool_); }
+static void l25_fork_child(void) { hak_pool_fork_child_(&hak_l25_pool_, &hak_l25_tc_); }
+static const hak_fork_ops_t g_fork_ops = {l25_fork_prepare, l25_fork_parent, l25_fork_child};
+
+static const hak_pool_params_t g_params = {
+    .name = "L25",
+    .tag = HAK_TAG_L25,
+    .nclasses = HAK_L25_NCLASSES,
+    .nsized = HAK_L25_NCLASSES,
+    .strides = g_strides,
+    .max_size = HAK_L25_MAX_SIZE,
+    .cache_bytes = L25_CACHE_BYTES,
+    .cache_min = L25_CACHE_MIN,
+    .cache_max = L25_CACHE_MAX,
+    .span_min_blocks = L25_SPAN_MIN_BLOCKS,
+    .span_max_bytes = L25_SPAN_MAX_BYTES,
+    .dirty_max = L25_DIRTY_MAX,
+    .keep_empty = L25_KEEP_EMPTY,
+    .dirty_div = L25_DIRTY_DIV,
+    .msg_no_span = "invalid pointer (not in an in-use L25 span)",
+    .msg_not_block = "invalid pointer (past the last block of its L25 span)",
+    .msg_not_start = "invalid pointer (not the start of an L25 block)",
+};
+
+hak_pool_t hak_l25_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_l25_thread_exit};
+__thread hak_pool_tcache_t hak_l25_tc_;
+
+static HAK_NOINLINE void *l25_alloc_ex(size_t size, size_t align)
+{
+    if (align & (align - 1)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size > HAK_L25_MAX_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align <= 16)
+        return hak_l25_alloc_inline(size);
+    return hak_pool_alloc_aligned_(&hak_l25_pool_, &hak_l25_tc_, size, align);
+}
+
+void *hak_l25_alloc(size_t size, size_t align)
+{
+    if (HAK_LIKELY(align <= 16 && size <= HAK_L25_MAX_SIZE))
+        return hak_l25_alloc_inline(size);
+    return l25_alloc_ex(size, align);
+}
+
+void hak_l25_free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (HAK_UNLIKELY(!hak_l25_owns_inline(p))) {
+        hak_pool_bad_free_(p, "invalid pointer (not an L25 block)");
+        return;
+    }
+    hak_l25_free_owned(p);
+}
+
+size_t hak_l25_usable_size(const void *p)
+{
+    if (p == NULL || !hak_l25_owns_inline(p))
+        return 0;
+    return hak_l25_usable_owned(p);
+}
+
+size_t hak_l25_max_align(size_t size)
+{
+    return size <= HAK_L25_MAX_SIZE ? hak_pool_max_align_(&hak_l25_pool_, size) : 0;
+}
+
+void hak_l25_trim(void) { hak_pool_trim_(&hak_l25_pool_, &hak_l25_tc_); }
+
+void hak_l25_thread_exit(void) { hak_pool_thread_exit_(&hak_l25_pool_, &hak_l25_tc_); }
+
+void hak_l25_get_stats(hak_pool_stats_t *out)
+{
+    hak_pool_counters_t c;
+    hak_pool_counters_(&hak_l25_pool_, &c);
+    out->chunks = c.chunks;
+    out->spans_in_use = c.spans_in_use;
+    out->bytes_mapped = c.bytes_mapped;
+    out->bytes_committed = c.bytes_mapped > c.bytes_decommitted ? c.bytes_mapped - c.bytes_decommitted : 0;
+    out->refills = c.refills;
+    out->drains = c.drains;
+    out->spills = c.spills;
+    out->span_releases = c.span_releases;
+    out->chunk_unmaps = c.chunk_unmaps;
+    out->bytes_purged = c.bytes_purged;
+}
+
+#else /* HAK_PLATFORM_ARENA: no L25 pool  */
+
+void *hak_l25_alloc(size_t size, size_t align)
+{
+    (void)size;
+    (void)align;
+    errno = ENOMEM;
+    return NULL;
+}
+void hak_l25_free(void *p)
+{
+    if (p)
+        hak_report_failure("free", "invalid pointer (not an L25 block)", p);
+}
+size_t hak_l25_usable_size(const void *p)
+{
+    (void)p;
+    return 0;
+}
+size_t hak_l25_max_align(size_t size)
+{
+    (void)size;
+    return 0;
+}
+void hak_l25_trim(void) {}
+void hak_l25_thread_exit(void) {}
+void hak_l25_get_stats(hak_pool_stats_t *out) { *out = (hak_pool_stats_t){0}; }
+
+#endif
+
+bool hak_l25_owns(const void *p) { return hak_l25_owns_inline(p); }
+
+/* ------------------------------------------------------------ vtable */
+
+static void l25_tier_stats(hak_tier_stats_t *out)
+{
+    hak_pool_stats_t s;
+    hak_l25_get_stats(&s);
+    *out = (hak_tier_stats_t){
+        .bytes_mapped = s.bytes_mapped,
+        .bytes_committed = s.bytes_committed,
+        .allocs = s.refills,
+        .frees = s.drains + s.spills,
+    };
+}
+
+/* The pool registers its own fork handlers (hak_fork_register) when it is
+ * first used; the vtable's entries do nothing, so that a caller that also
+ * invokes them cannot take the locks twice. */
+static void l25_fork_nop(void) {}
+
+const hak_tier_vtable_t hak_l25_vtable = {
+    .name = "L25",
+    .max_size = HAK_L25_MAX_SIZE,
+    .alloc = hak_l25_alloc,
+    .free = hak_l25_free,
+    .usable_size = hak_l25_usable_size,
+    .owns = hak_l25_owns,
+    .thread_exit = hak_l25_thread_exit,
+    .fork_prepare = l25_fork_nop,
+    .fork_parent = l25_fork_nop,
+    .fork_child = l25_fork_nop,
+    .trim = hak_l25_trim,
+    .stats = l25_tier_stats,
+};

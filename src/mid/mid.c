@@ -1,0 +1,203 @@
+/* mid.c - the mid pool: its class table, its instance of the pool engine
+ * (pool.c), its thread cache and its public entry points (hak_mid.h).
+ *
+ * Parameters (docs/mid.md): 64 KiB pages, spans of at least 8 blocks up to
+ * 256 KiB, thread cache 32 KiB per class (4..32 blocks), drains sent
+ * home to the spans, 1 MiB of free pages kept committed.
+ */
+#include "mid_inline.h"
+
+#include <errno.h>
+
+#define MID_CACHE_BYTES    (32u << 10)
+#define MID_CACHE_MIN      4
+#define MID_CACHE_MAX      32
+#define MID_SPAN_MIN_BLOCKS 8
+#define MID_SPAN_MAX_BYTES ((size_t)256 << 10)
+#define MID_DIRTY_DIV      4
+#define MID_KEEP_EMPTY     1
+#define MID_DIRTY_MAX      ((size_t)1 << 20)
+
+static const uint32_t g_strides[HAK_MID_NCLASSES] __attribute__((unused)) = {
+    1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472,
+    1536, 1600, 1664, 1728, 1792, 1856, 1920, 1984,
+    2048, 2304, 2560, 2816, 3072, 3328, 3584, 3840,
+    4096, 4608, 5120, 5632, 6144, 6656, 7168, 7680,
+    8192, 9216, 10240, 11264, 12288, 13312, 14336, 15360,
+    16384, 18432, 20480, 22528, 24576, 26624, 28672, 30720,
+    32768,
+    65536, /* alignment only */
+};
+
+#define U(u) HAK_MID_CLASS_OF_UNITS(u)
+#define U8(b) U(b), U(b + 1), U(b + 2), U(b + 3), U(b + 4), U(b + 5), U(b + 6), U(b + 7)
+#define U64(b) U8(b), U8(b + 8), U8(b + 16), U8(b + 24), U8(b + 32), U8(b + 40), U8(b + 48), U8(b + 56)
+const uint8_t hak_mid_lut_[HAK_MID_LUT_SIZE] = {
+    U64(0), U64(64), U64(128), U64(192), U64(256), U64(320), U64(384), U64(448), U(512),
+};
+#undef U64
+#undef U8
+#undef U
+_Static_assert(HAK_MID_LUT_SIZE == 513, "mid size-class table");
+_Static_assert(HAK_MID_CLASS_OF_UNITS(512) == HAK_MID_NSIZED - 1, "mid size-class table");
+
+#if !HAK_PLATFORM_ARENA
+
+static void mid_fork_prepare(void) { hak_pool_fork_prepare_(&hak_mid_pool_); }
+static void mid_fork_parent(void) { hak_pool_fork_parent_(&hak_mid_pool_); }
+static void mid_fork_child(void) { hak_pool_fork_child_(&hak_mid_pool_, &hak_mid_tc_); }
+static const hak_fork_ops_t g_fork_ops = {mid_fork_prepare, mid_fork_parent, mid_fork_child};
+
+static const hak_pool_params_t g_params = {
+    .name = "mid",
+    .tag = HAK_TAG_MID,
+    .nclasses = HAK_MID_NCLASSES,
+    .nsized = HAK_MID_NSIZED,
+    .strides = g_strides,
+    .max_size = HAK_MID_MAX_SIZE,
+    .cache_bytes = MID_CACHE_BYTES,
+    .cache_min = MID_CACHE_MIN,
+    .cache_max = MID_CACHE_MAX,
+    .span_min_blocks = MID_SPAN_MIN_BLOCKS,
+    .span_max_bytes = MID_SPAN_MAX_BYTES,
+    .dirty_max = MID_DIRTY_MAX,
+    .keep_empty = MID_KEEP_EMPTY,
+    .dirty_div = MID_DIRTY_DIV,
+    .msg_no_span = "invalid pointer (not in an in-use mid span)",
+    .msg_not_block = "invalid pointer (past the last block of its mid span)",
+    .msg_not_start = "invalid pointer (not the start of a mid block)",
+};
+
+hak_pool_t hak_mid_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_mid_thread_exit};
+__thread hak_pool_tcache_t hak_mid_tc_;
+
+static HAK_NOINLINE void *mid_alloc_ex(size_t size, size_t align)
+{
+    if (align & (align - 1)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size > HAK_MID_MAX_SIZE) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (align <= 16)
+        return hak_mid_alloc_inline(size);
+    return hak_pool_alloc_aligned_(&hak_mid_pool_, &hak_mid_tc_, size, align);
+}
+
+void *hak_mid_alloc(size_t size, size_t align)
+{
+    if (HAK_LIKELY(align <= 16 && size <= HAK_MID_MAX_SIZE))
+        return hak_mid_alloc_inline(size);
+    return mid_alloc_ex(size, align);
+}
+
+void hak_mid_free(void *p)
+{
+    if (p == NULL)
+        return;
+    if (HAK_UNLIKELY(!hak_mid_owns_inline(p))) {
+        hak_pool_bad_free_(p, "invalid pointer (not a mid block)");
+        return;
+    }
+    hak_mid_free_owned(p);
+}
+
+size_t hak_mid_usable_size(const void *p)
+{
+    if (p == NULL || !hak_mid_owns_inline(p))
+        return 0;
+    return hak_mid_usable_owned(p);
+}
+
+size_t hak_mid_max_align(size_t size)
+{
+    return size <= HAK_MID_MAX_SIZE ? hak_pool_max_align_(&hak_mid_pool_, size) : 0;
+}
+
+void hak_mid_trim(void) { hak_pool_trim_(&hak_mid_pool_, &hak_mid_tc_); }
+
+void hak_mid_thread_exit(void) { hak_pool_thread_exit_(&hak_mid_pool_, &hak_mid_tc_); }
+
+void hak_mid_get_stats(hak_pool_stats_t *out)
+{
+    hak_pool_counters_t c;
+    hak_pool_counters_(&hak_mid_pool_, &c);
+    out->chunks = c.chunks;
+    out->spans_in_use = c.spans_in_use;
+    out->bytes_mapped = c.bytes_mapped;
+    out->bytes_committed = c.bytes_mapped > c.bytes_decommitted ? c.bytes_mapped - c.bytes_decommitted : 0;
+    out->refills = c.refills;
+    out->drains = c.drains;
+    out->spills = c.spills;
+    out->span_releases = c.span_releases;
+    out->chunk_unmaps = c.chunk_unmaps;
+    out->bytes_purged = c.bytes_purged;
+}
+
+#else /* HAK_PLATFORM_ARENA: no mid pool (the arena carves tiny only) */
+
+void *hak_mid_alloc(size_t size, size_t align)
+{
+    (void)size;
+    (void)align;
+    errno = ENOMEM;
+    return NULL;
+}
+void hak_mid_free(void *p)
+{
+    if (p)
+        hak_report_failure("free", "invalid pointer (not a mid block)", p);
+}
+size_t hak_mid_usable_size(const void *p)
+{
+    (void)p;
+    return 0;
+}
+size_t hak_mid_max_align(size_t size)
+{
+    (void)size;
+    return 0;
+}
+void hak_mid_trim(void) {}
+void hak_mid_thread_exit(void) {}
+void hak_mid_get_stats(hak_pool_stats_t *out) { *out = (hak_pool_stats_t){0}; }
+
+#endif
+
+bool hak_mid_owns(const void *p) { return hak_mid_owns_inline(p); }
+
+/* ------------------------------------------------------------ vtable */
+
+static void mid_tier_stats(hak_tier_stats_t *out)
+{
+    hak_pool_stats_t s;
+    hak_mid_get_stats(&s);
+    *out = (hak_tier_stats_t){
+        .bytes_mapped = s.bytes_mapped,
+        .bytes_committed = s.bytes_committed,
+        .allocs = s.refills,
+        .frees = s.drains + s.spills,
+    };
+}
+
+/* The pool registers its own fork handlers (hak_fork_register) when it is
+ * first used; the vtable's entries do nothing, so that a caller that also
+ * invokes them cannot take the locks twice. */
+static void mid_fork_nop(void) {}
+
+const hak_tier_vtable_t hak_mid_vtable = {
+    .name = "mid",
+    .max_size = HAK_MID_MAX_SIZE,
+    .alloc = hak_mid_alloc,
+    .free = hak_mid_free,
+    .usable_size = hak_mid_usable_size,
+    .owns = hak_mid_owns,
+    .thread_exit = hak_mid_thread_exit,
+    .fork_prepare = mid_fork_nop,
+    .fork_parent = mid_fork_nop,
+    .fork_child = mid_fork_nop,
+    .trim = hak_mid_trim,
+    .stats = mid_tier_stats,
+};

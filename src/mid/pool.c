@@ -1,0 +1,920 @@
+/* pool.c - the engine of the mid and L25 pools: chunks, spans, class
+ * lists, thread caches, validation, fork, trim (the slow paths of the
+ * inline functions in pool_internal.h).
+ *
+ * Design, layout and lock order: pool_internal.h. Memory return policy
+ * (docs/mid.md, "Memory return"), all decided on the free path:
+ *   - a thread cache over its bound sends half of it home to the spans
+ *     (no central batches: blocks parked there would pin their spans);
+ *   - a span whose last block comes home goes back to its chunk at once;
+ *     its pages stay committed ("dirty") so that a span re-formed soon
+ *     after does not fault them in again;
+ *   - when the pool's dirty bytes pass its budget, max(params->dirty_max,
+ *     the bytes in spans / params->dirty_div), dirty pages are decommitted
+ *     (MADV_DONTNEED): the releasing chunk's first, then other chunks'
+ *     until at most half the budget is left;
+ *   - a chunk with no span is unmapped unless the pool has fewer than
+ *     params->keep_empty empty chunks (kept against map/unmap churn; their
+ *     free pages count in the dirty budget like any other);
+ *   - hak_*_trim() decommits every dirty page and unmaps every empty chunk.
+ */
+#include "pool_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+#if !HAK_PLATFORM_ARENA
+
+#define ST_ADD(pool, f, v) __atomic_fetch_add(&(pool)->st.f, (v), __ATOMIC_RELAXED)
+#define ST_SUB(pool, f, v) __atomic_fetch_sub(&(pool)->st.f, (v), __ATOMIC_RELAXED)
+
+#define USABLE_PAGES_MASK (((uint32_t)0xFFFFFFFFu) & ~(uint32_t)1) /* pages 1..31 */
+
+HAK_INLINE void *next_of(void *b) { return *(void **)b; }
+HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
+
+static size_t chunk_header_bytes(void)
+{
+    return (sizeof(hak_pool_chunk_t) + 4095) & ~(size_t)4095;
+}
+_Static_assert(sizeof(hak_pool_chunk_t) <= HAK_POOL_PAGE_SIZE, "chunk header must fit page 0");
+
+/* ----------------------------------------------------------------- init */
+
+static void class_setup(hak_pool_t *pool, unsigned c)
+{
+    const hak_pool_params_t *pr = pool->pr;
+    hak_pool_class_t *k = &pool->cls[c];
+    uint32_t stride = pr->strides[c];
+    bool pow2 = (stride & (stride - 1)) == 0;
+    k->stride = stride;
+    k->inv = ((uint64_t)1 << HAK_POOL_INV_SHIFT) / stride + 1;
+    /* Pages: at least one block, span_min_blocks blocks unless that passes
+     * span_max_bytes, then more pages while the tail wastes over 1/8. */
+    size_t want = (size_t)stride * pr->span_min_blocks;
+    if (want > pr->span_max_bytes)
+        want = pr->span_max_bytes;
+    if (want < stride)
+        want = stride;
+    size_t n = (want + HAK_POOL_PAGE_SIZE - 1) >> HAK_POOL_PAGE_SHIFT;
+    while (n < HAK_POOL_PAGES / 2 && ((n << HAK_POOL_PAGE_SHIFT) % stride) * 8 > (n << HAK_POOL_PAGE_SHIFT))
+        n++;
+    size_t cap = (n << HAK_POOL_PAGE_SHIFT) / stride;
+    while (cap > HAK_POOL_MAX_BLOCKS) { /* not reached with the tables of mid.c and l25.c */
+        n--;
+        cap = (n << HAK_POOL_PAGE_SHIFT) / stride;
+    }
+    k->npages = (uint8_t)n;
+    k->capacity = (uint32_t)cap;
+    /* Power-of-two strides above a page get spans aligned to the stride,
+     * so their blocks are naturally aligned (aligned_alloc(256K, 256K)
+     * takes one block of 256 KiB). */
+    k->align_pages = (uint8_t)((pow2 && stride > HAK_POOL_PAGE_SIZE) ? stride >> HAK_POOL_PAGE_SHIFT : 1);
+    uint32_t low = stride & -stride;
+    k->nat_align = pow2 ? stride : (low < HAK_POOL_PAGE_SIZE ? low : (uint32_t)HAK_POOL_PAGE_SIZE);
+    size_t m = pr->cache_bytes / stride;
+    if (m < pr->cache_min)
+        m = pr->cache_min;
+    if (m > pr->cache_max)
+        m = pr->cache_max;
+    k->bin_max = (uint32_t)m;
+}
+
+void hak_pool_init_(hak_pool_t *pool)
+{
+    if (__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
+        return;
+    hak_lock(&pool->init_lock);
+    if (!pool->init_done) {
+        for (unsigned c = 0; c < pool->pr->nclasses; c++)
+            class_setup(pool, c);
+        __atomic_store_n(&pool->init_done, 1, __ATOMIC_RELEASE);
+        hak_unlock(&pool->init_lock);
+        hak_os_page_size();
+        hak_fork_register(pool->fork_ops); /* may allocate: init is marked done */
+        if (pool->thread_exit)
+            hak_thread_exit_register(pool->thread_exit);
+        return;
+    }
+    hak_unlock(&pool->init_lock);
+}
+
+/* --------------------------------------------------------------- chunks */
+
+/* The chunk list runs from the newest (pool->chunks) to the oldest
+ * (pool->chunks_tail). */
+static void chunk_link(hak_pool_t *pool, hak_pool_chunk_t *ch)
+{
+    ch->prev = NULL;
+    ch->next = pool->chunks;
+    if (pool->chunks)
+        pool->chunks->prev = ch;
+    else
+        pool->chunks_tail = ch;
+    pool->chunks = ch;
+}
+
+static void chunk_unlink(hak_pool_t *pool, hak_pool_chunk_t *ch)
+{
+    if (ch->prev)
+        ch->prev->next = ch->next;
+    else
+        pool->chunks = ch->next;
+    if (ch->next)
+        ch->next->prev = ch->prev;
+    else
+        pool->chunks_tail = ch->prev;
+}
+
+/* A new, empty chunk (pool lock held), or NULL with ENOMEM. */
+static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
+{
+    hak_pool_chunk_t *ch = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
+    if (ch == NULL)
+        return NULL;
+    if (hak_chunk_set_tag(ch, HAK_CHUNK_SIZE, pool->pr->tag) != 0) {
+        hak_os_unmap(ch, HAK_CHUNK_SIZE);
+        errno = ENOMEM;
+        return NULL;
+    }
+    ch->magic = HAK_POOL_CHUNK_MAGIC;
+    ch->pool = pool;
+    ch->free_mask = USABLE_PAGES_MASK;
+    ch->nfree = HAK_POOL_PAGES - 1;
+    for (unsigned i = 0; i < HAK_POOL_PAGES; i++)
+        ch->pages[i].cls = HAK_POOL_NO_CLASS;
+    /* Fresh pages are not resident; say so in the accounting (committed
+     * = mapped - decommitted), so that only pages in use count. */
+    size_t hdr = chunk_header_bytes();
+    if (hak_os_decommit((uint8_t *)ch + hdr, HAK_CHUNK_SIZE - hdr) == 0) {
+        ch->dec_mask = USABLE_PAGES_MASK;
+        ch->hdr_dec = HAK_POOL_PAGE_SIZE - hdr;
+        ST_ADD(pool, bytes_decommitted, HAK_CHUNK_SIZE - hdr);
+    } else {
+        ch->dec_mask = 0;
+        ch->hdr_dec = 0;
+        pool->dirty += (HAK_POOL_PAGES - 1) * HAK_POOL_PAGE_SIZE;
+    }
+    chunk_link(pool, ch);
+    pool->nempty++;
+    ST_ADD(pool, chunks, 1);
+    ST_ADD(pool, bytes_mapped, HAK_CHUNK_SIZE);
+    return ch;
+}
+
+static void chunk_unmap(hak_pool_t *pool, hak_pool_chunk_t *ch)
+{
+    size_t dec = (size_t)__builtin_popcount(ch->dec_mask) * HAK_POOL_PAGE_SIZE + ch->hdr_dec;
+    size_t dirty = (size_t)__builtin_popcount(ch->free_mask & ~ch->dec_mask) * HAK_POOL_PAGE_SIZE;
+    chunk_unlink(pool, ch);
+    pool->dirty -= dirty;
+    hak_chunk_set_tag(ch, HAK_CHUNK_SIZE, HAK_TAG_NONE);
+    hak_os_note_recommit(dec); /* the decommitted part leaves with the mapping */
+    ST_SUB(pool, bytes_decommitted, dec);
+    ch->magic = 0;
+    hak_os_unmap(ch, HAK_CHUNK_SIZE);
+    ST_SUB(pool, chunks, 1);
+    ST_SUB(pool, bytes_mapped, HAK_CHUNK_SIZE);
+    ST_ADD(pool, chunk_unmaps, 1);
+}
+
+/* Decommit every dirty page of ch (pool lock held). */
+static void chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch)
+{
+    uint32_t dirty = ch->free_mask & ~ch->dec_mask;
+    while (dirty) {
+        unsigned lo = (unsigned)__builtin_ctz(dirty);
+        unsigned hi = lo;
+        while (hi < HAK_POOL_PAGES && (dirty >> hi) & 1u)
+            hi++;
+        uint32_t run = (uint32_t)((((uint64_t)1 << (hi - lo)) - 1) << lo);
+        size_t bytes = (size_t)(hi - lo) * HAK_POOL_PAGE_SIZE;
+        if (hak_os_decommit((uint8_t *)ch + ((size_t)lo << HAK_POOL_PAGE_SHIFT), bytes) == 0) {
+            ch->dec_mask |= run;
+            pool->dirty -= bytes;
+            ST_ADD(pool, bytes_decommitted, bytes);
+            ST_ADD(pool, bytes_purged, bytes);
+        }
+        dirty &= ~run;
+    }
+}
+
+/* Keep the dirty bytes within the budget (pool lock held): purge the
+ * oldest chunks first and `recent` (the chunk that just freed pages, whose
+ * pages are the likeliest to be wanted again) last, down to half the
+ * budget. */
+static void enforce_dirty_budget(hak_pool_t *pool, hak_pool_chunk_t *recent)
+{
+    size_t budget = pool->span_bytes / pool->pr->dirty_div;
+    if (budget < pool->pr->dirty_max)
+        budget = pool->pr->dirty_max;
+    if (pool->dirty <= budget)
+        return;
+    for (hak_pool_chunk_t *c = pool->chunks_tail; c && pool->dirty > budget / 2; c = c->prev)
+        if (c != recent)
+            chunk_purge(pool, c);
+    if (recent && pool->dirty > budget / 2)
+        chunk_purge(pool, recent);
+}
+
+/* ---------------------------------------------------------------- spans */
+
+/* The free run of n pages aligned to `align` pages in ch that has the
+ * fewest decommitted pages (*dec), or -1. */
+static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsigned *dec)
+{
+    uint64_t want = (((uint64_t)1 << n) - 1);
+    int best = -1;
+    unsigned best_dec = HAK_POOL_PAGES + 1;
+    for (unsigned start = align; start + n <= HAK_POOL_PAGES; start += align) {
+        uint32_t run = (uint32_t)(want << start);
+        if ((ch->free_mask & run) != run)
+            continue;
+        unsigned d = (unsigned)__builtin_popcount(ch->dec_mask & run);
+        if (d < best_dec) {
+            best = (int)start;
+            best_dec = d;
+            if (d == 0)
+                break;
+        }
+    }
+    *dec = best_dec;
+    return best;
+}
+
+/* Make pages [start, start+n) of ch a span of class cls (pool lock held). */
+static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsigned start, unsigned cls)
+{
+    const hak_pool_class_t *k = &pool->cls[cls];
+    unsigned n = k->npages;
+    uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
+    if (ch->nfree == HAK_POOL_PAGES - 1)
+        pool->nempty--;
+    size_t dec = (size_t)__builtin_popcount(ch->dec_mask & run) * HAK_POOL_PAGE_SIZE;
+    size_t dirty = (size_t)n * HAK_POOL_PAGE_SIZE - dec;
+    if (dec) {
+        hak_os_note_recommit(dec);
+        ST_SUB(pool, bytes_decommitted, dec);
+    }
+    pool->dirty -= dirty;
+    pool->span_bytes += (size_t)n * HAK_POOL_PAGE_SIZE;
+    ch->dec_mask &= ~run;
+    ch->free_mask &= ~run;
+    ch->nfree -= n;
+    hak_pool_span_t *s = &ch->pages[start];
+    s->base = (uint8_t *)ch + ((size_t)start << HAK_POOL_PAGE_SHIFT);
+    s->inv = k->inv;
+    s->stride = k->stride;
+    s->capacity = k->capacity;
+    s->cls = (uint8_t)cls;
+    s->in_partial = 0;
+    s->npages = (uint8_t)n;
+    s->has_aligned = 0;
+    s->used = 0;
+    s->carved = 0;
+    s->free = NULL;
+    s->next = s->prev = NULL;
+#if HAK_VALIDATION >= 2
+    s->live = 0;
+    memset(s->align_off, 0, sizeof(s->align_off));
+#endif
+    for (unsigned i = 0; i < n; i++)
+        __atomic_store_n(&ch->pages[start + i].head, s, __ATOMIC_RELEASE);
+    ST_ADD(pool, spans_in_use, 1);
+    return s;
+}
+
+/* A new span of class cls, or NULL with ENOMEM. Called with the class
+ * lock held; takes the pool lock. Placement: the run with the fewest
+ * decommitted pages (refaulting them costs more than the search: a 1 MiB
+ * span is 256 page faults), in a chunk that has spans before an empty one
+ * (so that empty chunks can go back to the OS), a new chunk last. */
+static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
+{
+    const hak_pool_class_t *k = &pool->cls[cls];
+    hak_pool_span_t *s = NULL;
+    hak_lock(&pool->lock);
+    hak_pool_chunk_t *best = NULL;
+    int best_start = -1;
+    unsigned best_dec = HAK_POOL_PAGES + 1;
+    bool best_empty = true;
+    for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next) {
+        if (ch->nfree < k->npages)
+            continue;
+        bool empty = ch->nfree == HAK_POOL_PAGES - 1;
+        if (empty && !best_empty && best != NULL)
+            continue;
+        unsigned dec;
+        int start = find_run(ch, k->npages, k->align_pages, &dec);
+        if (start < 0)
+            continue;
+        if (best == NULL || (best_empty && !empty) || dec < best_dec) {
+            best = ch;
+            best_start = start;
+            best_dec = dec;
+            best_empty = empty;
+            if (dec == 0 && !empty)
+                break;
+        }
+    }
+    if (best == NULL && (best = chunk_new(pool)) != NULL) {
+        unsigned dec;
+        best_start = find_run(best, k->npages, k->align_pages, &dec);
+    }
+    if (best)
+        s = span_format(pool, best, (unsigned)best_start, cls);
+    hak_unlock(&pool->lock);
+    return s;
+}
+
+/* The span's last block came home: give its pages back to the chunk.
+ * Called with the class lock held; takes the pool lock. */
+static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
+{
+    hak_pool_chunk_t *ch = hak_pool_chunk_of(s->base);
+    unsigned start = (unsigned)(s - ch->pages), n = s->npages;
+    uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
+    hak_lock(&pool->lock);
+    for (unsigned i = 0; i < n; i++)
+        __atomic_store_n(&ch->pages[start + i].head, NULL, __ATOMIC_RELAXED);
+    s->cls = HAK_POOL_NO_CLASS;
+    s->free = NULL;
+    ch->free_mask |= run;
+    ch->nfree += n;
+    pool->dirty += (size_t)n * HAK_POOL_PAGE_SIZE;
+    pool->span_bytes -= (size_t)n * HAK_POOL_PAGE_SIZE;
+    ST_SUB(pool, spans_in_use, 1);
+    ST_ADD(pool, span_releases, 1);
+    if (ch->nfree == HAK_POOL_PAGES - 1) {
+        if (pool->nempty >= pool->pr->keep_empty) {
+            chunk_unmap(pool, ch);
+            ch = NULL;
+        } else {
+            pool->nempty++;
+        }
+    }
+    enforce_dirty_budget(pool, ch);
+    hak_unlock(&pool->lock);
+}
+
+/* ----------------------------------------------------- class structures */
+
+static void partial_add(hak_pool_central_t *c, hak_pool_span_t *s)
+{
+    s->prev = NULL;
+    s->next = c->partial;
+    if (c->partial)
+        c->partial->prev = s;
+    c->partial = s;
+    s->in_partial = 1;
+}
+
+static void partial_remove(hak_pool_central_t *c, hak_pool_span_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        c->partial = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->in_partial = 0;
+}
+
+/* Take one block out of span s, or NULL if it has none. Class lock held. */
+static void *span_pop(hak_pool_span_t *s)
+{
+    void *b = s->free;
+    if (b) {
+        s->free = next_of(b);
+    } else if (s->carved < s->capacity) {
+        b = s->base + (size_t)s->carved * s->stride;
+        __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
+    } else {
+        return NULL;
+    }
+    s->used++;
+    return b;
+}
+
+/* Up to `want` blocks of class cls from its spans, linked; returns how many
+ * (0 with ENOMEM). Class lock held. */
+static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, void **out)
+{
+    hak_pool_central_t *c = &pool->central[cls];
+    void *head = NULL;
+    uint32_t n = 0;
+    while (n < want) {
+        hak_pool_span_t *s = c->partial;
+        if (s == NULL) {
+            s = span_acquire(pool, cls);
+            if (s == NULL)
+                break;
+            partial_add(c, s);
+        }
+        void *b;
+        while (n < want && (b = span_pop(s)) != NULL) {
+            set_next(b, head);
+            head = b;
+            n++;
+        }
+        if (s->free == NULL && s->carved == s->capacity)
+            partial_remove(c, s);
+    }
+    *out = head;
+    return n;
+}
+
+/* Send block b home to its span. Class lock held. */
+static void spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
+{
+    hak_pool_span_t *s = hak_pool_span_of(b);
+    set_next(b, s->free);
+    s->free = b;
+    s->used--;
+    if (!s->in_partial)
+        partial_add(c, s);
+    if (s->used == 0) {
+        partial_remove(c, s);
+        span_release(pool, s);
+    }
+}
+
+static void spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
+{
+    size_t n = 0;
+    while (head) {
+        void *next = next_of(head);
+        spill_block(pool, c, head);
+        head = next;
+        n++;
+    }
+    ST_ADD(pool, spills, n);
+}
+
+/* Up to `want` blocks of cls from its spans, linked; returns how many, 0
+ * with ENOMEM. */
+static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out)
+{
+    hak_pool_central_t *c = &pool->central[cls];
+    hak_lock(&c->lock);
+    uint32_t n = take_from_spans(pool, cls, want, out);
+    hak_unlock(&c->lock);
+    return n;
+}
+
+/* Send a linked list of blocks of cls home to their spans. */
+static void class_put(hak_pool_t *pool, unsigned cls, void *head)
+{
+    hak_pool_central_t *c = &pool->central[cls];
+    hak_lock(&c->lock);
+    spill_list(pool, c, head);
+    hak_unlock(&c->lock);
+}
+
+static void *alloc_nocache(hak_pool_t *pool, unsigned cls)
+{
+    hak_pool_central_t *c = &pool->central[cls];
+    void *b = NULL;
+    hak_lock(&c->lock);
+    take_from_spans(pool, cls, 1, &b);
+    hak_unlock(&c->lock);
+    return b;
+}
+
+static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
+{
+    hak_pool_central_t *c = &pool->central[cls];
+    hak_lock(&c->lock);
+    spill_block(pool, c, b);
+    hak_unlock(&c->lock);
+    ST_ADD(pool, spills, 1);
+}
+
+/* ------------------------------------------------------- thread caches */
+
+/* Send every block of a cache home to its span (an exiting thread's
+ * blocks are not likely to be wanted soon; trim wants them home too). */
+static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    for (unsigned cls = 0; cls < pool->pr->nclasses; cls++) {
+        hak_pool_bin_t *bin = &tc->bins[cls];
+        void *head = bin->head;
+        if (head == NULL)
+            continue;
+        bin->head = NULL;
+        bin->count = 0;
+        class_put(pool, cls, head);
+    }
+}
+
+static void tc_unregister_locked(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    if (!tc->in_registry)
+        return;
+    if (tc->prev)
+        tc->prev->next = tc->next;
+    else
+        pool->tc_list = tc->next;
+    if (tc->next)
+        tc->next->prev = tc->prev;
+    tc->in_registry = 0;
+}
+
+static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    hak_pool_init_(pool);
+    for (unsigned c = 0; c < pool->pr->nclasses; c++)
+        tc->bins[c].max = pool->cls[c].bin_max;
+    hak_lock(&pool->tc_lock);
+    tc->prev = NULL;
+    tc->next = pool->tc_list;
+    if (pool->tc_list)
+        pool->tc_list->prev = tc;
+    pool->tc_list = tc;
+    tc->in_registry = 1;
+    tc->state = HAK_POOL_TC_LIVE;
+    hak_unlock(&pool->tc_lock);
+    /* Give the cache back when the thread exits (may allocate: the cache
+     * is live already). Without the hook the thread runs cacheless. */
+    if (pool->thread_exit && hak_thread_exit_arm() != 0)
+        hak_pool_thread_exit_(pool, tc);
+}
+
+void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    uint32_t was = tc->state;
+    for (unsigned c = 0; c < HAK_POOL_MAX_CLASSES; c++)
+        tc->bins[c].max = 0;
+    tc->state = HAK_POOL_TC_DEAD;
+    if (was != HAK_POOL_TC_LIVE)
+        return;
+    tcache_flush(pool, tc);
+    hak_lock(&pool->tc_lock);
+    tc_unregister_locked(pool, tc);
+    hak_unlock(&pool->tc_lock);
+}
+
+/* --------------------------------------------------------- alloc / free */
+
+#if HAK_VALIDATION >= 2
+void hak_pool_mark_live_(void *b)
+{
+    hak_pool_span_t *s = hak_pool_span_of(b);
+    size_t i = hak_pool_index(s, b);
+    s->align_off[i] = 0;
+    __atomic_fetch_or(&s->live, (uint64_t)1 << i, __ATOMIC_RELAXED);
+}
+#else
+void hak_pool_mark_live_(void *b) { (void)b; }
+#endif
+
+void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+{
+    void *b;
+    if (HAK_UNLIKELY(tc->state != HAK_POOL_TC_LIVE)) {
+        if (tc->state == HAK_POOL_TC_NEW)
+            tcache_setup(pool, tc);
+        if (tc->state != HAK_POOL_TC_LIVE) {
+            hak_pool_init_(pool);
+            b = alloc_nocache(pool, cls);
+            goto out;
+        }
+    }
+    hak_pool_bin_t *bin = &tc->bins[cls];
+    if (bin->head) { /* a nested call during setup filled it */
+        b = bin->head;
+        bin->head = next_of(b);
+        bin->count--;
+        goto out;
+    }
+    void *list;
+    uint32_t n = class_get(pool, cls, bin->max / 2 ? bin->max / 2 : 1, &list);
+    if (n == 0) {
+        b = NULL;
+        goto out;
+    }
+    ST_ADD(pool, refills, 1);
+    b = list;
+    bin->head = next_of(b);
+    bin->count += n - 1;
+out:
+    if (b == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+#if HAK_VALIDATION >= 2
+    hak_pool_mark_live_(b);
+#endif
+    return b;
+}
+
+void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls)
+{
+    hak_pool_bin_t *bin = &tc->bins[cls];
+    if (HAK_UNLIKELY(tc->state != HAK_POOL_TC_LIVE)) {
+        if (tc->state == HAK_POOL_TC_NEW)
+            tcache_setup(pool, tc);
+        if (tc->state != HAK_POOL_TC_LIVE) {
+            /* Dead: p was pushed by the fast path; take it back out. */
+            if (bin->head == p) {
+                bin->head = next_of(p);
+                bin->count--;
+            }
+            free_nocache(pool, p, cls);
+            return;
+        }
+    }
+    if (bin->count <= bin->max)
+        return;
+    /* Keep the most recent half (hot), send the older rest home. */
+    uint32_t keep = bin->max / 2;
+    void *last = bin->head;
+    for (uint32_t i = 1; i < keep; i++)
+        last = next_of(last);
+    void *rest = keep ? next_of(last) : bin->head;
+    if (keep)
+        set_next(last, NULL);
+    else
+        bin->head = NULL;
+    bin->count = keep;
+    ST_ADD(pool, drains, 1);
+    class_put(pool, cls, rest);
+}
+
+void hak_pool_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
+
+void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
+{
+    hak_pool_span_t *s = hak_pool_span_of(p);
+    if (HAK_UNLIKELY(s == NULL)) { /* validation none: trusted, but never crash on it */
+        hak_pool_bad_free_(p, pool->pr->msg_no_span);
+        return;
+    }
+    size_t i = hak_pool_index(s, p);
+    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED)) {
+        hak_pool_bad_free_(p, pool->pr->msg_not_block);
+        return;
+    }
+#if HAK_VALIDATION >= 1
+    if (!__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED)) {
+        hak_pool_bad_free_(p, pool->pr->msg_not_start);
+        return;
+    }
+#endif
+    hak_pool_push_(pool, tc, s->base + i * s->stride, s->cls);
+}
+
+#if HAK_VALIDATION >= 2
+void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
+{
+    hak_pool_span_t *s = hak_pool_span_of(p);
+    if (s == NULL || s->cls >= pool->pr->nclasses) {
+        hak_pool_bad_free_(p, pool->pr->msg_no_span);
+        return;
+    }
+    size_t i = hak_pool_index(s, p);
+    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED)) {
+        hak_pool_bad_free_(p, pool->pr->msg_not_block);
+        return;
+    }
+    uint8_t *b = s->base + i * s->stride;
+    if ((uint8_t *)p != b + (size_t)s->align_off[i] * 16) {
+        hak_pool_bad_free_(p, pool->pr->msg_not_start);
+        return;
+    }
+    uint64_t bit = (uint64_t)1 << i;
+    if (!(__atomic_fetch_and(&s->live, ~bit, __ATOMIC_RELAXED) & bit)) {
+        hak_pool_bad_free_(p, "double free");
+        return;
+    }
+    hak_pool_push_(pool, tc, b, s->cls);
+}
+#else
+void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
+{
+    hak_pool_free_owned_(pool, tc, p);
+}
+#endif
+
+/* The cheapest class that places `size` bytes at `align`: either a class
+ * whose blocks are all aligned to it, or a class big enough to hold an
+ * aligned interior pointer (size + align - 16). -1 if none. `interior`
+ * says which. */
+static int aligned_class(hak_pool_t *pool, size_t size, size_t align, bool *interior)
+{
+    const hak_pool_params_t *pr = pool->pr;
+    int natural = -1, inner = -1;
+    for (unsigned c = 0; c < pr->nclasses; c++) {
+        if (pool->cls[c].stride >= size && pool->cls[c].nat_align >= align) {
+            natural = (int)c;
+            break;
+        }
+    }
+    if (size <= SIZE_MAX - align) {
+        size_t need = size + align - 16;
+        for (unsigned c = 0; c < pr->nclasses; c++) {
+            if (pool->cls[c].stride >= need) {
+                inner = (int)c;
+                break;
+            }
+        }
+    }
+    if (natural >= 0 && (inner < 0 || pool->cls[natural].stride <= pool->cls[inner].stride)) {
+        *interior = false;
+        return natural;
+    }
+    *interior = true;
+    return inner;
+}
+
+size_t hak_pool_max_align_(hak_pool_t *pool, size_t size)
+{
+    hak_pool_init_(pool);
+    const hak_pool_params_t *pr = pool->pr;
+    size_t best = 16;
+    if (size == 0)
+        size = 1;
+    for (unsigned c = 0; c < pr->nclasses; c++) /* a naturally aligned class */
+        if (pool->cls[c].stride >= size && pool->cls[c].nat_align > best)
+            best = pool->cls[c].nat_align;
+    size_t top = pool->cls[pr->nclasses - 1].stride;
+    if (size <= top) { /* an interior pointer: size + align - 16 <= top */
+        size_t room = top - size + 16, a = 16;
+        while (a * 2 <= room)
+            a *= 2;
+        if (a > best)
+            best = a;
+    }
+    return best;
+}
+
+void *hak_pool_alloc_aligned_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t size, size_t align)
+{
+    return hak_pool_alloc_aligned_ex_(pool, tc, size, align, false);
+}
+
+void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t size, size_t align,
+                                 bool force_interior)
+{
+    hak_pool_init_(pool);
+    bool interior;
+    int c = aligned_class(pool, size, align, &interior);
+    if (force_interior && !interior) {
+        c = -1;
+        for (unsigned k = 0; k < pool->pr->nclasses && c < 0; k++)
+            if (pool->cls[k].stride >= size + align - 16 && pool->cls[k].nat_align < align)
+                c = (int)k;
+        interior = true;
+    }
+    if (c < 0) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    uint8_t *b = hak_pool_pop_(pool, tc, (unsigned)c);
+    if (b == NULL || !interior)
+        return b;
+    uint8_t *q = (uint8_t *)(((uintptr_t)b + align - 1) & ~(uintptr_t)(align - 1));
+    if (q != b) {
+        hak_pool_span_t *s = hak_pool_span_of(b);
+        if (!__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED))
+            __atomic_store_n(&s->has_aligned, 1, __ATOMIC_RELAXED);
+#if HAK_VALIDATION >= 2
+        s->align_off[hak_pool_index(s, b)] = (uint16_t)((size_t)(q - b) / 16);
+#endif
+    }
+    return q;
+}
+
+/* --------------------------------------------------------------- trim */
+
+void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
+        return;
+    if (tc->state == HAK_POOL_TC_LIVE)
+        tcache_flush(pool, tc);
+    hak_lock(&pool->lock);
+    hak_pool_chunk_t *ch = pool->chunks;
+    while (ch) {
+        hak_pool_chunk_t *next = ch->next;
+        if (ch->nfree == HAK_POOL_PAGES - 1) {
+            chunk_unmap(pool, ch);
+            pool->nempty--;
+        } else {
+            chunk_purge(pool, ch);
+        }
+        ch = next;
+    }
+    hak_unlock(&pool->lock);
+}
+
+/* --------------------------------------------------------------- fork */
+
+void hak_pool_fork_prepare_(hak_pool_t *pool)
+{
+    hak_lock(&pool->init_lock);
+    hak_lock(&pool->tc_lock);
+    for (unsigned c = 0; c < pool->pr->nclasses; c++)
+        hak_lock(&pool->central[c].lock);
+    hak_lock(&pool->lock);
+}
+
+void hak_pool_fork_parent_(hak_pool_t *pool)
+{
+    hak_unlock(&pool->lock);
+    for (unsigned c = pool->pr->nclasses; c-- > 0;)
+        hak_unlock(&pool->central[c].lock);
+    hak_unlock(&pool->tc_lock);
+    hak_unlock(&pool->init_lock);
+}
+
+void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self)
+{
+    pool->lock.v = 0;
+    for (unsigned c = 0; c < pool->pr->nclasses; c++)
+        pool->central[c].lock.v = 0;
+    pool->tc_lock.v = 0;
+    pool->init_lock.v = 0;
+    /* Adopt the caches of the threads that do not exist in the child: their
+     * TLS blocks are still mapped here (fork copied them). */
+    hak_pool_tcache_t *tc = pool->tc_list;
+    while (tc) {
+        hak_pool_tcache_t *next = tc->next;
+        if (tc != self) {
+            tc_unregister_locked(pool, tc);
+            tcache_flush(pool, tc);
+        }
+        tc = next;
+    }
+}
+
+/* -------------------------------------------------------------- stats */
+
+void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out)
+{
+    const size_t *src = (const size_t *)&pool->st;
+    size_t *dst = (size_t *)out;
+    for (size_t i = 0; i < sizeof(*out) / sizeof(size_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+
+/* ---------------------------------------------------------- validator */
+
+size_t hak_pool_validate_(hak_pool_t *pool)
+{
+    size_t bad = 0;
+    if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
+        return 0;
+    for (unsigned c = 0; c < pool->pr->nclasses; c++)
+        hak_lock(&pool->central[c].lock);
+    hak_lock(&pool->lock);
+    size_t dirty = 0, nempty = 0;
+    for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next) {
+        bad += ch->magic != HAK_POOL_CHUNK_MAGIC;
+        bad += ch->pool != pool;
+        bad += hak_chunk_tag(ch) != pool->pr->tag;
+        bad += (ch->free_mask & 1u) != 0;
+        bad += (uint32_t)__builtin_popcount(ch->free_mask) != ch->nfree;
+        bad += ch->pages[0].head != NULL;
+        nempty += ch->nfree == HAK_POOL_PAGES - 1;
+        dirty += (size_t)__builtin_popcount(ch->free_mask & ~ch->dec_mask) * HAK_POOL_PAGE_SIZE;
+        for (unsigned i = 1; i < HAK_POOL_PAGES;) {
+            hak_pool_span_t *s = ch->pages[i].head;
+            if ((ch->free_mask >> i) & 1u) {
+                bad += s != NULL;
+                i++;
+                continue;
+            }
+            if (s != &ch->pages[i] || s->cls >= pool->pr->nclasses) {
+                bad++;
+                i++;
+                continue;
+            }
+            const hak_pool_class_t *k = &pool->cls[s->cls];
+            bad += s->npages != k->npages || s->stride != k->stride || s->capacity != k->capacity;
+            bad += s->base != (uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT);
+            bad += ((uintptr_t)s->base & (k->nat_align - 1)) != 0 && k->align_pages > 1;
+            bad += s->used > s->carved || s->carved > s->capacity || s->used == 0;
+            size_t nfree = 0;
+            for (void *b = s->free; b && nfree <= s->capacity; b = next_of(b)) {
+                nfree++;
+                bad += hak_pool_span_of(b) != s || (size_t)((uint8_t *)b - s->base) % s->stride != 0;
+            }
+            bad += nfree != s->carved - s->used;
+            bad += (s->free != NULL || s->carved < s->capacity) != (s->in_partial != 0);
+            for (unsigned j = 1; j < s->npages; j++)
+                bad += ch->pages[i + j].head != s || ((ch->free_mask >> (i + j)) & 1u);
+            i += s->npages ? s->npages : 1;
+        }
+    }
+    bad += dirty != pool->dirty;
+    bad += nempty != pool->nempty;
+    bad += nempty > pool->pr->keep_empty;
+    hak_unlock(&pool->lock);
+    for (unsigned c = pool->pr->nclasses; c-- > 0;)
+        hak_unlock(&pool->central[c].lock);
+    return bad;
+}
+
+#endif /* !HAK_PLATFORM_ARENA */

@@ -1,0 +1,292 @@
+/* pool_internal.h - the engine shared by the mid pool and the L25 pool:
+ * chunks, spans, class lists, thread caches. Each tier (mid.c, l25.c) is
+ * one instance (hak_pool_t) with its own class table, chunk tag, locks and
+ * thread cache; the code here and in pool.c is written once for both.
+ *
+ * Memory: chunks of HAK_CHUNK_SIZE (2 MiB), aligned to their size, tagged
+ * in the platform chunk map (HAK_TAG_MID or HAK_TAG_L25). A chunk is 32
+ * pages of 64 KiB; page 0 holds the chunk header (this file's
+ * hak_pool_chunk_t), the rest are handed out as spans: runs of pages that
+ * serve one size class each. No block has a header.
+ *
+ *   chunk (2 MiB, aligned)
+ *   +-----------+----------+----------+----------+-- ... --+----------+
+ *   | page 0    | page 1   | page 2   | page 3   |         | page 31  |
+ *   | header    | span A (class c, 1 page)       |         |          |
+ *   |           |          | span B (class d, 2 pages)     |         |
+ *   +-----------+----------+----------+----------+-- ... --+----------+
+ *   header: magic, page bitmaps, pages[32] (one descriptor per page)
+ *
+ *   span:    [block 0][block 1] ... [block n-1][tail]
+ *            block i = base + i * stride (base = the span's first byte)
+ *
+ * From any address p of the pool the span is found in O(1):
+ *   chunk = p & ~(2 MiB - 1);  span = chunk->pages[(p >> 16) & 31].head
+ * (every page descriptor of a span points at the span's first one; free
+ * pages and page 0 hold NULL), and the block index without a division:
+ *   i = ((p - base) * inv) >> 42   (inv = 2^42 / stride + 1: exact for
+ *   offsets below 2^21 and strides below 2^21, see docs/mid.md)
+ * so a pointer inside a block (an over-aligned allocation) resolves to it.
+ *
+ * Where blocks live (the tcmalloc design, as in the tiny tier):
+ *   thread cache (TLS, one free list per class, no lock)
+ *     <-> spans (per span free list + bump carving, under the class lock)
+ *     <-> chunks (free page runs, under the pool lock)
+ * A block freed by any thread goes into that thread's cache; above its
+ * bound half of it goes home to its spans (there are no central batches as
+ * in the tiny tier: a batch parked centrally pins one span per block, and
+ * mid blocks are worth the per-block trip; a producer's blocks reach the
+ * consumer through the spans' free lists). An emptied span goes back to
+ * its chunk at once; free pages stay committed ("dirty") up to the pool's
+ * dirty budget, beyond which they are decommitted; an emptied chunk is
+ * unmapped unless the pool keeps fewer than params->keep_empty empty
+ * chunks (docs/mid.md, "Memory return").
+ *
+ * Lock order: class lock (central[c].lock) -> pool lock (pool->lock). The
+ * registry of thread caches has its own lock (tc_lock), never held with the
+ * others except by the fork handlers, which take tc_lock, then every class
+ * lock, then the pool lock.
+ */
+#ifndef HAK_POOL_INTERNAL_H
+#define HAK_POOL_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hak_platform.h"
+#include "hak_tier.h"
+
+#define HAK_POOL_PAGE_SHIFT  16
+#define HAK_POOL_PAGE_SIZE   ((size_t)1 << HAK_POOL_PAGE_SHIFT)        /* 64 KiB */
+#define HAK_POOL_PAGES       (HAK_CHUNK_SIZE >> HAK_POOL_PAGE_SHIFT)  /* 32 */
+#define HAK_POOL_MAX_CLASSES 50    /* mid: 49 by size + 1 for alignment */
+#define HAK_POOL_MAX_BLOCKS  64    /* blocks per span (a 64-bit state word) */
+#define HAK_POOL_INV_SHIFT   42
+#define HAK_POOL_NO_CLASS    0xFFu
+#define HAK_POOL_CHUNK_MAGIC 0x4C4F4F50u /* "POOL" */
+
+/* A page descriptor; the first page's descriptor of a span is the span. */
+typedef struct hak_pool_span {
+    struct hak_pool_span *head;  /* the span holding this page; NULL: page free or header */
+    uint8_t *base;               /* block 0 (the span's first byte) */
+    uint64_t inv;                /* 2^42 / stride + 1 */
+    uint32_t stride;
+    uint32_t capacity;           /* blocks the span holds */
+    uint8_t cls;                 /* HAK_POOL_NO_CLASS when the page is not a span head */
+    uint8_t in_partial;          /* on the class's partial list */
+    uint8_t npages;
+    uint8_t has_aligned;         /* an interior (over-aligned) pointer was handed out */
+    uint32_t used;               /* blocks out of the span: in caches or with the user */
+    uint32_t carved;             /* blocks carved so far (bump pointer) */
+    void *free;                  /* blocks home (linked through p[0]) */
+    struct hak_pool_span *next;  /* in the class's partial list */
+    struct hak_pool_span *prev;
+#if HAK_VALIDATION >= 2
+    uint64_t live;                              /* bit i: block i is with the user */
+    uint16_t align_off[HAK_POOL_MAX_BLOCKS];    /* interior offset / 16 of block i, 0 = none */
+#endif
+} hak_pool_span_t;
+
+typedef struct hak_pool_chunk {
+    uint32_t magic;
+    uint32_t nfree;              /* free pages (not in a span) */
+    uint32_t free_mask;          /* bit i: page i free (bit 0, the header, never) */
+    uint32_t dec_mask;           /* bit i: page i decommitted */
+    struct hak_pool *pool;
+    struct hak_pool_chunk *next; /* all chunks of the pool */
+    struct hak_pool_chunk *prev;
+    size_t hdr_dec;              /* bytes of page 0 decommitted at creation */
+    hak_pool_span_t pages[HAK_POOL_PAGES];
+} hak_pool_chunk_t;
+
+/* The chunk and the span that hold p (p owned by the pool). */
+HAK_INLINE hak_pool_chunk_t *hak_pool_chunk_of(const void *p)
+{
+    return (hak_pool_chunk_t *)((uintptr_t)p & ~(uintptr_t)(HAK_CHUNK_SIZE - 1));
+}
+HAK_INLINE hak_pool_span_t *hak_pool_span_of(const void *p)
+{
+    return hak_pool_chunk_of(p)->pages[((uintptr_t)p >> HAK_POOL_PAGE_SHIFT) & (HAK_POOL_PAGES - 1)].head;
+}
+/* Index of the block of span s that holds p (p inside the span). */
+HAK_INLINE size_t hak_pool_index(const hak_pool_span_t *s, const void *p)
+{
+    return (size_t)(((uint64_t)((const uint8_t *)p - s->base) * s->inv) >> HAK_POOL_INV_SHIFT);
+}
+
+/* ------------------------------------------------------- thread caches */
+
+/* `max` is 0 until the thread is set up and again after its exit call, so
+ * the first free (and every free after the exit call) takes the slow path;
+ * an empty head does the same for malloc. */
+typedef struct hak_pool_bin {
+    void *head;
+    uint32_t count;
+    uint32_t max;
+} hak_pool_bin_t;
+
+enum { HAK_POOL_TC_NEW = 0, HAK_POOL_TC_LIVE = 1, HAK_POOL_TC_DEAD = 2 };
+
+typedef struct hak_pool_tcache {
+    hak_pool_bin_t bins[HAK_POOL_MAX_CLASSES];
+    struct hak_pool_tcache *next; /* registry of live caches (fork adoption) */
+    struct hak_pool_tcache *prev;
+    uint32_t state;
+    uint32_t in_registry;
+} hak_pool_tcache_t;
+
+/* --------------------------------------------------------- the instance */
+
+/* What a tier says about itself (constant). */
+typedef struct hak_pool_params {
+    const char *name;            /* "mid", "L25" */
+    unsigned tag;                /* HAK_TAG_MID / HAK_TAG_L25 */
+    unsigned nclasses;           /* classes, including those only for alignment */
+    unsigned nsized;             /* classes served by size (the first ones) */
+    const uint32_t *strides;     /* nclasses strides, increasing */
+    size_t max_size;             /* largest request served */
+    size_t cache_bytes;          /* thread cache bound per class, in bytes */
+    unsigned cache_min, cache_max; /* ... and in blocks */
+    unsigned span_min_blocks;    /* a span holds at least this many blocks ... */
+    size_t span_max_bytes;       /* ... unless it would pass this size */
+    size_t dirty_max;            /* free committed pages kept before decommitting ... */
+    unsigned dirty_div;          /* ... or 1/dirty_div of the bytes in spans if more */
+    size_t keep_empty;           /* empty chunks kept mapped (against map/unmap churn) */
+    const char *msg_no_span;     /* failure reasons */
+    const char *msg_not_block;
+    const char *msg_not_start;
+} hak_pool_params_t;
+
+/* Derived per class at init. */
+typedef struct hak_pool_class {
+    uint32_t stride;
+    uint32_t capacity;           /* blocks per span */
+    uint32_t nat_align;          /* every block of the class is aligned to this */
+    uint32_t bin_max;            /* thread cache bound */
+    uint64_t inv;
+    uint8_t npages;              /* pages per span */
+    uint8_t align_pages;         /* span start aligned to this many pages */
+} hak_pool_class_t;
+
+typedef struct hak_pool_central {
+    hak_lock_t lock;
+    hak_pool_span_t *partial;    /* spans of this class with a free or uncarved block */
+} __attribute__((aligned(64))) hak_pool_central_t;
+
+typedef struct hak_pool_counters {
+    size_t chunks, spans_in_use, bytes_mapped, bytes_decommitted;
+    size_t refills, drains, spills, span_releases, chunk_unmaps, bytes_purged;
+} hak_pool_counters_t;
+
+typedef struct hak_pool {
+    const hak_pool_params_t *pr;
+    const hak_fork_ops_t *fork_ops;
+    void (*thread_exit)(void);   /* registered with hak_thread_exit_register */
+    hak_pool_class_t cls[HAK_POOL_MAX_CLASSES];
+    hak_pool_central_t central[HAK_POOL_MAX_CLASSES];
+    hak_lock_t lock;             /* chunks, their bitmaps and page descriptors' head */
+    hak_pool_chunk_t *chunks;    /* newest first */
+    hak_pool_chunk_t *chunks_tail;
+    size_t nempty;               /* chunks with no span */
+    size_t dirty;                /* bytes of free pages still committed */
+    size_t span_bytes;           /* bytes of pages in spans */
+    hak_lock_t tc_lock;
+    hak_pool_tcache_t *tc_list;
+    hak_lock_t init_lock;
+    int init_done;
+    hak_pool_counters_t st;
+} hak_pool_t;
+
+/* ---------------------------------------------------- slow paths (pool.c) */
+
+void hak_pool_init_(hak_pool_t *pool) HAK_INTERNAL;
+void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls) HAK_INTERNAL;
+void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls) HAK_INTERNAL;
+/* p is not the start of a block of its span (or lies past its last block):
+ * an over-aligned pointer, or an invalid one (validation none/magic). */
+void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HAK_INTERNAL;
+/* validation=full: every check, then the free. */
+void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HAK_INTERNAL;
+void hak_pool_mark_live_(void *b) HAK_INTERNAL;
+void hak_pool_bad_free_(void *p, const char *reason) HAK_INTERNAL;
+/* size and align already checked (align a power of two above 16). */
+void *hak_pool_alloc_aligned_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t size, size_t align) HAK_INTERNAL;
+/* The same, always through an interior pointer of a class that is not
+ * naturally aligned to `align` (when force_interior; for the tests: the
+ * mid pool places every alignment naturally, see docs/mid.md). */
+void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t size, size_t align,
+                                 bool force_interior) HAK_INTERNAL;
+size_t hak_pool_max_align_(hak_pool_t *pool, size_t size) HAK_INTERNAL;
+void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
+void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
+void hak_pool_fork_prepare_(hak_pool_t *pool) HAK_INTERNAL;
+void hak_pool_fork_parent_(hak_pool_t *pool) HAK_INTERNAL;
+void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self) HAK_INTERNAL;
+void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out) HAK_INTERNAL;
+/* Walk every structure of the pool and check its invariants (tests).
+ * Returns 0, or the number of violations found. Takes every lock. */
+size_t hak_pool_validate_(hak_pool_t *pool) HAK_INTERNAL;
+
+/* ------------------------------------------------- inline building blocks */
+
+/* Allocate a block of class cls from the thread cache. */
+HAK_INLINE void *hak_pool_pop_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+{
+    hak_pool_bin_t *bin = &tc->bins[cls];
+    void *b = bin->head;
+    if (HAK_UNLIKELY(b == NULL))
+        return hak_pool_alloc_slow_(pool, tc, cls);
+    bin->head = *(void **)b;
+    bin->count--;
+#if HAK_VALIDATION >= 2
+    hak_pool_mark_live_(b);
+#endif
+    return b;
+}
+
+/* Give block b (a block start) of class cls to the thread cache. */
+HAK_INLINE void hak_pool_push_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *b, unsigned cls)
+{
+    hak_pool_bin_t *bin = &tc->bins[cls];
+    *(void **)b = bin->head;
+    bin->head = b;
+    if (HAK_UNLIKELY(++bin->count > bin->max))
+        hak_pool_free_slow_(pool, tc, b, cls);
+}
+
+/* Free an owned pointer (hak_chunk_tag(p) is the pool's tag). */
+HAK_INLINE void hak_pool_free_owned_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
+{
+#if HAK_VALIDATION >= 2
+    hak_pool_free_checked_(pool, tc, p);
+#else
+    hak_pool_span_t *s = hak_pool_span_of(p);
+#if HAK_VALIDATION >= 1
+    if (HAK_UNLIKELY(s == NULL)) {
+        hak_pool_bad_free_(p, pool->pr->msg_no_span);
+        return;
+    }
+#endif
+    size_t i = hak_pool_index(s, p);
+    uint8_t *b = s->base + i * s->stride;
+    if (HAK_UNLIKELY((b != (uint8_t *)p) | (HAK_VALIDATION >= 1 && i >= s->capacity))) {
+        hak_pool_free_interior_(pool, tc, p);
+        return;
+    }
+    hak_pool_push_(pool, tc, p, s->cls);
+#endif
+}
+
+/* Bytes from p to the end of its block; 0 if p is in no block. */
+HAK_INLINE size_t hak_pool_usable_owned_(const void *p)
+{
+    const hak_pool_span_t *s = hak_pool_span_of(p);
+    if (HAK_UNLIKELY(s == NULL))
+        return 0;
+    size_t i = hak_pool_index(s, p);
+    if (HAK_UNLIKELY(i >= s->capacity))
+        return 0;
+    return (size_t)(s->base + (i + 1) * s->stride - (const uint8_t *)p);
+}
+
+#endif

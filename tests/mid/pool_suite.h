@@ -1,0 +1,891 @@
+/* pool_suite.h - the tests shared by the suites `mid` and `l25`: both
+ * pools are instances of one engine (src/mid/pool.c), so one body of
+ * tests runs against each, through the tier's public entry points plus
+ * its internal pool (class table, validator).
+ *
+ * A suite defines `static const pool_tier_t TIER = {...}` and includes
+ * this file, then lists POOL_SUITE_TESTS in its main. Nothing is timed.
+ */
+#ifndef POOL_SUITE_H
+#define POOL_SUITE_H
+
+#include "common/hak_test.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "hak_pool_stats.h"
+#include "pool_internal.h"
+
+typedef struct pool_tier {
+    const char *name;
+    void *(*alloc)(size_t size, size_t align);
+    void (*free)(void *p);
+    size_t (*usable)(const void *p);
+    bool (*owns)(const void *p);
+    size_t (*max_align)(size_t size);
+    void (*trim)(void);
+    void (*thread_exit)(void);
+    void (*stats)(hak_pool_stats_t *out);
+    hak_pool_t *pool;
+    hak_pool_tcache_t *(*tc)(void); /* the calling thread's cache */
+    size_t lo;           /* smallest size dispatch sends (above the tier below) */
+    size_t hi;           /* largest size served */
+    size_t min_align;    /* every size must get at least this alignment */
+    double max_waste;    /* of a block, for sizes >= lo */
+    size_t model_live;   /* live blocks in the model test */
+    size_t model_ops;
+    size_t churn_threads;
+    size_t churn_blocks; /* per thread */
+    size_t trim_bytes;   /* bytes allocated by the trim test */
+    size_t xt_blocks;
+    size_t interior_size, interior_align; /* a request the API places inside a block (0: none) */    /* blocks per thread and round in the cross-thread test */
+} pool_tier_t;
+
+static const pool_tier_t TIER;
+
+#define MIB ((size_t)1 << 20)
+
+/* --------------------------------------------------------------- helpers */
+
+/* A stamp: 32 bytes derived from the block's tag at both ends and 8 every
+ * STAMP_STEP in between, so that big blocks are checked without touching
+ * every page (the overlap tests also compare the sorted block ranges). */
+#define STAMP_STEP 8192
+static void stamp(void *p, size_t n, uint64_t tag)
+{
+    uint8_t *b = p;
+    if (n < 64) {
+        ht_fill(b, n, tag);
+        return;
+    }
+    ht_fill(b, 32, tag);
+    for (size_t off = STAMP_STEP; off + 32 < n; off += STAMP_STEP)
+        ht_fill(b + off, 8, tag + off);
+    ht_fill(b + n - 32, 32, tag ^ 0x5555);
+}
+
+static int stamp_ok(const void *p, size_t n, uint64_t tag)
+{
+    const uint8_t *b = p;
+    if (n < 64)
+        return ht_check(b, n, tag);
+    if (!ht_check(b, 32, tag) || !ht_check(b + n - 32, 32, tag ^ 0x5555))
+        return 0;
+    for (size_t off = STAMP_STEP; off + 32 < n; off += STAMP_STEP)
+        if (!ht_check(b + off, 8, tag + off))
+            return 0;
+    return 1;
+}
+
+static size_t rand_size(ht_rng_t *r)
+{
+    /* mostly in the tier's own range, some from 1 byte, some exact powers
+     * of two and the hot sizes of the brief's data */
+    uint64_t k = ht_range(r, 0, 15);
+    if (k == 0)
+        return (size_t)ht_range(r, 1, TIER.lo);
+    if (k == 1) {
+        size_t p = TIER.hi;
+        while (p / 2 >= TIER.lo && ht_range(r, 0, 1))
+            p /= 2;
+        return p;
+    }
+    if (k == 2 && TIER.lo <= 1094)
+        return ht_range(r, 0, 1) ? 1032 : 1094;
+    return (size_t)ht_range(r, TIER.lo, TIER.hi);
+}
+
+/* An aligned block placed through an interior pointer (the engine's
+ * forced path; the public API takes it where it wastes less). */
+static void *alloc_interior(size_t size, size_t align)
+{
+    return hak_pool_alloc_aligned_ex_(TIER.pool, TIER.tc(), size, align, true);
+}
+
+/* The start of the block that holds p. */
+static uint8_t *block_start(const void *p)
+{
+    hak_pool_span_t *s = hak_pool_span_of(p);
+    assert_non_null(s);
+    return s->base + hak_pool_index(s, p) * s->stride;
+}
+
+static void assert_valid_pool(void) { assert_int_equal(hak_pool_validate_(TIER.pool), 0); }
+
+#define assert_committed_within(before, slack)                                   \
+    do {                                                                      \
+        size_t now_ = committed();                                            \
+        if (now_ > (before) + (slack))                                        \
+            fail_msg("committed %zu KiB, started at %zu KiB", now_ >> 10, (size_t)(before) >> 10); \
+    } while (0)
+
+static size_t committed(void)
+{
+    hak_pool_stats_t st;
+    TIER.stats(&st);
+    assert_true(st.bytes_committed <= st.bytes_mapped);
+    return st.bytes_committed;
+}
+
+/* ---------------------------------------------------- classes and sizes */
+
+/* Every size maps to the smallest class that holds it; exact powers of
+ * two are a class; waste is bounded; the block index multiply is exact
+ * at every 16-byte offset of every class's span. */
+static void test_classes(void **state)
+{
+    (void)state;
+    void *warm = TIER.alloc(TIER.lo, 0); /* initialise the pool */
+    assert_non_null(warm);
+    TIER.free(warm);
+    hak_pool_t *pool = TIER.pool;
+    const hak_pool_params_t *pr = pool->pr;
+    for (unsigned c = 1; c < pr->nclasses; c++)
+        assert_true(pool->cls[c].stride > pool->cls[c - 1].stride);
+    assert_int_equal(pool->cls[pr->nsized - 1].stride, TIER.hi);
+    unsigned c = 0;
+    for (size_t n = 0; n <= TIER.hi; n++) {
+        while (pool->cls[c].stride < n)
+            c++;
+        if ((n & 1023) == 0 || n == TIER.hi || n == 1032 || n == 1094) {
+            void *p = TIER.alloc(n, 0);
+            assert_non_null(p);
+            assert_int_equal(TIER.usable(p), pool->cls[c].stride);
+            TIER.free(p);
+        }
+        if (n >= TIER.lo && n > 0)
+            assert_true((double)(pool->cls[c].stride - n) <= TIER.max_waste * (double)n);
+        if (n && (n & (n - 1)) == 0 && n >= pool->cls[0].stride)
+            assert_int_equal(pool->cls[c].stride, n);
+    }
+    for (c = 0; c < pr->nclasses; c++) {
+        const hak_pool_class_t *k = &pool->cls[c];
+        assert_true(k->capacity >= 1 && k->capacity <= HAK_POOL_MAX_BLOCKS);
+        assert_true((size_t)k->capacity * k->stride <= (size_t)k->npages * HAK_POOL_PAGE_SIZE);
+        assert_true(k->stride % 16 == 0);
+        hak_pool_span_t s = {.base = 0, .inv = k->inv, .stride = k->stride};
+        for (size_t off = 0; off < (size_t)k->npages * HAK_POOL_PAGE_SIZE; off += 16)
+            if (hak_pool_index(&s, (const void *)(uintptr_t)off) != off / k->stride)
+                fail_msg("class %u: index of offset %zu", c, off);
+    }
+}
+
+/* Every block 16-aligned (and aligned to its class where promised),
+ * usable >= asked and writable to its end, owned, in its span. */
+static void test_alignment_usable(void **state)
+{
+    (void)state;
+    ht_rng_t r = {0x1234};
+    enum { N = 512 };
+    void *ps[N];
+    size_t ns[N];
+    for (int i = 0; i < N; i++) {
+        size_t n = i < 40 ? (size_t)1 << (i % 21) : rand_size(&r);
+        if (n > TIER.hi)
+            n = TIER.hi;
+        ns[i] = n;
+        ps[i] = TIER.alloc(n, 0);
+        assert_non_null(ps[i]);
+        assert_true(HT_ALIGNED(ps[i], 16));
+        assert_true(TIER.owns(ps[i]));
+        assert_true(TIER.owns((char *)ps[i] + ns[i] - (ns[i] > 0)));
+        size_t u = TIER.usable(ps[i]);
+        assert_true(u >= n);
+        assert_true(u >= TIER.min_align || n == 0);
+        stamp(ps[i], u, (uint64_t)i);
+    }
+    for (int i = 0; i < N; i++) {
+        assert_true(stamp_ok(ps[i], TIER.usable(ps[i]), (uint64_t)i));
+        TIER.free(ps[i]);
+    }
+    errno = 0;
+    assert_null(TIER.alloc(TIER.hi + 1, 0));
+    assert_int_equal(errno, ENOMEM);
+    errno = 0;
+    assert_null(TIER.alloc(100, 48));
+    assert_int_equal(errno, EINVAL);
+    int x;
+    assert_false(TIER.owns(&x));
+    assert_false(TIER.owns(NULL));
+    assert_int_equal(TIER.usable(NULL), 0);
+    TIER.free(NULL);
+    assert_valid_pool();
+}
+
+/* ------------------------------------------------------------- overlap */
+
+typedef struct live {
+    uint8_t *p;
+    size_t n;
+    uint64_t tag;
+} live_t;
+
+static int cmp_live(const void *a, const void *b)
+{
+    const live_t *x = a, *y = b;
+    return x->p < y->p ? -1 : x->p > y->p;
+}
+
+static void assert_disjoint(live_t *set, size_t n)
+{
+    live_t *sorted = malloc(n * sizeof *sorted);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (set[i].p)
+            sorted[m++] = set[i];
+    qsort(sorted, m, sizeof *sorted, cmp_live);
+    for (size_t i = 1; i < m; i++)
+        assert_true(sorted[i - 1].p + TIER.usable(sorted[i - 1].p) <= sorted[i].p);
+    free(sorted);
+}
+
+/* Fill every block with its own pattern, churn, verify. */
+static void test_no_overlap_churn(void **state)
+{
+    (void)state;
+    ht_rng_t r = {0xfeed};
+    size_t n = TIER.model_live;
+    live_t *set = calloc(n, sizeof *set);
+    uint64_t tag = 1;
+    for (size_t round = 0; round < 8; round++) {
+        for (size_t k = 0; k < n * 2; k++) {
+            live_t *l = &set[ht_range(&r, 0, n - 1)];
+            if (l->p) {
+                assert_true(stamp_ok(l->p, l->n, l->tag));
+                TIER.free(l->p);
+                l->p = NULL;
+            } else {
+                l->n = rand_size(&r);
+                l->p = TIER.alloc(l->n, 0);
+                assert_non_null(l->p);
+                l->n = TIER.usable(l->p);
+                l->tag = tag++;
+                stamp(l->p, l->n, l->tag);
+            }
+        }
+        assert_disjoint(set, n);
+        for (size_t i = 0; i < n; i++)
+            if (set[i].p)
+                assert_true(stamp_ok(set[i].p, set[i].n, set[i].tag));
+        assert_valid_pool();
+    }
+    for (size_t i = 0; i < n; i++)
+        TIER.free(set[i].p);
+    free(set);
+    assert_valid_pool();
+}
+
+/* ~200k random operations checked against a model: allocations of random
+ * sizes and alignments, frees, usable sizes, ownership. */
+static void test_random_model(void **state)
+{
+    (void)state;
+    ht_rng_t r = {0xabcdef};
+    size_t n = TIER.model_live;
+    live_t *set = calloc(n, sizeof *set);
+    size_t *asked = calloc(n, sizeof *asked);
+    size_t *aligned = calloc(n, sizeof *aligned);
+    uint64_t tag = 1;
+    for (size_t op = 0; op < TIER.model_ops; op++) {
+        size_t i = ht_range(&r, 0, n - 1);
+        live_t *l = &set[i];
+        if (l->p) {
+            assert_true(TIER.owns(l->p));
+            assert_int_equal(TIER.usable(l->p), l->n);
+            assert_true(stamp_ok(l->p, l->n, l->tag));
+            TIER.free(l->p);
+            l->p = NULL;
+            continue;
+        }
+        size_t sz = rand_size(&r);
+        size_t al = 0;
+        if (ht_range(&r, 0, 7) == 0) {
+            size_t maxa = TIER.max_align(sz);
+            al = (size_t)1 << ht_range(&r, 5, 18);
+            if (al > maxa)
+                al = maxa;
+        }
+        l->p = TIER.alloc(sz, al);
+        assert_non_null(l->p);
+        assert_true(HT_ALIGNED(l->p, al > 16 ? al : 16));
+        l->n = TIER.usable(l->p);
+        assert_true(l->n >= sz);
+        asked[i] = sz;
+        aligned[i] = al;
+        l->tag = tag++;
+        stamp(l->p, l->n, l->tag);
+        if (op % 50000 == 0) {
+            assert_disjoint(set, n);
+            assert_valid_pool();
+        }
+    }
+    assert_disjoint(set, n);
+    for (size_t i = 0; i < n; i++) {
+        if (set[i].p) {
+            assert_true(stamp_ok(set[i].p, set[i].n, set[i].tag));
+            TIER.free(set[i].p);
+        }
+    }
+    free(set);
+    free(asked);
+    free(aligned);
+    assert_valid_pool();
+}
+
+/* ------------------------------------------------------------- threads */
+
+#define XT_THREADS 4
+#define XT_BLOCKS  512 /* at most; TIER.xt_blocks used */
+
+typedef struct xt_shared {
+    void *blocks[XT_THREADS][XT_BLOCKS];
+    size_t sizes[XT_THREADS][XT_BLOCKS];
+    pthread_barrier_t go;
+    size_t reused;
+} xt_shared_t;
+
+typedef struct xt_arg {
+    xt_shared_t *sh;
+    int id;
+} xt_arg_t;
+
+static int in_set(void *const *set, size_t n, const void *p)
+{
+    for (size_t i = 0; i < n; i++)
+        if (set[i] == p)
+            return 1;
+    return 0;
+}
+
+/* Thread id frees the blocks that thread (id+1)%4 allocated, then
+ * allocates as many again: they come from the freed ones. */
+static void *xt_worker(void *argp)
+{
+    xt_arg_t *a = argp;
+    xt_shared_t *sh = a->sh;
+    int victim = (a->id + 1) % XT_THREADS;
+    const int nb = (int)TIER.xt_blocks;
+    for (int round = 0; round < 4; round++) {
+        for (int i = 0; i < nb; i++) {
+            size_t n = TIER.lo + (size_t)((i * 7919 + round) % 8) * (TIER.hi - TIER.lo) / 8;
+            sh->sizes[a->id][i] = TIER.usable(sh->blocks[a->id][i] = TIER.alloc(n, 0));
+            stamp(sh->blocks[a->id][i], sh->sizes[a->id][i], (uint64_t)(a->id * 100000 + i));
+        }
+        pthread_barrier_wait(&sh->go);
+        void *freed[XT_BLOCKS];
+        for (int i = 0; i < nb; i++) {
+            void *p = sh->blocks[victim][i];
+            if (!stamp_ok(p, sh->sizes[victim][i], (uint64_t)(victim * 100000 + i)))
+                abort();
+            freed[i] = p;
+            TIER.free(p);
+        }
+        pthread_barrier_wait(&sh->go);
+        /* the freeing thread's cache now holds some of them: reuse */
+        size_t reused = 0;
+        void *again[XT_BLOCKS];
+        for (int i = 0; i < nb; i++) {
+            size_t n = TIER.lo + (size_t)((i * 7919 + round) % 8) * (TIER.hi - TIER.lo) / 8;
+            again[i] = TIER.alloc(n, 0);
+            reused += in_set(freed, (size_t)nb, again[i]);
+        }
+        for (int i = 0; i < nb; i++)
+            TIER.free(again[i]);
+        __atomic_fetch_add(&sh->reused, reused, __ATOMIC_RELAXED);
+        pthread_barrier_wait(&sh->go);
+    }
+    TIER.thread_exit();
+    return NULL;
+}
+
+static void test_cross_thread_free(void **state)
+{
+    (void)state;
+    xt_shared_t *sh = calloc(1, sizeof *sh);
+    pthread_barrier_init(&sh->go, NULL, XT_THREADS);
+    pthread_t t[XT_THREADS];
+    xt_arg_t args[XT_THREADS];
+    TIER.trim();
+    size_t before = committed();
+    for (int i = 0; i < XT_THREADS; i++) {
+        args[i] = (xt_arg_t){sh, i};
+        assert_int_equal(pthread_create(&t[i], NULL, xt_worker, &args[i]), 0);
+    }
+    for (int i = 0; i < XT_THREADS; i++)
+        pthread_join(t[i], NULL);
+    assert_true(sh->reused > 0);
+    pthread_barrier_destroy(&sh->go);
+    free(sh);
+    assert_valid_pool();
+    TIER.trim();
+    assert_committed_within(before, 4 * MIB);
+}
+
+/* Hundreds of short threads: each allocates, frees some of its own and
+ * some of the previous thread's blocks, gives its cache back, and uses
+ * the cacheless path after that; memory comes back by itself. */
+typedef struct churn_arg {
+    void **handoff;       /* blocks left by the previous thread */
+    size_t n;
+    uint64_t seed;
+} churn_arg_t;
+
+static void *churn_worker(void *argp)
+{
+    churn_arg_t *a = argp;
+    ht_rng_t r = {a->seed};
+    size_t n = TIER.churn_blocks;
+    void **mine = malloc(n * sizeof *mine);
+    for (size_t i = 0; i < n; i++) {
+        size_t sz = rand_size(&r);
+        mine[i] = TIER.alloc(sz, 0);
+        if (!mine[i])
+            abort();
+        memset(mine[i], 0x5A, sz < 64 ? sz : 64);
+    }
+    for (size_t i = 0; i < a->n; i++)
+        TIER.free(a->handoff[i]); /* the previous thread's */
+    for (size_t i = 0; i < n / 2; i++)
+        TIER.free(mine[i]);
+    for (size_t i = 0; i < n / 2; i++) /* hand half on */
+        a->handoff[i] = mine[n / 2 + i];
+    a->n = n / 2;
+    TIER.thread_exit();
+    /* after the exit call: no cache */
+    void *late = TIER.alloc(TIER.lo, 0);
+    if (!late)
+        abort();
+    TIER.free(late);
+    free(mine);
+    return NULL;
+}
+
+static void *reap_worker(void *argp)
+{
+    churn_arg_t *a = argp;
+    for (size_t i = 0; i < a->n; i++)
+        TIER.free(a->handoff[i]);
+    TIER.thread_exit();
+    return NULL;
+}
+
+static void test_thread_churn(void **state)
+{
+    (void)state;
+    TIER.trim();
+    size_t before = committed();
+    size_t before_os = hak_os_committed_bytes();
+    churn_arg_t a = {.handoff = malloc(TIER.churn_blocks * sizeof(void *)), .n = 0};
+    for (size_t t = 0; t < TIER.churn_threads; t++) {
+        pthread_t th;
+        a.seed = 0x9e3779b97f4a7c15ULL * (t + 1);
+        assert_int_equal(pthread_create(&th, NULL, churn_worker, &a), 0);
+        pthread_join(th, NULL);
+    }
+    /* a last thread frees the last hand-off */
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, reap_worker, &a), 0);
+    pthread_join(th, NULL);
+    free(a.handoff);
+    assert_valid_pool();
+    assert_committed_within(before, 4 * MIB);
+    assert_true(hak_os_committed_bytes() <= before_os + 4 * MIB);
+}
+
+/* ------------------------------------------------------------- aligned */
+
+static void test_aligned(void **state)
+{
+    (void)state;
+    ht_rng_t r = {77};
+    size_t maxa = TIER.max_align(TIER.hi);
+    assert_true(maxa >= (TIER.hi <= (32u << 10) ? (size_t)65536 : (size_t)256 << 10));
+    for (size_t al = 32; al <= maxa; al <<= 1) {
+        for (int k = 0; k < 24; k++) {
+            size_t n = k < 4 ? (size_t)k * 100 + 1 : rand_size(&r);
+            if (TIER.max_align(n) < al)
+                continue;
+            void *p[3];
+            for (int j = 0; j < 3; j++) {
+                p[j] = TIER.alloc(n, al);
+                assert_non_null(p[j]);
+                assert_true(HT_ALIGNED(p[j], al));
+                assert_true(TIER.owns(p[j]));
+                size_t u = TIER.usable(p[j]);
+                assert_true(u >= n);
+                stamp(p[j], u, al + (size_t)k * 3 + (size_t)j);
+            }
+            for (int j = 0; j < 3; j++) {
+                assert_true(stamp_ok(p[j], TIER.usable(p[j]), al + (size_t)k * 3 + (size_t)j));
+                TIER.free(p[j]);
+            }
+        }
+    }
+    /* the same alignment many times: blocks are reused, nothing leaks */
+    TIER.trim();
+    size_t before = committed();
+    for (int i = 0; i < 2000; i++) {
+        void *p = TIER.alloc(TIER.lo + 16, 4096);
+        assert_non_null(p);
+        assert_true(HT_ALIGNED(p, 4096));
+        TIER.free(p);
+    }
+    TIER.trim();
+    assert_committed_within(before, 4 * MIB);
+    assert_valid_pool();
+}
+
+/* Interior (over-aligned) pointers: usable_size counts to the block's end,
+ * free resolves them to their block, which is reused. */
+static void test_aligned_interior(void **state)
+{
+    (void)state;
+    size_t aligns[] = {128, 1024, 4096, 16384, 65536, 131072, 262144};
+    int interior = 0;
+    for (size_t k = 0; k < sizeof aligns / sizeof aligns[0]; k++) {
+        size_t al = aligns[k];
+        void *ps[64] = {0};
+        for (int i = 0; i < 64; i++) {
+            size_t n = TIER.lo + (size_t)i * 48;
+            ps[i] = alloc_interior(n, al);
+            if (ps[i] == NULL)
+                break;
+            assert_true(HT_ALIGNED(ps[i], al));
+            uint8_t *start = block_start(ps[i]);
+            hak_pool_span_t *s = hak_pool_span_of(ps[i]);
+            assert_int_equal(TIER.usable(ps[i]), (size_t)(start + s->stride - (uint8_t *)ps[i]));
+            assert_true(TIER.usable(ps[i]) >= n);
+            stamp(ps[i], TIER.usable(ps[i]), (uint64_t)i + al);
+            interior += start != (uint8_t *)ps[i];
+        }
+        for (int i = 0; i < 64 && ps[i]; i++) {
+            assert_true(stamp_ok(ps[i], TIER.usable(ps[i]), (uint64_t)i + al));
+            uint8_t *start = block_start(ps[i]);
+            const hak_pool_bin_t *bin = &TIER.tc()->bins[hak_pool_span_of(start)->cls];
+            TIER.free(ps[i]);
+            /* the block itself went to the cache (which keeps the most
+             * recent blocks when it drains, unless it holds only one) */
+            if (bin->max >= 2)
+                assert_ptr_equal(bin->head, start);
+        }
+    }
+    assert_true(interior > 0);
+    /* through the public API where it is the cheaper placement */
+    if (TIER.interior_size) {
+        void *p = TIER.alloc(TIER.interior_size, TIER.interior_align);
+        assert_non_null(p);
+        assert_true(HT_ALIGNED(p, TIER.interior_align));
+        assert_true(block_start(p) != (uint8_t *)p);
+        assert_true(TIER.usable(p) >= TIER.interior_size);
+        TIER.free(p);
+    }
+    assert_valid_pool();
+}
+
+/* ---------------------------------------------------------------- trim */
+
+static void *trim_worker(void *arg)
+{
+    (void)arg;
+    size_t total = 0, n = 0, cap = 1 << 16;
+    void **ps = malloc(cap * sizeof *ps);
+    ht_rng_t r = {31337};
+    while (total < TIER.trim_bytes && n < cap) {
+        size_t sz = rand_size(&r);
+        ps[n] = TIER.alloc(sz, 0);
+        if (!ps[n])
+            abort();
+        memset(ps[n], 1, 16);
+        total += TIER.usable(ps[n]);
+        n++;
+    }
+    for (size_t i = n; i > 1; i--) { /* free in a scattered order */
+        size_t j = (size_t)ht_range(&r, 0, i - 1);
+        void *t = ps[i - 1];
+        ps[i - 1] = ps[j];
+        ps[j] = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        TIER.free(ps[i]);
+    free(ps);
+    TIER.thread_exit();
+    return NULL;
+}
+
+/* Memory comes back on the free path alone (the budget of dirty pages),
+ * and all of it with trim. */
+static void test_trim(void **state)
+{
+    (void)state;
+    TIER.trim();
+    size_t before = committed();
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, trim_worker, NULL), 0);
+    pthread_join(th, NULL);
+    assert_committed_within(before, 4 * MIB); /* no trim yet */
+    /* the main thread: allocate, free, trim */
+    enum { N = 256 };
+    void *ps[N];
+    ht_rng_t r = {5};
+    for (int i = 0; i < N; i++) {
+        ps[i] = TIER.alloc(rand_size(&r), 0);
+        assert_non_null(ps[i]);
+        memset(ps[i], 3, 16);
+    }
+    for (int i = 0; i < N; i++)
+        TIER.free(ps[i]);
+    TIER.trim();
+    assert_committed_within(before, 4 * MIB);
+    hak_pool_stats_t st;
+    TIER.stats(&st);
+    assert_true(st.chunks <= 2 + before / (2 * MIB));
+    assert_valid_pool();
+}
+
+/* ------------------------------------------- the bytes before a block */
+
+/* Two blocks q, p with q's end == p (q's last bytes are "the bytes
+ * before p"). */
+static int adjacent_pair(size_t n, void **qout, void **pout, void **all, int cap)
+{
+    for (int i = 0; i < cap; i++) {
+        all[i] = TIER.alloc(n, 0);
+        assert_non_null(all[i]);
+    }
+    for (int i = 0; i < cap; i++)
+        for (int j = 0; j < cap; j++)
+            if ((uint8_t *)all[i] + TIER.usable(all[i]) == (uint8_t *)all[j]) {
+                *qout = all[i];
+                *pout = all[j];
+                return 1;
+            }
+    return 0;
+}
+
+/* Free routes by address, never by what lies before the block: each of
+ * the 256 values of the byte before p, and a forged 16-byte AllocHeader
+ * ("HAKMEM10" magic and garbage), leave free(p) correct and the
+ * neighbour intact. */
+static void test_bytes_before_block(void **state)
+{
+    (void)state;
+    size_t n = TIER.lo + 8;
+    void *all[32], *q = NULL, *p = NULL;
+    assert_true(adjacent_pair(n, &q, &p, all, 32));
+    size_t uq = TIER.usable(q);
+    for (unsigned v = 0; v < 256 + 1; v++) {
+        stamp(q, uq, 4242);
+        if (v < 256) {
+            ((uint8_t *)p)[-1] = (uint8_t)v;
+        } else {
+            uint64_t magic = 0x48414b4d454d3130ULL, garbage = 0xdeadbeefcafef00dULL;
+            memcpy((uint8_t *)p - 16, &magic, 8);
+            memcpy((uint8_t *)p - 8, &garbage, 8);
+        }
+        assert_true(TIER.owns(p));
+        assert_true(TIER.usable(p) >= n);
+        TIER.free(p);
+        void *again = TIER.alloc(n, 0);
+        assert_ptr_equal(again, p); /* the same block, from the cache */
+        /* the neighbour kept everything but the bytes written */
+        const uint8_t *b = q;
+        assert_true(ht_check(b, 32, 4242));
+        assert_true(TIER.owns(q));
+    }
+    for (int i = 0; i < 32; i++)
+        TIER.free(all[i]);
+    assert_valid_pool();
+}
+
+/* ---------------------------------------------------------------- fork */
+
+static void *fork_holder(void *arg)
+{
+    pthread_barrier_t *b = arg;
+    void *ps[32];
+    for (int i = 0; i < 32; i++)
+        ps[i] = TIER.alloc(TIER.lo + (size_t)i * 16, 0);
+    for (int i = 0; i < 32; i++)
+        TIER.free(ps[i]); /* cached by this thread */
+    pthread_barrier_wait(b);
+    pthread_barrier_wait(b); /* the fork happens in between */
+    TIER.thread_exit();
+    return NULL;
+}
+
+static void test_fork(void **state)
+{
+    (void)state;
+    pthread_barrier_t b;
+    pthread_barrier_init(&b, NULL, 2);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, fork_holder, &b), 0);
+    pthread_barrier_wait(&b);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* the child adopted the holder's cache */
+        int ok = hak_pool_validate_(TIER.pool) == 0;
+        void *x = TIER.alloc(TIER.lo, 0);
+        ok &= x != NULL;
+        TIER.free(x);
+        TIER.trim();
+        ok &= hak_pool_validate_(TIER.pool) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    assert_true(pid > 0);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    pthread_barrier_wait(&b);
+    pthread_join(th, NULL);
+    pthread_barrier_destroy(&b);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+    assert_valid_pool();
+}
+
+/* ---------------------------------------------------------- validation */
+
+#if HAK_VALIDATION >= 1
+static int g_fail_count;
+static char g_fail_reason[128];
+static const void *g_fail_ptr;
+
+static void record_failure(const char *op, const char *reason, const void *p)
+{
+    (void)op;
+    g_fail_count++;
+    snprintf(g_fail_reason, sizeof g_fail_reason, "%s", reason);
+    g_fail_ptr = p;
+}
+
+static void expect_report(void *p, const char *what)
+{
+    int before = g_fail_count;
+    TIER.free(p);
+    assert_int_equal(g_fail_count, before + 1);
+    assert_ptr_equal(g_fail_ptr, p);
+    if (strstr(g_fail_reason, what) == NULL)
+        fail_msg("reason '%s' lacks '%s'", g_fail_reason, what);
+}
+#endif
+
+/* magic and full: pointers into no in-use span, past a span's last block,
+ * and (with no aligned block in the span) inside a block are reported. */
+static void test_invalid_pointers(void **state)
+{
+    (void)state;
+#if HAK_VALIDATION >= 1
+    hak_failure_handler_t old = hak_set_failure_handler(record_failure);
+    void *p = TIER.alloc(TIER.lo, 0);
+    assert_non_null(p);
+    hak_pool_chunk_t *ch = hak_pool_chunk_of(p);
+    expect_report((uint8_t *)ch + 64, "invalid pointer");           /* the header page */
+    int x;
+    expect_report(&x, "invalid pointer");                            /* not the tier's */
+    hak_pool_span_t *s = hak_pool_span_of(p);
+    if (!s->has_aligned)
+        expect_report((uint8_t *)p + 16, "invalid pointer");         /* inside a block */
+    size_t tail = (size_t)s->npages * HAK_POOL_PAGE_SIZE - (size_t)s->capacity * s->stride;
+    if (tail >= 16)
+        expect_report(s->base + (size_t)s->capacity * s->stride, "invalid pointer");
+    /* a free page of a chunk */
+    for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
+        if (ch->pages[i].head == NULL && ((ch->free_mask >> i) & 1u)) {
+            expect_report((uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT) + 256, "invalid pointer");
+            break;
+        }
+    TIER.free(p);
+    hak_set_failure_handler(old);
+    assert_valid_pool();
+#else
+    skip();
+#endif
+}
+
+/* full: a double free (of a block not reused in between) and a pointer
+ * inside a block that is not what an aligned allocation returned are
+ * reported; exactly the recorded interior pointers are accepted. */
+static void test_full_validation(void **state)
+{
+    (void)state;
+#if HAK_VALIDATION >= 2
+    hak_failure_handler_t old = hak_set_failure_handler(record_failure);
+    void *p = TIER.alloc(TIER.lo, 0);
+    TIER.free(p);
+    expect_report(p, "double free");
+    p = TIER.alloc(TIER.lo, 0);
+    expect_report((uint8_t *)p + 32, "invalid pointer");
+    TIER.free(p);
+    /* an aligned allocation: its pointer is accepted, its block start and
+     * other interior pointers are not */
+    uint8_t *q = NULL;
+    size_t al = TIER.hi > 65536 ? 131072 : 4096;
+    for (int i = 0; i < 16 && (q == NULL || block_start(q) == q); i++) {
+        if (q)
+            TIER.free(q);
+        q = alloc_interior(TIER.lo + 16, al);
+        assert_non_null(q);
+    }
+    uint8_t *start = block_start(q);
+    assert_true(start != q);
+    expect_report(start, "invalid pointer");       /* the block start was not returned */
+    expect_report(q + 16, "invalid pointer");       /* nor another interior pointer */
+    int before = g_fail_count;
+    TIER.free(q);                                   /* exactly the returned one is */
+    assert_int_equal(g_fail_count, before);
+    expect_report(q, "double free");
+    /* the block reused for a plain allocation: its start is valid again */
+    void *again = TIER.alloc(hak_pool_span_of(start)->stride, 0);
+    assert_ptr_equal(again, start);
+    TIER.free(again);
+    hak_set_failure_handler(old);
+    assert_valid_pool();
+#else
+    skip();
+#endif
+}
+
+#if HAK_VALIDATION >= 2
+static void die_double_free(void *arg)
+{
+    (void)arg;
+    void *p = TIER.alloc(TIER.lo, 0);
+    TIER.free(p);
+    TIER.free(p);
+}
+#endif
+
+/* full: the default handler reports on stderr and aborts. */
+static void test_death_double_free(void **state)
+{
+    (void)state;
+#if HAK_VALIDATION >= 2
+    char out[512];
+    int st = ht_run_child(die_double_free, NULL, out, sizeof out);
+    assert_true(WIFSIGNALED(st));
+    assert_int_equal(WTERMSIG(st), SIGABRT);
+    assert_non_null(strstr(out, "hakmem: free(): double free at 0x"));
+#else
+    skip();
+#endif
+}
+
+#define POOL_SUITE_TESTS                                  \
+    cmocka_unit_test(test_classes),                       \
+    cmocka_unit_test(test_alignment_usable),              \
+    cmocka_unit_test(test_no_overlap_churn),              \
+    cmocka_unit_test(test_random_model),                  \
+    cmocka_unit_test(test_cross_thread_free),             \
+    cmocka_unit_test(test_thread_churn),                  \
+    cmocka_unit_test(test_aligned),                       \
+    cmocka_unit_test(test_aligned_interior),       \
+    cmocka_unit_test(test_trim),                          \
+    cmocka_unit_test(test_bytes_before_block),            \
+    cmocka_unit_test(test_fork),                          \
+    cmocka_unit_test(test_invalid_pointers),              \
+    cmocka_unit_test(test_full_validation),               \
+    cmocka_unit_test(test_death_double_free)
+
+#endif
