@@ -57,6 +57,8 @@ test)
     check default build .
     check headerless-gd build-headerless . -Dheader_classidx=false -Dtls_model=global-dynamic -Dbenchmarks=false
     check width2-full build-width2-full . -Dclass7_header_width=2 -Dvalidation=full -Dbenchmarks=false
+    check tiers-tiny-large build-tiny-large . -Dtiers=tiny,large -Dbenchmarks=false
+    check tiers-mid-l25-large build-mid-l25-large . -Dtiers=mid,l25,large -Dbenchmarks=false
     check tiny-standalone build-tiny src/tiny
     check arena build-embedded src/tiny -Dplatform=arena
     echo "hakmem: all test configurations passed"

@@ -24,10 +24,10 @@
 #include "tiny_inline.h"
 #endif
 #if HAK_HAVE_MID
-#include "hak_mid.h"
+#include "mid_inline.h"
 #endif
 #if HAK_HAVE_L25
-#include "hak_l25.h"
+#include "l25_inline.h"
 #endif
 #if HAK_HAVE_LARGE
 #include "hak_large.h"
@@ -39,38 +39,53 @@
 /* --------------------------------------------------------- tier choice */
 
 /* Allocate `size` bytes (<= PTRDIFF_MAX) aligned to `align` (a power of
- * two >= 16) from the first tier that serves the size, or from the next
- * one up, or from the system allocator. */
-static HAK_NOINLINE void *alloc_tiers(size_t size, size_t align)
+ * two > 16) from the first tier that serves the size and can place the
+ * alignment, or from the next one up, or from the system allocator. */
+static HAK_NOINLINE void *alloc_aligned_tiers(size_t size, size_t align)
 {
 #if HAK_HAVE_TINY
     if (size <= HAK_TINY_MAX_SIZE) {
-        if (align <= 16)
-            return hak_tiny_alloc_inline(size);
         int c = hak_tiny_class_aligned_(size, align);
         if (c >= 0)
             return hak_tiny_alloc_class((unsigned)c);
     }
 #endif
 #if HAK_HAVE_MID
-    if (size <= HAK_MID_MAX && align <= hak_mid_max_align(size)) {
-        void *p = hak_mid_alloc(size, align);
-        if (p || errno != EINVAL)
-            return p;
-    }
+    if (size <= HAK_MID_MAX && align <= hak_mid_max_align(size))
+        return hak_mid_alloc(size, align);
 #endif
 #if HAK_HAVE_L25
-    if (size <= HAK_L25_MAX && size > HAK_MID_MAX - (HAK_HAVE_MID ? 0 : HAK_MID_MAX) &&
-        align <= hak_l25_max_align(size)) {
-        void *p = hak_l25_alloc(size, align);
-        if (p || errno != EINVAL)
-            return p;
-    }
+    if (size <= HAK_L25_MAX && align <= hak_l25_max_align(size))
+        return hak_l25_alloc(size, align);
 #endif
 #if HAK_HAVE_LARGE
     return hak_large_alloc(size, align);
 #else
     return hak_sys_alloc_(size, align);
+#endif
+}
+
+/* Allocate `size` bytes (above the tiny fast path's limit, <= PTRDIFF_MAX),
+ * 16-byte aligned, from the tier that serves the size, or the next one up,
+ * or the system allocator. */
+static inline void *alloc_tiers(size_t size)
+{
+#if HAK_HAVE_TINY
+    if (size <= HAK_TINY_MAX_SIZE)
+        return hak_tiny_alloc_inline(size);
+#endif
+#if HAK_HAVE_MID
+    if (size <= HAK_MID_MAX)
+        return hak_mid_alloc_inline(size);
+#endif
+#if HAK_HAVE_L25
+    if (size <= HAK_L25_MAX)
+        return hak_l25_alloc_inline(size);
+#endif
+#if HAK_HAVE_LARGE
+    return hak_large_alloc(size, 16);
+#else
+    return hak_sys_alloc_(size, 16);
 #endif
 }
 
@@ -122,11 +137,7 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
         errno = ENOMEM;
         return NULL;
     }
-#if HAK_HAVE_TINY
-    if (size <= HAK_TINY_MAX_SIZE && !hak_trace_on_) /* traced off since the test */
-        return hak_tiny_alloc_inline(size);
-#endif
-    void *p = alloc_tiers(size, 16);
+    void *p = alloc_tiers(size);
     if (HAK_UNLIKELY(hak_trace_on_) && p)
         hak_trace_alloc_(size, p);
     return p;
@@ -159,12 +170,12 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
 #endif
 #if HAK_HAVE_MID
     case HAK_TAG_MID:
-        hak_mid_free(p);
+        hak_mid_free_owned(p);
         return;
 #endif
 #if HAK_HAVE_L25
     case HAK_TAG_L25:
-        hak_l25_free(p);
+        hak_l25_free_owned(p);
         return;
 #endif
     default:
@@ -216,12 +227,12 @@ static size_t usable_of(const void *p, int *tier)
 #if HAK_HAVE_MID
     case HAK_TAG_MID:
         *tier = HAK_TIER_MID;
-        return hak_mid_usable_size(p);
+        return hak_mid_usable_owned(p);
 #endif
 #if HAK_HAVE_L25
     case HAK_TAG_L25:
         *tier = HAK_TIER_L25;
-        return hak_l25_usable_size(p);
+        return hak_l25_usable_owned(p);
 #endif
     default:
         break;
@@ -347,7 +358,7 @@ HAK_EXPORT void *hak_memalign(size_t align, size_t size)
         errno = ENOMEM;
         return NULL;
     }
-    void *p = alloc_tiers(size, align);
+    void *p = alloc_aligned_tiers(size, align);
     if (HAK_UNLIKELY(hak_trace_on_) && p)
         hak_trace_alloc_(size, p);
     return p;

@@ -314,15 +314,16 @@ static void print_size_hist(void)
             continue;
         put(&l, "  ");
         char name[32];
-        if (s < HAK_TINY_NCLASSES_OR_0) {
+        unsigned other = s - HAK_TINY_NCLASSES_OR_0; /* wraps for tiny classes */
+        if (other < 4) {
+            strcpy(name, tier_names[HAK_TIER_MID + other]);
+        } else {
 #if HAK_HAVE_TINY
             char num[24];
             hak_fmt_u64(num, hak_tiny_stride_[s]);
             strcpy(name, "tiny/");
             strcat(name, num);
 #endif
-        } else {
-            strcpy(name, tier_names[HAK_TIER_MID + (s - HAK_TINY_NCLASSES_OR_0)]);
         }
         put_pad(&l, name, 14);
         put_u(&l, c, 15);

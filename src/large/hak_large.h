@@ -34,7 +34,7 @@
 /* The size above which the full library sends requests here. */
 #define HAK_LARGE_THRESHOLD ((size_t)1 << 20)
 
-/* The largest request: the header's size field (16 TiB - 1) less the most
+/* The largest request: the header's size field (1 TiB - 1) less the most
  * a block's lead can take (one page, at most 64 KiB). */
 #define HAK_LARGE_MAX_SIZE (((size_t)1 << 44) - 1 - ((size_t)1 << 16))
 

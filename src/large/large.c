@@ -260,6 +260,8 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
         errno = ENOMEM;
         return NULL;
     }
+    if (size == 0)
+        size = 1; /* a block of its own: the pointer must lie inside the mapping */
     large_init();
     size_t ps = hak_os_page_size();
     size_t lead = large_lead(align, ps), len, extra = align > ps ? align - ps : 0, total;

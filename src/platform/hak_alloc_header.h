@@ -16,16 +16,17 @@
  *   +---------------------------------+--------------------------------+----
  *
  *   info:
- *    63                                   20 19                4 3        0
+ *    63                                   24 23                4 3        0
  *   +---------------------------------------+-------------------+----------+
- *   |             size (44 bits)            | offset / 16 (16)  | method(4)|
+ *   |             size (40 bits)            | offset / 16 (20)  | method(4)|
  *   +---------------------------------------+-------------------+----------+
  *
- *   size    the block's usable bytes from `user` (up to 16 TiB - 1); for a
+ *   size    the block's usable bytes from `user` (up to 1 TiB - 1); for a
  *           large block: the mapping's end minus user;
  *   offset  user minus the start of the underlying allocation (the mapping
  *           base, or the pointer the system allocator returned), a multiple
- *           of 16 up to 1 MiB - 16; always >= 16 (the header lies inside);
+ *           of 16 up to 16 MiB - 16 (so fallback blocks take alignments up to
+ *           8 MiB); always >= 16 (the header lies inside);
  *   method  HAK_METHOD_MMAP or HAK_METHOD_MALLOC.
  *
  * Header-only, includes only what it uses, so dispatch can include it alone.
@@ -48,8 +49,8 @@ enum hak_alloc_method {
 };
 
 #define HAK_AH_METHOD_BITS 4
-#define HAK_AH_OFFSET_BITS 16
-#define HAK_AH_SIZE_BITS   44
+#define HAK_AH_OFFSET_BITS 20
+#define HAK_AH_SIZE_BITS   40
 #define HAK_AH_OFFSET_SHIFT HAK_AH_METHOD_BITS
 #define HAK_AH_SIZE_SHIFT   (HAK_AH_METHOD_BITS + HAK_AH_OFFSET_BITS)
 #define HAK_AH_OFFSET_UNIT  16u

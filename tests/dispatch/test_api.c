@@ -42,13 +42,21 @@ static void test_malloc_every_tier(void **state)
             assert_int_equal(((uint8_t *)p[i])[k], (uint8_t)i);
         free(p[i]);
     }
-    /* tier routing as documented */
-    assert_int_equal(hak_tier_for(1), HAK_TIER_TINY);
-    assert_int_equal(hak_tier_for(hak_tiny_max_size() + 1), HAK_TIER_MID);
-    assert_int_equal(hak_tier_for(32768), HAK_TIER_MID);
-    assert_int_equal(hak_tier_for(32769), HAK_TIER_L25);
-    assert_int_equal(hak_tier_for(1 << 20), HAK_TIER_L25);
-    assert_int_equal(hak_tier_for((1 << 20) + 1), HAK_TIER_LARGE);
+    /* every block is owned by the tier its size goes to */
+    for (size_t i = 0; i < NSIZES; i++) {
+        void *q = malloc(k_sizes[i]);
+        assert_int_equal(hak_owner(q), hak_tier_for(k_sizes[i]));
+        free(q);
+    }
+    /* tier routing as documented, in a build with every tier */
+    if (strstr(hak_build_options(), "tiers=tiny,mid,l25,large")) {
+        assert_int_equal(hak_tier_for(1), HAK_TIER_TINY);
+        assert_int_equal(hak_tier_for(1040), HAK_TIER_MID);
+        assert_int_equal(hak_tier_for(32768), HAK_TIER_MID);
+        assert_int_equal(hak_tier_for(32769), HAK_TIER_L25);
+        assert_int_equal(hak_tier_for(1 << 20), HAK_TIER_L25);
+        assert_int_equal(hak_tier_for((1 << 20) + 1), HAK_TIER_LARGE);
+    }
 }
 
 static void test_sizes_beyond_ptrdiff(void **state)
@@ -162,7 +170,7 @@ static void test_aligned(void **state)
     void *sentinel = (void *)0x1234;
     assert_int_equal(posix_memalign(&sentinel, 64, SIZE_MAX - 100), ENOMEM);
     assert_ptr_equal(sentinel, (void *)0x1234);
-    for (size_t a = 8; a <= ((size_t)4 << 20); a <<= 1) {
+    for (size_t a = 8; a <= ((size_t)4 << 20); a <<= 1) { /* 4 MiB: also a fallback block's limit */
         for (size_t i = 0; i < NSIZES; i++) {
             void *p = NULL;
             int saved = errno = 77;
@@ -420,7 +428,7 @@ static void test_trim_and_info(void **state)
     for (int i = 0; i < N; i++)
         v[i] = malloc((size_t)(i % 64) * 500 + 1);
     struct mallinfo2 mi = mallinfo2();
-    assert_true(mi.arena > (size_t)100 << 20);
+    assert_true(mi.arena + mi.hblkhd > (size_t)100 << 20);
     for (int i = 0; i < N; i++)
         free(v[i]);
     malloc_trim(0);
@@ -440,6 +448,7 @@ static void test_trim_and_info(void **state)
     fclose(f);
     assert_non_null(strstr(buf, "<malloc version=\"hakmem-1\">"));
     assert_non_null(strstr(buf, "<heap name=\"tiny\">"));
+    assert_non_null(strstr(buf, "<heap name=\"large\">"));
     free(buf);
 }
 

@@ -462,10 +462,28 @@ static void test_fork(void **state)
     hak_large_free(p);
 }
 
+/* Regression: a zero-byte block aligned beyond a page used to sit at the
+ * very end of its mapping, so its pointer lay in the next mapping (found
+ * as a tiny SuperSlab's header by dispatch's free). */
+static void test_zero_size_inside_mapping(void **state)
+{
+    (void)state;
+    for (size_t a = 16; a <= ((size_t)4 << 20); a <<= 1) {
+        char *p = hak_large_alloc(0, a);
+        assert_non_null(p);
+        assert_true(((uintptr_t)p & (a - 1)) == 0);
+        assert_true(hak_large_usable_size(p) >= 1);
+        assert_true(hak_is_memory_readable(p));
+        p[0] = 1; /* inside its own mapping */
+        hak_large_free(p);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_alignment),
+        cmocka_unit_test(test_zero_size_inside_mapping),
         cmocka_unit_test(test_bad_alignment),
         cmocka_unit_test(test_usable_writable),
         cmocka_unit_test(test_size_limits),
