@@ -3,9 +3,11 @@
  *
  * Design and lock order: see tiny_internal.h. Policy for giving memory
  * back (docs/design.md, "Tiny: memory return"):
- *   - a slab whose last block comes home is decommitted (MADV_DONTNEED) and
- *     returned to its SuperSlab at once, unless it is its class's only
- *     partial slab (kept to avoid refaulting 64 KiB on a ping-pong);
+ *   - a slab whose last block comes home goes back to its SuperSlab at once
+ *     (unless it is its class's only partial slab), onto the dirty list:
+ *     free, pages still committed, reused first. When the dirty list holds
+ *     more than max(1 MiB, 1/8 of the slabs in use), its oldest slabs are
+ *     decommitted (MADV_DONTNEED) down to half that;
  *   - a SuperSlab whose slabs are all free is unmapped, except one kept
  *     (already decommitted) as a spare against map/unmap churn;
  *   - central lists hold at most HAK_TINY_CENTRAL_MAX batches per class;
@@ -59,6 +61,11 @@ typedef struct tiny_central {
 
 static tiny_central_t g_central[HAK_TINY_NCLASSES];
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
+/* Free slabs whose pages are still committed, most recently freed first
+ * (g_ss_lock). */
+static tiny_slab_t *g_dirty, *g_dirty_tail;
+static size_t g_dirty_bytes;
+#define HAK_TINY_DIRTY_MIN ((size_t)1 << 20)
 static tiny_ss_t *g_ss_list;     /* every SuperSlab */
 static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (posix) */
 static hak_lock_t g_tc_lock = HAK_LOCK_INIT;
@@ -138,6 +145,7 @@ static inline size_t block_index(const tiny_slab_t *s, const void *p)
 /* ------------------------------------------------------------ SuperSlabs */
 
 static void slab_page_range(tiny_ss_t *ss, tiny_slab_t *s, uint8_t **lo, uint8_t **hi);
+static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s);
 
 static void ss_link(tiny_ss_t *ss)
 {
@@ -250,6 +258,8 @@ static void ss_unmap(tiny_ss_t *ss)
 {
     size_t dec = 0;
     for (uint32_t i = 0; i < ss->nslabs; i++) {
+        if (ss->slabs[i].dirty)
+            dirty_remove(ss, &ss->slabs[i]);
         if (ss->slabs[i].decommitted) {
             uint8_t *lo, *hi;
             slab_page_range(ss, &ss->slabs[i], &lo, &hi);
@@ -267,7 +277,7 @@ static void ss_unmap(tiny_ss_t *ss)
 #endif
 
 /* The SuperSlab has no slab in use (g_ss_lock held): unmap it or keep it as
- * the spare. Every slab of it is decommitted already. */
+ * the spare (its dirty slabs stay on the dirty list). */
 static void ss_retire(tiny_ss_t *ss)
 {
 #if HAK_PLATFORM_ARENA
@@ -292,9 +302,66 @@ static void slab_page_range(tiny_ss_t *ss, tiny_slab_t *s, uint8_t **lo, uint8_t
     *hi = (uint8_t *)(end > start ? end : start);
 }
 
+/* ----------------------------------------------------- the dirty list */
+
+static size_t slab_bytes(tiny_ss_t *ss, tiny_slab_t *s)
+{
+    uint8_t *lo, *hi;
+    slab_page_range(ss, s, &lo, &hi);
+    return (size_t)(hi - lo);
+}
+
+static void dirty_push(tiny_ss_t *ss, tiny_slab_t *s)
+{
+    s->prev = NULL;
+    s->next = g_dirty;
+    if (g_dirty)
+        g_dirty->prev = s;
+    else
+        g_dirty_tail = s;
+    g_dirty = s;
+    s->dirty = 1;
+    g_dirty_bytes += slab_bytes(ss, s);
+}
+
+static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s)
+{
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        g_dirty = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    else
+        g_dirty_tail = s->prev;
+    s->next = s->prev = NULL;
+    s->dirty = 0;
+    g_dirty_bytes -= slab_bytes(ss, s);
+}
+
+/* Decommit the oldest dirty slabs until at most `keep` bytes stay. */
+static void dirty_trim(size_t keep)
+{
+    while (g_dirty_bytes > keep && g_dirty_tail) {
+        tiny_slab_t *s = g_dirty_tail;
+        tiny_ss_t *ss = hak_tiny_ss_of(s);
+        dirty_remove(ss, s);
+#if !HAK_PLATFORM_ARENA
+        uint8_t *lo, *hi;
+        slab_page_range(ss, s, &lo, &hi);
+        if (hi > lo && hak_os_decommit(lo, (size_t)(hi - lo)) == 0) {
+            s->decommitted = 1;
+            ST_ADD(bytes_decommitted, (size_t)(hi - lo));
+        }
+#endif
+    }
+}
+
 /* Bind a free slab to class cls (g_ss_lock held). */
 static void slab_format(tiny_ss_t *ss, tiny_slab_t *s, unsigned cls)
 {
+    if (s->dirty)
+        dirty_remove(ss, s);
     unsigned stride = hak_tiny_stride_[cls], hdr = hak_tiny_hdr_of(cls);
     uintptr_t align = stride & -stride;
     uintptr_t start = (uintptr_t)slab_data_start(ss, s->index);
@@ -334,6 +401,26 @@ static tiny_slab_t *slab_acquire(unsigned cls)
 {
     hak_lock(&g_ss_lock);
     tiny_slab_t *found = NULL;
+    /* warm pages first: the most recently freed slab */
+    tiny_slab_t *d = g_dirty;
+    if (d) {
+        tiny_ss_t *ss = hak_tiny_ss_of(d);
+#if !HAK_PLATFORM_ARENA
+        if (ss == g_ss_spare) { /* the spare keeps its dirty slabs: in use again */
+            g_ss_spare = NULL;
+            ss_link(ss);
+        }
+#endif
+        slab_format(ss, d, cls);
+        if (d->capacity == 0) { /* too small for this class (small arena) */
+            d->cls = HAK_TINY_NO_CLASS;
+            ss->nfree++;
+            ST_SUB(slabs_in_use, 1);
+            dirty_push(ss, d);
+        } else {
+            found = d;
+        }
+    }
     for (tiny_ss_t *ss = g_ss_list; ss && !found; ss = ss->next) {
         if (ss->nfree == 0)
             continue;
@@ -357,6 +444,8 @@ static tiny_slab_t *slab_acquire(unsigned cls)
         if (ss) {
             for (uint32_t i = 0; i < ss->nslabs && !found; i++) {
                 tiny_slab_t *s = &ss->slabs[i];
+                if (s->cls != HAK_TINY_NO_CLASS)
+                    continue;
                 slab_format(ss, s, cls);
                 if (s->capacity == 0) {
                     s->cls = HAK_TINY_NO_CLASS;
@@ -374,25 +463,23 @@ static tiny_slab_t *slab_acquire(unsigned cls)
     return found;
 }
 
-/* The slab's last block came home: give its pages back and the slab to its
- * SuperSlab. Called with the class lock held. */
+/* The slab's last block came home: the slab goes back to its SuperSlab,
+ * onto the dirty list; past the dirty budget the oldest dirty pages are
+ * decommitted. Called with the class lock held. */
 static void slab_release(tiny_slab_t *s)
 {
     tiny_ss_t *ss = hak_tiny_ss_of(s->base);
     hak_lock(&g_ss_lock);
-    uint8_t *lo, *hi;
-    slab_page_range(ss, s, &lo, &hi);
-#if !HAK_PLATFORM_ARENA
-    if (hi > lo && hak_os_decommit(lo, (size_t)(hi - lo)) == 0) {
-        s->decommitted = 1;
-        ST_ADD(bytes_decommitted, (size_t)(hi - lo));
-    }
-#endif
     s->cls = HAK_TINY_NO_CLASS;
     s->free = NULL;
     ss->nfree++;
     ST_SUB(slabs_in_use, 1);
     ST_ADD(slab_releases, 1);
+    dirty_push(ss, s);
+    size_t in_use = __atomic_load_n(&g_st.slabs_in_use, __ATOMIC_RELAXED) << HAK_TINY_SLAB_SHIFT;
+    size_t budget = in_use / 8 > HAK_TINY_DIRTY_MIN ? in_use / 8 : HAK_TINY_DIRTY_MIN;
+    if (g_dirty_bytes > budget)
+        dirty_trim(budget / 2);
     if (ss->nfree == ss->nslabs)
         ss_retire(ss);
     hak_unlock(&g_ss_lock);
@@ -960,6 +1047,7 @@ void hak_tiny_trim(void)
     }
 #if !HAK_PLATFORM_ARENA
     hak_lock(&g_ss_lock);
+    dirty_trim(0);
     if (g_ss_spare) {
         ss_unmap(g_ss_spare);
         g_ss_spare = NULL;

@@ -48,7 +48,7 @@ typedef struct tiny_slab {
     void *free;              /* blocks given back to this slab (linked through p[0]) */
     uint8_t *base;           /* user pointer of block 0 */
     uint8_t *end;            /* end of the slab's memory */
-    struct tiny_slab *next;  /* in the class's partial list */
+    struct tiny_slab *next;  /* in the class's partial list, or the dirty list */
     struct tiny_slab *prev;
     uint32_t used;           /* blocks out of the slab: in caches or with the user */
     uint32_t capacity;       /* blocks the slab holds */
@@ -57,6 +57,7 @@ typedef struct tiny_slab {
     uint8_t cls;             /* HAK_TINY_NO_CLASS when the slab is free */
     uint8_t in_partial;      /* on the class's partial list */
     uint8_t decommitted;     /* pages handed back to the OS */
+    uint8_t dirty;           /* free, pages still committed: on the dirty list */
     uint8_t index;
 #if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
     uint8_t *live;           /* one bit per block: allocated (headerless full validation) */

@@ -251,6 +251,39 @@ static void test_thread_churn(void **state)
     assert_true(after <= before + ((size_t)4 << 20));
 }
 
+/* Regression: a SuperSlab kept as the spare keeps its warm (dirty) slabs on
+ * the dirty list; a slab taken from there, then the spare taken whole for
+ * new slabs, must not be formatted twice (found by the producer-consumer
+ * benchmark as a crash in take_from_slabs). */
+static void test_spare_reuse(void **state)
+{
+    (void)state;
+    enum { N = 6000, M = 20000 };
+    static uint8_t *big[N], *small[M];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            big[i] = hak_tiny_alloc(1000); /* about 6 MiB: three SuperSlabs */
+        for (int i = 0; i < N; i++)
+            hak_tiny_free(big[i]);
+        for (int i = 0; i < M; i++) { /* other classes, over the spare's warm slabs */
+            small[i] = hak_tiny_alloc((size_t)(i % 7) * 64 + 16);
+            ht_fill(small[i], 16, (uint64_t)i);
+        }
+        for (int i = 0; i < N; i++) {
+            big[i] = hak_tiny_alloc(500);
+            ht_fill(big[i], 500, (uint64_t)i + 7);
+        }
+        for (int i = 0; i < M; i++) {
+            assert_true(ht_check(small[i], 16, (uint64_t)i));
+            hak_tiny_free(small[i]);
+        }
+        for (int i = 0; i < N; i++) {
+            assert_true(ht_check(big[i], 500, (uint64_t)i + 7));
+            hak_tiny_free(big[i]);
+        }
+    }
+}
+
 /* Ownership: never claims memory that is not the tier's. */
 static void test_ownership(void **state)
 {
@@ -341,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_aligned),
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_thread_churn),
+        cmocka_unit_test(test_spare_reuse),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_memory_returns),
     };
