@@ -133,7 +133,9 @@ HAK_INLINE unsigned hak_chunk_tag(const void *p)
     const uint8_t *l2 = __atomic_load_n(&hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT], __ATOMIC_RELAXED);
     if (HAK_UNLIKELY(l2 == NULL))
         return HAK_TAG_NONE;
-    return l2[(a >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_CHUNKMAP_L2_SHIFT) - 1)];
+    /* relaxed atomic: a chunk unmapped by one thread and mapped again by
+     * another is retagged concurrently with lookups (TSan; same movzbl) */
+    return __atomic_load_n(&l2[(a >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_CHUNKMAP_L2_SHIFT) - 1)], __ATOMIC_RELAXED);
 }
 #endif
 
