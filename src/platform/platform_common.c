@@ -21,7 +21,7 @@ void hak_lock_slow_(hak_lock_t *l)
 {
     for (unsigned spins = 0;; spins++) {
         while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) != 0) {
-            if (spins++ < 64) {
+            if (spins++ < 4096) {
                 __builtin_ia32_pause();
             } else {
 #if !HAK_PLATFORM_ARENA

@@ -28,7 +28,8 @@
 #define POSIX_ONLY
 #endif
 
-#define HAK_TINY_CENTRAL_MAX 8  /* batches per class in the central list */
+#define HAK_TINY_SHRINK_SLABS 4 /* releases that say a class is shrinking */
+#define HAK_TINY_CENTRAL_MAX 16  /* batches per class in the central list */
 #define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
@@ -52,9 +53,10 @@ typedef struct tiny_batch {
 typedef struct tiny_central {
     hak_lock_t lock;
     uint32_t nbatch;
-    uint32_t shrinking;      /* a spill released a slab since the last time
-                                blocks had to come from the slabs: park no
+    uint32_t shrinking;      /* spills released HAK_TINY_SHRINK_SLABS slabs
+                                with no slab taken in between: park no
                                 batches, send them home */
+    uint32_t net_releases;   /* slabs released since one was last taken */
     tiny_slab_t *partial;    /* slabs of this class with a free or uncarved block */
     tiny_batch_t batch[HAK_TINY_CENTRAL_MAX];
 } __attribute__((aligned(64))) tiny_central_t;
@@ -539,6 +541,7 @@ static uint32_t take_from_slabs(tiny_central_t *c, unsigned cls, uint32_t want, 
             if (s == NULL)
                 break;
             partial_add(c, s);
+            c->net_releases = 0;
         }
         void *b;
         while (n < want && (b = slab_pop(s, cls)) != NULL) {
@@ -604,9 +607,11 @@ POSIX_ONLY static void central_put(unsigned cls, void *head, uint32_t n)
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
         c->nbatch++;
-    } else if (spill_list(c, head)) {
-        /* Slabs are emptying: the class is shrinking. Batches parked here
-         * would pin one slab each; send them home too (docs/design.md). */
+    } else if (spill_list(c, head) && ++c->net_releases >= HAK_TINY_SHRINK_SLABS) {
+        /* Slabs keep emptying and none is taken: the class is shrinking.
+         * Batches parked here would pin one slab each; send them home too
+         * (docs/design.md). A producer-consumer pair empties and takes
+         * slabs in turn and never gets here. */
         c->shrinking = 1;
         central_flush_locked(c);
     }
