@@ -307,7 +307,7 @@ def summarize_case(case: str, values: dict[str, dict[int, float]],
             continue
         vals = list(per_round.values())
         row = Row(case, alloc, len(vals), medians[alloc], min(vals), max(vals))
-        peers = [p for p in medians if p not in (alloc, HAKMEM)]
+        peers = [p for p in medians if p != alloc and not p.startswith(HAKMEM)]
         row.ratios_vs_peers = {p: median_or_none(paired_ratios(per_round, values[p], higher_is_better))
                                for p in peers}
         if GLIBC in values and alloc != GLIBC:
@@ -749,6 +749,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument('--out', default='results', help='results directory (default results)')
     ap.add_argument('--allocators', default='hakmem,glibc,mimalloc,jemalloc,tcmalloc',
                     help='which allocators, comma-separated, in interleaving order')
+    ap.add_argument('--variant', action='append', default=[], metavar='NAME=LIB',
+                    help='also run another hakmem build (NAME must start with "hakmem-", e.g. '
+                         'hakmem-headerless=build-hl/libhakmem.so); variants are measured '
+                         'like the others but never count as peers')
     ap.add_argument('--only', default='',
                     help='run only jobs whose label contains one of these comma-separated words')
     ap.add_argument('--no-build', action='store_true', help='do not run meson/ninja')
@@ -774,6 +778,12 @@ def select_allocators(args, builddir: Path, log) -> list[Allocator]:
     if unknown:
         log(f'unknown allocators ignored: {" ".join(unknown)} (known: {" ".join(known)})')
     chosen = [known[w] for w in wanted if w in known]
+    for v in args.variant:
+        name, _, lib = v.partition('=')
+        if not name.startswith(HAKMEM + '-') or not lib:
+            log(f'ignored --variant {v}: want hakmem-NAME=path/to/libhakmem.so')
+            continue
+        chosen.append(Allocator(name, str(Path(lib).resolve())))
     if args.smoke:
         chosen = [a for a in chosen if a.name in (GLIBC, HAKMEM)]
     else:

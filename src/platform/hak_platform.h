@@ -130,7 +130,7 @@ HAK_INLINE unsigned hak_chunk_tag(const void *p)
     uintptr_t a = (uintptr_t)p;
     if (HAK_UNLIKELY(a >> 47))
         return HAK_TAG_NONE;
-    const uint8_t *l2 = __atomic_load_n(&hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT], __ATOMIC_RELAXED);
+    const uint8_t *l2 = __atomic_load_n(&hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT], __ATOMIC_ACQUIRE);
     if (HAK_UNLIKELY(l2 == NULL))
         return HAK_TAG_NONE;
     /* relaxed atomic: a chunk unmapped by one thread and mapped again by

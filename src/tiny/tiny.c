@@ -42,6 +42,11 @@ const uint8_t hak_tiny_lut_[HAK_TINY_LUT_CAP] = {U8(0), U8(8), U8(16), U8(24), U
 #undef U8
 #undef U
 _Static_assert(HAK_TINY_LUT_SIZE <= HAK_TINY_LUT_CAP, "size-class table too short");
+/* Every posix SuperSlab has all its slabs (hak_tiny_slab_of relies on it):
+ * the header, with headerless full validation's live bits, fits slab 0. */
+_Static_assert(sizeof(tiny_ss_t) + HAK_TINY_MAX_SLABS * (((size_t)1 << HAK_TINY_SLAB_SHIFT) / 128) + 2048 <=
+                   ((size_t)1 << HAK_TINY_SLAB_SHIFT),
+               "SuperSlab header too large for slab 0");
 
 /* --------------------------------------------------------------- state */
 

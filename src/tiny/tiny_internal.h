@@ -116,13 +116,21 @@ HAK_INLINE tiny_ss_t *hak_tiny_ss_of(const void *p)
 #endif
 }
 
-/* The slab that holds p, or NULL if p lies before slab 0 (the header). */
+/* The slab that holds p (p must be tiny), or NULL if p lies past the last
+ * slab (arena only). A pointer into the SuperSlab header maps to slab 0:
+ * validation=full tells it from a block (hak_tiny_class_checked_). In the
+ * posix backend every SuperSlab has 32 slabs of 64 KiB, so the index is
+ * two bit operations on p and nothing is loaded for it. */
 HAK_INLINE tiny_slab_t *hak_tiny_slab_of(const void *p)
 {
     tiny_ss_t *ss = hak_tiny_ss_of(p);
+#if HAK_PLATFORM_ARENA
     uintptr_t off = (uintptr_t)p - (uintptr_t)ss->slab0;
     size_t i = off >> ss->slab_shift;
     return HAK_LIKELY(i < ss->nslabs) ? &ss->slabs[i] : NULL;
+#else
+    return &ss->slabs[((uintptr_t)p >> HAK_TINY_SLAB_SHIFT) & (HAK_TINY_MAX_SLABS - 1)];
+#endif
 }
 
 /* Slow paths (tiny.c). */
