@@ -470,7 +470,7 @@ static double now_s(void)
     return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static void usage(void)
+__attribute__((noreturn)) static void usage(void)
 {
     fprintf(stderr, "usage: " S_NAME " [--threads N] [--seconds S | --minutes M] [--seed X]\n");
     exit(2);
@@ -485,7 +485,7 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         if (i + 1 >= argc)
             usage();
-        char *end;
+        char *end = NULL;
         if (strcmp(a, "--threads") == 0)
             nthreads = strtol(argv[++i], &end, 0);
         else if (strcmp(a, "--seconds") == 0)

@@ -29,8 +29,12 @@ static void *(*volatile malloc_v)(size_t) = malloc;
 
 static void report(const char *what, size_t before, size_t peak, size_t after)
 {
-    print_message("%-44s RSS before %6zu MiB, peak %6zu MiB, after %6zu MiB (%+ld MiB)\n", what,
-                  before / MiB, peak / MiB, after / MiB, ((long)after - (long)before) / (long)MiB);
+    if (peak)
+        print_message("%-44s RSS before %6zu MiB, peak %6zu MiB, after %6zu MiB (%+ld MiB)\n", what,
+                      before / MiB, peak / MiB, after / MiB, ((long)after - (long)before) / (long)MiB);
+    else
+        print_message("%-44s RSS before %6zu MiB, after %6zu MiB (%+ld MiB)\n", what, before / MiB,
+                      after / MiB, ((long)after - (long)before) / (long)MiB);
 }
 
 /* ---------------------------------------------------- 1 GiB, three orders */
