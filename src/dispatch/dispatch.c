@@ -36,6 +36,28 @@
 #define HAK_EXPORT __attribute__((visibility("default")))
 #define HAK_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
+/* -Dvalgrind=true: memcheck sees each block as a heap block (MALLOCLIKE at
+ * allocation, FREELIKE at free), so it reports a use after free or a read
+ * of a freed block; hakmem's own accesses to free blocks (the free-list
+ * links) run with error reporting off. docs/reliability.md says how to run
+ * a hakmem program under valgrind. */
+#if HAK_VALGRIND
+#include <valgrind/memcheck.h>
+#define VG_ALLOC(p, n)                                                                                     \
+    do {                                                                                                   \
+        if (p)                                                                                             \
+            VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, 0);                                                         \
+    } while (0)
+#define VG_FREE(p) VALGRIND_FREELIKE_BLOCK(p, 0)
+#define VG_QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
+#define VG_QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
+#else
+#define VG_ALLOC(p, n) ((void)0)
+#define VG_FREE(p) ((void)0)
+#define VG_QUIET_BEGIN() ((void)0)
+#define VG_QUIET_END() ((void)0)
+#endif
+
 /* --------------------------------------------------------- tier choice */
 
 /* Allocate `size` bytes (<= PTRDIFF_MAX) aligned to `align` (a power of
@@ -143,7 +165,20 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
     return p;
 }
 
+#if HAK_VALGRIND
+static void *malloc_impl(size_t size);
 HAK_EXPORT void *hak_malloc(size_t size)
+{
+    VG_QUIET_BEGIN();
+    void *p = malloc_impl(size);
+    VG_QUIET_END();
+    VG_ALLOC(p, size);
+    return p;
+}
+static void *malloc_impl(size_t size)
+#else
+HAK_EXPORT void *hak_malloc(size_t size)
+#endif
 {
 #if HAK_HAVE_TINY
     /* hak_fast_limit_ is HAK_TINY_MAX_SIZE + 1, or 0 while a per-request
@@ -198,7 +233,20 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
 #endif
 }
 
+#if HAK_VALGRIND
+static void free_impl(void *p);
 HAK_EXPORT void hak_free(void *p)
+{
+    if (p)
+        VG_FREE(p);
+    VG_QUIET_BEGIN();
+    free_impl(p);
+    VG_QUIET_END();
+}
+static void free_impl(void *p)
+#else
+HAK_EXPORT void hak_free(void *p)
+#endif
 {
 #if HAK_HAVE_TINY
     unsigned tag = hak_chunk_tag(p);
@@ -279,8 +327,17 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 #if HAK_HAVE_LARGE
     /* A fresh mapping is zero already: do not touch (and commit) its pages,
      * as glibc does for mmapped chunks. */
-    if (hak_tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_)
-        return total > PTRDIFF_MAX ? (errno = ENOMEM, NULL) : hak_large_alloc_zeroed(total, 16);
+    if (hak_tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_) {
+        if (total > PTRDIFF_MAX) {
+            errno = ENOMEM;
+            return NULL;
+        }
+        VG_QUIET_BEGIN();
+        void *z = hak_large_alloc_zeroed(total, 16);
+        VG_QUIET_END();
+        VG_ALLOC(z, total);
+        return z;
+    }
 #endif
     void *p = hak_malloc(total);
     if (HAK_UNLIKELY(p == NULL))
@@ -319,8 +376,16 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
         (tier == HAK_TIER_TINY || size >= old / 2))
         return p;
 #if HAK_HAVE_LARGE
-    if (tier == HAK_TIER_LARGE && hak_tier_for(size) == HAK_TIER_LARGE)
-        return hak_large_realloc(p, size);
+    if (tier == HAK_TIER_LARGE && hak_tier_for(size) == HAK_TIER_LARGE) {
+        VG_QUIET_BEGIN();
+        void *q = hak_large_realloc(p, size);
+        VG_QUIET_END();
+        if (q) {
+            VG_FREE(p);
+            VG_ALLOC(q, size);
+        }
+        return q;
+    }
 #endif
     void *q = hak_malloc(size);
     if (q == NULL)
@@ -358,7 +423,10 @@ HAK_EXPORT void *hak_memalign(size_t align, size_t size)
         errno = ENOMEM;
         return NULL;
     }
+    VG_QUIET_BEGIN();
     void *p = alloc_aligned_tiers(size, align);
+    VG_QUIET_END();
+    VG_ALLOC(p, size);
     if (HAK_UNLIKELY(hak_trace_on_) && p)
         hak_trace_alloc_(size, p);
     return p;
