@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-BUILD_DEPS=(gcc meson ninja-build pkg-config libcmocka-dev python3 binutils)
+BUILD_DEPS=(gcc meson ninja-build pkg-config libcmocka-dev python3 binutils valgrind)
 BENCH_DEPS=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 valgrind)
 PRELOAD_DEPS=(perl sqlite3 git nginx-light curl wrk coreutils)
 
@@ -38,14 +38,19 @@ setup() {
     ninja -C "$dir" >/dev/null
 }
 
-# check NAME DIR SRC [options...]: build and run every test of one configuration
+# check NAME DIR SRC [options...]: build and run the tests of one
+# configuration (all of them, or those TEST_ARGS selects: --suite, --setup)
 check() {
     local name=$1 dir=$2 src=$3; shift 3
-    echo "== $name ($src $*)"
+    echo "== $name ($src $* ${TEST_ARGS:-})"
     setup "$dir" "$src" -Dwerror=true "$@"
-    meson test -C "$dir" --print-errorlogs --num-processes 2 | grep -E "^ *[0-9]+/[0-9]+ |^Ok:|^Fail:|^Skipped:|^Timeout:"
+    # shellcheck disable=SC2086
+    meson test -C "$dir" --print-errorlogs --num-processes 2 ${TEST_ARGS:-} |
+        grep -E "^ *[0-9]+/[0-9]+ |^Ok:|^Fail:|^Skipped:|^Timeout:"
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "hakmem: $name failed" >&2; exit 1; }
 }
+
+TIER_SUITES="--suite platform --suite tiny --suite mid --suite l25 --suite large"
 
 case "${1:-}" in
 deps)
@@ -61,6 +66,13 @@ test)
     check tiers-mid-l25-large build-mid-l25-large . -Dtiers=mid,l25,large -Dbenchmarks=false
     check tiny-standalone build-tiny src/tiny
     check arena build-embedded src/tiny -Dplatform=arena
+    # Sanitizers replace malloc itself: they run the tier suites and the
+    # stress test through the hak_ entry points (docs/reliability.md).
+    TEST_ARGS="$TIER_SUITES --suite fuzz --suite stress" \
+        check asan-ubsan build-asan . -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false
+    TEST_ARGS="--suite tiny --suite mid --suite l25 --suite large --suite stress" \
+        check tsan build-tsan . -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false
+    TEST_ARGS="$TIER_SUITES --setup valgrind" check valgrind build .
     echo "hakmem: all test configurations passed"
     ;;
 matrix)

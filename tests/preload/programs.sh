@@ -97,6 +97,7 @@ nginx)
     need nginx curl wrk
     mkdir -p www logs
     head -c 1000000 /dev/urandom >www/big.bin; echo hello >www/index.html
+    chmod 755 "$WORK"; chmod -R a+rX www       # workers drop to an unprivileged user
     cat >nginx.conf <<NGX
 worker_processes 2;
 daemon off;
