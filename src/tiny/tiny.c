@@ -667,7 +667,7 @@ static void tcache_flush(tiny_tcache_t *tc)
         for (void *b = head; b; b = next_of(b))
             n++; /* count by walking: a fork may have caught count mid-update */
         bin->head = NULL;
-        bin->count = 0;
+        bin->room = (int32_t)bin->max;
         central_put(c, head, n);
     }
 }
@@ -699,10 +699,10 @@ static void tc_unregister_locked(tiny_tcache_t *tc)
 
 static void tc_retire(tiny_tcache_t *tc)
 {
-    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
-        tc->bins[c].max = 0;
     tc->state = TINY_TC_DEAD;
     tcache_flush(tc);
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        tc->bins[c].max = tc->bins[c].room = 0;
 }
 
 /* Thread-exit hook: the thread is exiting. */
@@ -723,7 +723,7 @@ static void tcache_setup(tiny_tcache_t *tc)
     tiny_global_init();
     tc->state = TINY_TC_LIVE;
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
-        tc->bins[c].max = cache_max(c);
+        tiny_bin_set_max(&tc->bins[c], cache_max(c)); /* keeps a block the first free pushed */
     tc_register(tc);
     /* May allocate (pthread_setspecific of a high key): the cache is live. */
     if (hak_thread_exit_arm() != 0) {
@@ -801,7 +801,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     if (bin->head) { /* a nested call during setup filled it */
         b = bin->head;
         bin->head = next_of(b);
-        bin->count--;
+        bin->room++;
         goto out;
     }
     void *list;
@@ -813,7 +813,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     ST_ADD(refills, 1);
     b = list;
     bin->head = next_of(b);
-    bin->count += n - 1;
+    bin->room -= (int32_t)(n - 1);
 out:
 #endif
     if (b == NULL) {
@@ -839,13 +839,13 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
              * the bin was flushed since; take it back out if still there. */
             if (bin->head == p) {
                 bin->head = next_of(p);
-                bin->count--;
+                bin->room++;
             }
             free_nocache(p, cls);
             return;
         }
     }
-    if (bin->count <= bin->max)
+    if (bin->room >= 0)
         return;
     /* Keep the most recent half (hot), hand the older rest to central. */
     uint32_t keep = bin->max / 2;
@@ -853,12 +853,12 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     for (uint32_t i = 1; i < keep; i++)
         last = next_of(last);
     void *rest = keep ? next_of(last) : bin->head;
-    uint32_t n = bin->count - keep;
+    uint32_t n = tiny_bin_count(bin) - keep;
     if (keep)
         set_next(last, NULL);
     else
         bin->head = NULL;
-    bin->count = keep;
+    bin->room = (int32_t)(bin->max - keep);
     ST_ADD(drains, 1);
     central_put(cls, rest, n);
 #endif

@@ -36,7 +36,7 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
         return hak_tiny_alloc_slow_(cls);
     }
     bin->head = *(void **)b;
-    bin->count--;
+    bin->room++;
 #if HAK_VALIDATION >= 2 && HAK_HEADER_CLASSIDX
     ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
 #elif HAK_VALIDATION >= 2
@@ -96,7 +96,7 @@ HAK_INLINE void hak_tiny_free_owned(void *p)
     *(void **)p = bin->head;
     bin->head = p;
     HAK_TINY_COUNT(2);
-    if (HAK_UNLIKELY(++bin->count > bin->max)) {
+    if (HAK_UNLIKELY(--bin->room < 0)) {
         HAK_TINY_COUNT(3);
         hak_tiny_free_slow_(p, cls);
     }

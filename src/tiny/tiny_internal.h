@@ -76,15 +76,26 @@ typedef struct tiny_ss {
     tiny_slab_t slabs[HAK_TINY_MAX_SLABS];
 } tiny_ss_t;
 
-/* Per-thread cache: one bin per class. `max` is 0 until the thread is set
- * up and again after it exited, so the first free (and every free after the
- * exit hook ran) takes the slow path; an empty head does the same for
- * malloc. */
+/* Per-thread cache: one bin per class. `room` is how many more blocks the
+ * list may take (its bound `max` minus its length), so free's test is one
+ * decrement and a sign. Both are 0 until the thread is set up and again
+ * after it exited, so the first free (and every free after the exit hook
+ * ran) takes the slow path; an empty head does the same for malloc. */
 typedef struct tiny_bin {
     void *head;
-    uint32_t count;
+    int32_t room;
     uint32_t max;
 } tiny_bin_t;
+
+/* Blocks on a bin's list. */
+HAK_INLINE uint32_t tiny_bin_count(const tiny_bin_t *bin) { return (uint32_t)((int32_t)bin->max - bin->room); }
+/* Set a bin's bound, keeping its list. */
+HAK_INLINE void tiny_bin_set_max(tiny_bin_t *bin, uint32_t max)
+{
+    uint32_t count = tiny_bin_count(bin);
+    bin->max = max;
+    bin->room = (int32_t)max - (int32_t)count;
+}
 
 enum { TINY_TC_NEW = 0, TINY_TC_LIVE = 1, TINY_TC_DEAD = 2 };
 
