@@ -150,6 +150,11 @@ int hak_chunk_set_tag(void *base, size_t size, unsigned tag);
  * hold one page. Subsequent hak_os_map calls carve it. */
 int hak_platform_arena_init(void *buf, size_t len);
 
+/* A random word, different in every process (the kernel's AT_RANDOM bytes
+ * mixed with the cycle counter and an address; the arena backend, with no
+ * OS, mixes the counter and addresses only). For hardening keys. */
+uint64_t hak_random_word(void);
+
 /* ------------------------------------------------------------------ time */
 
 /* A cycle counter: rdtsc on x86-64, clock_gettime(CLOCK_MONOTONIC) ns

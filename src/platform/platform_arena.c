@@ -111,6 +111,15 @@ int hak_chunk_set_tag(void *base, size_t size, unsigned tag)
     return 0;
 }
 
+uint64_t hak_random_word(void)
+{
+    uint64_t w = (uint64_t)(uintptr_t)&w ^ ((uint64_t)hak_arena_lo_ << 17) ^ 0x9E3779B97F4A7C15ULL;
+    w ^= w >> 33;
+    w *= 0xff51afd7ed558ccdULL;
+    w ^= w >> 33;
+    return w;
+}
+
 uint64_t hak_cycles(void)
 {
     static uint64_t ticks;

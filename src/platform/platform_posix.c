@@ -268,6 +268,18 @@ HAK_INTERNAL int hak_os_atfork_(void)
     return pthread_atfork(hak_fork_prepare_, hak_fork_parent_, hak_fork_child_) == 0 ? 0 : -1;
 }
 
+uint64_t hak_random_word(void)
+{
+    uint64_t w = hak_cycles() ^ (uint64_t)(uintptr_t)&w;
+    const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
+    if (r)
+        w ^= r[0] ^ (r[1] << 1);
+    w ^= w >> 33;
+    w *= 0xff51afd7ed558ccdULL;
+    w ^= w >> 33;
+    return w;
+}
+
 /* --------------------------------------------------------- environment */
 
 extern char **environ;

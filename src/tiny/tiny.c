@@ -102,8 +102,18 @@ static void tiny_global_init(void);
 
 /* ------------------------------------------------------------- helpers */
 
-HAK_INLINE void *next_of(void *b) { return *(void **)b; }
-HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
+#define next_of tiny_link_get
+#define set_next tiny_link_set
+
+#if HAK_VALIDATION >= 2
+uintptr_t hak_tiny_secret_;
+
+void *hak_tiny_bad_link_(void *b)
+{
+    hak_report_failure("malloc", "corrupted free list (a write after free?)", b);
+    return NULL; /* the rest of the list is lost, never handed out */
+}
+#endif
 
 #if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
 /* Headerless full validation keeps a live bit per block in a side table
@@ -202,6 +212,11 @@ static void ss_format(tiny_ss_t *ss, size_t size, uint32_t shift)
 /* A new SuperSlab, called with g_ss_lock held. */
 static tiny_ss_t *ss_new(void)
 {
+#if HAK_VALIDATION >= 2
+    /* before the first block exists, so every link is encoded with it */
+    if (hak_tiny_secret_ == 0)
+        hak_tiny_secret_ = hak_random_word() | 1;
+#endif
 #if HAK_PLATFORM_ARENA
     if (g_arena_next == NULL || g_arena_next >= g_arena_end) {
         errno = ENOMEM;
@@ -850,8 +865,13 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     /* Keep the most recent half (hot), hand the older rest to central. */
     uint32_t keep = bin->max / 2;
     void *last = bin->head;
-    for (uint32_t i = 1; i < keep; i++)
+    for (uint32_t i = 1; i < keep && last; i++)
         last = next_of(last);
+    if (last == NULL) { /* a corrupted list was cut short (full validation) */
+        bin->room = (int32_t)bin->max;
+        bin->head = NULL;
+        return;
+    }
     void *rest = keep ? next_of(last) : bin->head;
     uint32_t n = tiny_bin_count(bin) - keep;
     if (keep)

@@ -35,7 +35,7 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
         HAK_TINY_COUNT(1);
         return hak_tiny_alloc_slow_(cls);
     }
-    bin->head = *(void **)b;
+    bin->head = tiny_link_get(b);
     bin->room++;
 #if HAK_VALIDATION >= 2 && HAK_HEADER_CLASSIDX
     ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
@@ -93,7 +93,7 @@ HAK_INLINE void hak_tiny_free_owned(void *p)
     hak_tiny_free_slow_(p, cls);
 #else
     tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
-    *(void **)p = bin->head;
+    tiny_link_set(p, bin->head);
     bin->head = p;
     HAK_TINY_COUNT(2);
     if (HAK_UNLIKELY(--bin->room < 0)) {

@@ -144,6 +144,33 @@ HAK_INLINE tiny_slab_t *hak_tiny_slab_of(const void *p)
 #endif
 }
 
+/* ------------------------------------------------------ free-list links
+ *
+ * A free block's first word links it to the next free block. At
+ * validation=full the link is stored encoded, next ^ &link ^ secret (a
+ * per-process random word, as mimalloc's secure mode does), and a decoded
+ * link that is not NULL or a 16-aligned tiny address is reported: a write
+ * after free cannot steer a later malloc to an address of its choosing.
+ * Other levels store the pointer itself. */
+#if HAK_VALIDATION >= 2
+extern uintptr_t hak_tiny_secret_ HAK_INTERNAL;
+void *hak_tiny_bad_link_(void *b) HAK_INTERNAL;
+HAK_INLINE void tiny_link_set(void *b, void *next)
+{
+    *(uintptr_t *)b = (uintptr_t)next ^ (uintptr_t)b ^ hak_tiny_secret_;
+}
+HAK_INLINE void *tiny_link_get(void *b)
+{
+    uintptr_t n = *(uintptr_t *)b ^ (uintptr_t)b ^ hak_tiny_secret_;
+    if (HAK_UNLIKELY(n != 0 && ((n & 15) != 0 || hak_chunk_tag((void *)n) != HAK_TAG_TINY)))
+        return hak_tiny_bad_link_(b);
+    return (void *)n;
+}
+#else
+HAK_INLINE void tiny_link_set(void *b, void *next) { *(void **)b = next; }
+HAK_INLINE void *tiny_link_get(void *b) { return *(void **)b; }
+#endif
+
 /* Slow paths (tiny.c). */
 void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
 void hak_tiny_free_slow_(void *p, unsigned cls) HAK_INTERNAL;

@@ -9,12 +9,12 @@
 #include "tiny_internal.h"
 
 static int g_reports;
-static const char *g_reason;
+static const char *g_reason, *g_op;
 static const void *g_addr;
 
 static void counting_handler(const char *op, const char *reason, const void *p)
 {
-    assert_string_equal(op, "free");
+    g_op = op;
     g_reports++;
     g_reason = reason;
     g_addr = p;
@@ -167,6 +167,45 @@ static void test_check_byte(void **state)
 }
 #endif
 
+/* A write after free into a cached block's link (the first word), aimed at
+ * an address of the attacker's choosing. */
+static uint8_t g_target[64] __attribute__((aligned(64)));
+
+static void write_after_free_child(void *arg)
+{
+    (void)arg;
+    hak_set_failure_handler(counting_handler);
+    uint8_t *p = hak_tiny_alloc(48), *q = hak_tiny_alloc(48);
+    hak_tiny_free(q);
+    hak_tiny_free(p); /* the list is now p -> q */
+    *(void **)p = g_target;
+    void *a = hak_tiny_alloc(48); /* p again; its link is read */
+    void *b = hak_tiny_alloc(48);
+    if (a != p)
+        _exit(30);
+    if (b == g_target)
+        _exit(g_reports ? 31 : 20); /* steered: not caught */
+    if (g_reports == 1 && strstr(g_reason, "corrupted free list") && strcmp(g_op, "malloc") == 0)
+        _exit(10); /* caught, and b is a real block */
+    _exit(32);
+}
+
+static void test_write_after_free(void **state)
+{
+    (void)state;
+    char out[256];
+    int st = ht_run_child(write_after_free_child, NULL, out, sizeof out);
+    assert_true(WIFEXITED(st));
+#if HAK_VALIDATION >= 2
+    /* full: links are encoded with a per-process secret; the corrupted one
+     * is reported and the attacker's address is never returned */
+    assert_int_equal(WEXITSTATUS(st), 10);
+#else
+    /* magic and none store plain links: the write steers the next malloc */
+    assert_int_equal(WEXITSTATUS(st), 20);
+#endif
+}
+
 /* The real handler: a message on stderr, then abort. */
 #if HAK_VALIDATION >= 1 && (HAK_HEADER_CLASSIDX || HAK_VALIDATION >= 2)
 static void death_child(void *arg)
@@ -208,6 +247,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_interior_pointer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_into_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_block, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_after_free, setup, teardown),
 #if HAK_HEADER_CLASSIDX && HAK_CLASS7_HEADER_WIDTH == 2
         cmocka_unit_test_setup_teardown(test_check_byte, setup, teardown),
 #endif
