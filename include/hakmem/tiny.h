@@ -59,6 +59,7 @@ typedef struct hak_tiny_stats {
     size_t spills;           /* blocks returned to their slab */
     size_t slab_releases;    /* slabs emptied and decommitted */
     size_t ss_unmaps;        /* SuperSlabs unmapped */
+    size_t thread_caches;    /* threads with a live cache (after a fork: the forking one) */
 } hak_tiny_stats_t;
 
 HAK_API void hak_tiny_get_stats(hak_tiny_stats_t *out);

@@ -1136,4 +1136,11 @@ void hak_tiny_get_stats(hak_tiny_stats_t *out)
     out->spills = __atomic_load_n(&g_st.spills, __ATOMIC_RELAXED);
     out->slab_releases = __atomic_load_n(&g_st.slab_releases, __ATOMIC_RELAXED);
     out->ss_unmaps = __atomic_load_n(&g_st.ss_unmaps, __ATOMIC_RELAXED);
+    out->thread_caches = 0;
+#if !HAK_PLATFORM_ARENA
+    hak_lock(&g_tc_lock);
+    for (tiny_tcache_t *tc = g_tc_list; tc; tc = tc->next)
+        out->thread_caches++;
+    hak_unlock(&g_tc_lock);
+#endif
 }

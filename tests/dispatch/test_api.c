@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sched.h>
 #include <sys/mman.h>
 
 #include "hakmem/hakmem.h"
@@ -353,11 +354,14 @@ static void test_ten_thousand_threads(void **state)
 /* --------------------------------------------------------------- fork */
 
 static volatile int g_stop;
+static int g_started;
 static void *allocator_thread(void *arg)
 {
     (void)arg;
     ht_rng_t r = {(uint64_t)(uintptr_t)&r};
     void *slot[64] = {0};
+    free(malloc(16)); /* this thread now has a tiny cache */
+    __atomic_fetch_add(&g_started, 1, __ATOMIC_RELEASE);
     while (!g_stop) {
         int i = (int)(ht_rand(&r) % 64);
         free(slot[i]);
@@ -387,11 +391,21 @@ static void test_fork(void **state)
     for (int i = 0; i < 2; i++)
         pthread_create(&t[i], NULL, allocator_thread, NULL);
     void *parent_blocks[4] = {malloc(10), malloc(2000), malloc(100000), malloc(2 << 20)};
+    while (__atomic_load_n(&g_started, __ATOMIC_ACQUIRE) < 2)
+        sched_yield();
+    hak_tiny_stats_t ts;
+    hak_tiny_get_stats(&ts);
+    int caches_ok = ts.thread_caches >= 3; /* this thread and the two allocating ones */
     for (int round = 0; round < 100; round++) {
         if (round == 50)
             pthread_atfork(prepare_mallocs, NULL, NULL); /* and one after */
         pid_t pid = fork();
         if (pid == 0) {
+            /* the caches of the parent's other threads were adopted */
+            hak_tiny_stats_t cs;
+            hak_tiny_get_stats(&cs);
+            if (cs.thread_caches != 1)
+                _exit(3);
             for (int i = 0; i < 4; i++)
                 free(parent_blocks[i]);
             void *v[100];
@@ -412,6 +426,7 @@ static void test_fork(void **state)
         pthread_join(t[i], NULL);
     for (int i = 0; i < 4; i++)
         free(parent_blocks[i]);
+    assert_true(caches_ok);
     assert_true(g_prepare_mallocs >= 100);
 }
 
