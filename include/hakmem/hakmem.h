@@ -54,6 +54,7 @@ typedef struct hak_stats {
     size_t committed[6];  /* of which committed (not decommitted) */
     size_t os_mapped;     /* everything the platform layer has mapped */
     size_t os_committed;
+    size_t thread_caches; /* threads with a live tiny cache (0 without the tiny tier) */
 } hak_stats_t;
 HAK_API void hak_get_stats(hak_stats_t *out);
 /* The HAKMEM_STATS table, on stderr, now. */

@@ -112,6 +112,7 @@ HAK_EXPORT void hak_get_stats(hak_stats_t *out)
     hak_tiny_get_stats(&ts);
     out->mapped[HAK_TIER_TINY] = ts.bytes_mapped;
     out->committed[HAK_TIER_TINY] = ts.bytes_committed;
+    out->thread_caches = ts.thread_caches;
 #endif
 #if HAK_HAVE_MID
     hak_tier_stats_t ms;
