@@ -263,38 +263,50 @@ HAK_EXPORT void hak_free(void *p)
 
 /* ------------------------------------------------------------ usable size */
 
-/* Usable bytes of p, and its tier (HAK_TIER_NONE: foreign). */
-static size_t usable_of(const void *p, int *tier)
+/* Usable bytes of p, and its tier (HAK_TIER_NONE: foreign). At
+ * validation=full a pointer in a tier that is not exactly a live block is
+ * reported as a failure of `op` and *tier is HAK_TIER_NONE with *reported
+ * set. */
+static size_t usable_of(const void *p, int *tier, const char *op, bool *reported)
 {
+    *reported = false;
     switch (hak_chunk_tag(p)) {
 #if HAK_HAVE_TINY
     case HAK_TAG_TINY:
+        if (HAK_VALIDATION >= 2 && !hak_tiny_check_live_(p, op))
+            break;
         *tier = HAK_TIER_TINY;
         return hak_tiny_usable_owned(p);
 #endif
 #if HAK_HAVE_MID
     case HAK_TAG_MID:
+        if (HAK_VALIDATION >= 2 && !hak_mid_check_live(p, op))
+            break;
         *tier = HAK_TIER_MID;
         return hak_mid_usable_owned(p);
 #endif
 #if HAK_HAVE_L25
     case HAK_TAG_L25:
+        if (HAK_VALIDATION >= 2 && !hak_l25_check_live(p, op))
+            break;
         *tier = HAK_TIER_L25;
         return hak_l25_usable_owned(p);
 #endif
     default:
-        break;
-    }
 #if HAK_HAVE_LARGE
-    if (hak_large_owns(p)) {
-        *tier = HAK_TIER_LARGE;
-        return hak_large_usable_size(p);
-    }
+        if (hak_large_owns(p)) {
+            *tier = HAK_TIER_LARGE;
+            return hak_large_usable_size(p);
+        }
 #endif
-    if (hak_sys_owns_(p)) {
-        *tier = HAK_TIER_SYSTEM;
-        return hak_sys_usable_(p);
+        if (hak_sys_owns_(p)) {
+            *tier = HAK_TIER_SYSTEM;
+            return hak_sys_usable_(p);
+        }
+        *tier = HAK_TIER_NONE;
+        return 0;
     }
+    *reported = true; /* a tier's chunk, but not a live block of it */
     *tier = HAK_TIER_NONE;
     return 0;
 }
@@ -304,8 +316,9 @@ HAK_EXPORT size_t hak_usable_size(const void *p)
     if (p == NULL)
         return 0;
     int tier;
-    size_t n = usable_of(p, &tier);
-    if (tier != HAK_TIER_NONE)
+    bool reported;
+    size_t n = usable_of(p, &tier, "malloc_usable_size", &reported);
+    if (tier != HAK_TIER_NONE || reported)
         return n;
 #if HAK_VALIDATION >= 2
     hak_report_failure("malloc_usable_size", "invalid pointer (not allocated by hakmem)", p);
@@ -361,8 +374,13 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
         return NULL;
     }
     int tier;
-    size_t old = usable_of(p, &tier);
+    bool reported;
+    size_t old = usable_of(p, &tier, "realloc", &reported);
     if (HAK_UNLIKELY(tier == HAK_TIER_NONE)) {
+        if (reported) {
+            errno = EINVAL;
+            return NULL;
+        }
 #if HAK_VALIDATION >= 2
         hak_report_failure("realloc", "invalid pointer (not allocated by hakmem)", p);
         errno = EINVAL;

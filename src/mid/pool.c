@@ -666,6 +666,26 @@ void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 }
 
 #if HAK_VALIDATION >= 2
+bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op)
+{
+    const hak_pool_span_t *s = hak_pool_span_of(p);
+    const char *why = NULL;
+    if (s == NULL || s->cls >= pool->pr->nclasses) {
+        why = pool->pr->msg_no_span;
+    } else {
+        size_t i = hak_pool_index(s, p);
+        if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+            why = pool->pr->msg_not_block;
+        else if ((const uint8_t *)p != s->base + i * s->stride + (size_t)s->align_off[i] * 16)
+            why = pool->pr->msg_not_start;
+        else if (!(__atomic_load_n(&s->live, __ATOMIC_RELAXED) & ((uint64_t)1 << i)))
+            why = "invalid pointer (a freed block: use after free?)";
+    }
+    if (why)
+        hak_report_failure(op, why, p);
+    return why == NULL;
+}
+
 void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 {
     hak_pool_span_t *s = hak_pool_span_of(p);
@@ -694,6 +714,14 @@ void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 {
     hak_pool_free_owned_(pool, tc, p);
+}
+
+bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op)
+{
+    (void)pool;
+    (void)p;
+    (void)op;
+    return true;
 }
 #endif
 

@@ -889,47 +889,74 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
 void hak_tiny_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
 
 #if HAK_VALIDATION >= 2
-unsigned hak_tiny_class_checked_(void *p)
+/* Why p is not a live tiny block, or NULL if it is one. */
+static const char *tiny_not_live(const void *p)
 {
-    tiny_slab_t *s = hak_tiny_slab_of(p);
-    if (s == NULL || s->cls >= HAK_TINY_NCLASSES) {
-        hak_tiny_bad_free_(p, "invalid pointer (not in a live tiny slab)");
-        return HAK_TINY_NCLASSES;
-    }
-    uint8_t *b = p;
-    if (b < s->base || (size_t)(b - s->base) % s->stride != 0 ||
-        (size_t)(b - s->base) / s->stride >= s->carved) {
-        hak_tiny_bad_free_(p, "invalid pointer (not the start of a tiny block)");
-        return HAK_TINY_NCLASSES;
-    }
-    unsigned cls = s->cls;
+    const tiny_slab_t *s = hak_tiny_slab_of(p);
+    if (s == NULL || s->cls >= HAK_TINY_NCLASSES)
+        return "invalid pointer (not in a live tiny slab)";
+    const uint8_t *b = p;
+    if (b < s->base || (size_t)(b - s->base) % s->stride != 0 || (size_t)(b - s->base) / s->stride >= s->carved)
+        return "invalid pointer (not the start of a tiny block)";
 #if HAK_HEADER_CLASSIDX
-    unsigned h = b[-1];
-    if (h == (HAK_TINY_MAGIC_FREE | cls)) {
-        hak_tiny_bad_free_(p, "double free");
-        return HAK_TINY_NCLASSES;
-    }
-    if (h != (HAK_TINY_MAGIC_LIVE | cls) || (hak_tiny_hdr_of(cls) == 2 && b[-2] != HAK_TINY_CHECK_BYTE)) {
-        hak_tiny_bad_free_(p, "corrupted header (header disagrees with its slab: overflow from the block before?)");
-        return HAK_TINY_NCLASSES;
-    }
-    b[-1] = (uint8_t)(HAK_TINY_MAGIC_FREE | cls);
+    unsigned cls = s->cls, h = b[-1];
+    if (h == (HAK_TINY_MAGIC_FREE | cls))
+        return "double free";
+    if (h != (HAK_TINY_MAGIC_LIVE | cls) || (hak_tiny_hdr_of(cls) == 2 && b[-2] != HAK_TINY_CHECK_BYTE))
+        return "corrupted header (header disagrees with its slab: overflow from the block before?)";
 #else
     size_t i = block_index(s, b);
-    uint8_t *bits = s->live;
+    if (!(__atomic_load_n(&s->live[i >> 3], __ATOMIC_RELAXED) & (1u << (i & 7))))
+        return "double free";
+#endif
+    return NULL;
+}
+
+unsigned hak_tiny_class_checked_(void *p)
+{
+    const char *why = tiny_not_live(p);
+    if (why) {
+        hak_tiny_bad_free_(p, why);
+        return HAK_TINY_NCLASSES;
+    }
+    tiny_slab_t *s = hak_tiny_slab_of(p);
+    unsigned cls = s->cls;
+#if HAK_HEADER_CLASSIDX
+    ((uint8_t *)p)[-1] = (uint8_t)(HAK_TINY_MAGIC_FREE | cls);
+#else
+    size_t i = block_index(s, p);
     uint8_t bit = (uint8_t)(1u << (i & 7));
-    if (!(__atomic_fetch_and(&bits[i >> 3], (uint8_t)~bit, __ATOMIC_RELAXED) & bit)) {
-        hak_tiny_bad_free_(p, "double free");
+    if (!(__atomic_fetch_and(&s->live[i >> 3], (uint8_t)~bit, __ATOMIC_RELAXED) & bit)) {
+        hak_tiny_bad_free_(p, "double free"); /* lost a race with another free */
         return HAK_TINY_NCLASSES;
     }
 #endif
     return cls;
+}
+
+bool hak_tiny_check_live_(const void *p, const char *op)
+{
+    const char *why = tiny_not_live(p);
+    if (why) {
+        /* realloc/usable size of a freed block: say so, not "double free" */
+        if (strcmp(why, "double free") == 0)
+            why = "invalid pointer (a freed block: use after free?)";
+        hak_report_failure(op, why, p);
+    }
+    return why == NULL;
 }
 #else
 unsigned hak_tiny_class_checked_(void *p)
 {
     (void)p;
     return HAK_TINY_NCLASSES;
+}
+
+bool hak_tiny_check_live_(const void *p, const char *op)
+{
+    (void)p;
+    (void)op;
+    return true;
 }
 #endif
 

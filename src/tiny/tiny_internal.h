@@ -176,6 +176,9 @@ void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
 void hak_tiny_free_slow_(void *p, unsigned cls) HAK_INTERNAL;
 void hak_tiny_bad_free_(void *p, const char *reason) HAK_INTERNAL;
 unsigned hak_tiny_class_checked_(void *p) HAK_INTERNAL;
+/* validation=full: true if p is exactly a live tiny block (else reported as
+ * a failure of `op`); always true below full. */
+bool hak_tiny_check_live_(const void *p, const char *op) HAK_INTERNAL;
 /* validation=full: record that block b of class cls is with the user. */
 void hak_tiny_mark_live_(void *b, unsigned cls) HAK_INTERNAL;
 /* The smallest class that holds `size` bytes at alignment `align` (a power
