@@ -60,11 +60,17 @@ test)
     install_deps "${BUILD_DEPS[@]}"
     install_deps "${PRELOAD_DEPS[@]}" || echo "hakmem: preload tests of missing programs will be skipped" >&2
     check default build .
-    check headerless-gd build-headerless . -Dheader_classidx=false -Dtls_model=global-dynamic -Dbenchmarks=false
-    check width2-full build-width2-full . -Dclass7_header_width=2 -Dvalidation=full -Dbenchmarks=false
-    check tiers-tiny-large build-tiny-large . -Dtiers=tiny,large -Dbenchmarks=false
-    check tiers-mid-l25-large build-mid-l25-large . -Dtiers=mid,l25,large -Dbenchmarks=false
+    # the real programs (preload) run in the default configuration only
+    TEST_ARGS="--no-suite preload" \
+        check header-gd build-header . -Dheader_classidx=true -Dtls_model=global-dynamic -Dbenchmarks=false
+    TEST_ARGS="--no-suite preload" \
+        check header-width2-full build-width2-full . -Dheader_classidx=true -Dclass7_header_width=2 -Dvalidation=full -Dbenchmarks=false
+    TEST_ARGS="--no-suite preload" check headerless-full build-headerless-full . -Dvalidation=full -Dbenchmarks=false
+    TEST_ARGS="--no-suite preload --no-suite stress" check tiers-tiny-large build-tiny-large . -Dtiers=tiny,large -Dbenchmarks=false
+    TEST_ARGS="--no-suite preload --no-suite stress" \
+        check tiers-mid-l25-large build-mid-l25-large . -Dtiers=mid,l25,large -Dbenchmarks=false
     check tiny-standalone build-tiny src/tiny
+    check tiny-standalone-header build-tiny-header src/tiny -Dheader_classidx=true
     check arena build-embedded src/tiny -Dplatform=arena
     # Sanitizers replace malloc itself: they run the tier suites and the
     # stress test through the hak_ entry points (docs/reliability.md).
@@ -72,7 +78,7 @@ test)
         check asan-ubsan build-asan . -Db_sanitize=address,undefined -Db_lundef=false -Dbenchmarks=false
     TEST_ARGS="--suite tiny --suite mid --suite l25 --suite large --suite stress" \
         check tsan build-tsan . -Db_sanitize=thread -Db_lundef=false -Dbenchmarks=false
-    TEST_ARGS="$TIER_SUITES --setup valgrind" check valgrind build .
+    TEST_ARGS="$TIER_SUITES --no-suite slow --setup valgrind" check valgrind build .
     echo "hakmem: all test configurations passed"
     ;;
 matrix)
