@@ -102,6 +102,13 @@ static void tiny_global_init(void);
 
 /* ------------------------------------------------------------- helpers */
 
+/* A slab's class, in its descriptor and in its SuperSlab's byte array. */
+static void slab_set_class(tiny_slab_t *s, unsigned cls)
+{
+    s->cls = (uint8_t)cls;
+    __atomic_store_n(&hak_tiny_ss_of(s)->cls_of[s->index], (uint8_t)cls, __ATOMIC_RELAXED);
+}
+
 #define next_of tiny_link_get
 #define set_next tiny_link_set
 
@@ -198,11 +205,12 @@ static void ss_format(tiny_ss_t *ss, size_t size, uint32_t shift)
     ss->slab_shift = shift;
     ss->slab0 = (uint8_t *)ss;
     ss->size = size;
+    memset(ss->cls_of, HAK_TINY_NO_CLASS, sizeof ss->cls_of); /* slabs past n too */
     for (uint32_t i = 0; i < n; i++) {
         tiny_slab_t *s = &ss->slabs[i];
         memset(s, 0, sizeof(*s));
-        s->cls = HAK_TINY_NO_CLASS;
         s->index = (uint8_t)i;
+        slab_set_class(s, HAK_TINY_NO_CLASS);
 #if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
         s->live = (uint8_t *)&ss->slabs[n] + (size_t)i * LIVE_BYTES_PER_SLAB(shift);
 #endif
@@ -400,7 +408,7 @@ static void slab_format(tiny_ss_t *ss, tiny_slab_t *s, unsigned cls)
     s->carved = 0;
     s->used = 0;
     s->free = NULL;
-    s->cls = (uint8_t)cls;
+    slab_set_class(s, (uint8_t)cls);
     s->next = s->prev = NULL;
     s->in_partial = 0;
     if (s->decommitted) {
@@ -435,7 +443,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
 #endif
         slab_format(ss, d, cls);
         if (d->capacity == 0) { /* too small for this class (small arena) */
-            d->cls = HAK_TINY_NO_CLASS;
+            slab_set_class(d, HAK_TINY_NO_CLASS);
             ss->nfree++;
             ST_SUB(slabs_in_use, 1);
             dirty_push(ss, d);
@@ -451,7 +459,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
             if (s->cls == HAK_TINY_NO_CLASS) {
                 slab_format(ss, s, cls);
                 if (s->capacity == 0) { /* too small for this class (small arena) */
-                    s->cls = HAK_TINY_NO_CLASS;
+                    slab_set_class(s, HAK_TINY_NO_CLASS);
                     ss->nfree++;
                     ST_SUB(slabs_in_use, 1);
                     continue;
@@ -470,7 +478,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
                     continue;
                 slab_format(ss, s, cls);
                 if (s->capacity == 0) {
-                    s->cls = HAK_TINY_NO_CLASS;
+                    slab_set_class(s, HAK_TINY_NO_CLASS);
                     ss->nfree++;
                     ST_SUB(slabs_in_use, 1);
                     continue;
@@ -492,7 +500,7 @@ static void slab_release(tiny_slab_t *s)
 {
     tiny_ss_t *ss = hak_tiny_ss_of(s->base);
     hak_lock(&g_ss_lock);
-    s->cls = HAK_TINY_NO_CLASS;
+    slab_set_class(s, HAK_TINY_NO_CLASS);
     s->free = NULL;
     ss->nfree++;
     ST_SUB(slabs_in_use, 1);

@@ -72,14 +72,14 @@ HAK_INLINE unsigned hak_tiny_class_of_block(void *p)
     return h & HAK_TINY_CLASS_MASK;
 #endif
 #else
-    tiny_slab_t *s = hak_tiny_slab_of(p);
+    unsigned cls = hak_tiny_slab_class(p);
 #if HAK_VALIDATION >= 1
-    if (HAK_UNLIKELY(s == NULL || s->cls >= HAK_TINY_NCLASSES)) {
+    if (HAK_UNLIKELY(cls >= HAK_TINY_NCLASSES)) {
         hak_tiny_bad_free_(p, "invalid pointer (not in a live tiny slab)");
         return HAK_TINY_NCLASSES;
     }
 #endif
-    return s->cls;
+    return cls;
 #endif
 }
 
@@ -112,8 +112,8 @@ HAK_INLINE size_t hak_tiny_usable_owned(const void *p)
         return 0;
     return hak_tiny_usable_of(c);
 #else
-    tiny_slab_t *s = hak_tiny_slab_of(p);
-    return (s && s->cls < HAK_TINY_NCLASSES) ? hak_tiny_usable_of(s->cls) : 0;
+    unsigned c = hak_tiny_slab_class(p);
+    return c < HAK_TINY_NCLASSES ? hak_tiny_usable_of(c) : 0;
 #endif
 }
 

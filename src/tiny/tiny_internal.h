@@ -65,6 +65,8 @@ typedef struct tiny_slab {
 } tiny_slab_t;
 
 typedef struct tiny_ss {
+    uint8_t cls_of[HAK_TINY_MAX_SLABS]; /* each slab's class (a copy of slabs[i].cls):
+                                           headerless free reads one byte */
     uint32_t magic;
     uint32_t nslabs;         /* slabs in this SuperSlab */
     uint32_t nfree;          /* slabs with no class */
@@ -170,6 +172,18 @@ HAK_INLINE void *tiny_link_get(void *b)
 HAK_INLINE void tiny_link_set(void *b, void *next) { *(void **)b = next; }
 HAK_INLINE void *tiny_link_get(void *b) { return *(void **)b; }
 #endif
+
+/* The class of the slab holding p (posix: one load; HAK_TINY_NO_CLASS for
+ * a free slab). */
+HAK_INLINE unsigned hak_tiny_slab_class(const void *p)
+{
+#if HAK_PLATFORM_ARENA
+    const tiny_slab_t *s = hak_tiny_slab_of(p);
+    return s ? s->cls : HAK_TINY_NO_CLASS;
+#else
+    return hak_tiny_ss_of(p)->cls_of[((uintptr_t)p >> HAK_TINY_SLAB_SHIFT) & (HAK_TINY_MAX_SLABS - 1)];
+#endif
+}
 
 /* Slow paths (tiny.c). */
 void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
