@@ -62,7 +62,7 @@ test)
     check default build .
     # the real programs (preload) run in the default configuration only
     TEST_ARGS="--no-suite preload" \
-        check header-gd build-header . -Dheader_classidx=true -Dtls_model=global-dynamic -Dbenchmarks=false
+        check header-w1-gd build-header . -Dheader_classidx=true -Dclass7_header_width=1 -Dtls_model=global-dynamic -Dbenchmarks=false
     TEST_ARGS="--no-suite preload" \
         check header-width2-full build-width2-full . -Dheader_classidx=true -Dclass7_header_width=2 -Dvalidation=full -Dbenchmarks=false
     TEST_ARGS="--no-suite preload" check headerless-full build-headerless-full . -Dvalidation=full -Dbenchmarks=false
