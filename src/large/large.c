@@ -366,42 +366,40 @@ void *hak_large_realloc(void *p, size_t size)
         return p;
     int saved = errno;
     char *base = (char *)e.base, *nb;
+    /* Remap, registry entry and header change together under the registry
+     * lock: a fork (whose prepare takes the lock) sees either the old
+     * block or the new one, never a header that disagrees with its entry,
+     * and no other thread can map the range a move or shrink gives up and
+     * register our old key in between. */
+    hak_large_registry_lock_(&g_reg);
     if (len < e.len) {
         nb = hak_os_remap(base, e.len, len, false); /* shrinks in place */
         if (nb == NULL) {
+            hak_large_registry_unlock_(&g_reg);
             errno = saved; /* the larger block still serves the request */
             return p;
         }
-        hak_large_registry_lock_(&g_reg);
-        hak_large_registry_update_locked_(&g_reg, p, p, base, len);
-        hak_large_registry_unlock_(&g_reg);
+    } else {
+        nb = hak_os_remap(base, e.len, len, false); /* grow in place if the next pages are free */
+        if (nb == NULL)
+            nb = hak_os_remap(base, e.len, len, true); /* move the pages */
+        if (nb == NULL) {
+            hak_large_registry_unlock_(&g_reg);
+            errno = ENOMEM;
+            return NULL;
+        }
+    }
+    char *q = nb + off;
+    hak_large_registry_update_locked_(&g_reg, p, q, nb, len);
+    hak_ah_write(q, len - off, off, HAK_METHOD_MMAP);
+    hak_large_registry_unlock_(&g_reg);
+    if (len < e.len) {
         ST_SUB(bytes_mapped, e.len - len);
         ST_SUB(bytes_in_use, e.len - len);
     } else {
-        nb = hak_os_remap(base, e.len, len, false); /* grow in place if the next pages are free */
-        if (nb == NULL) {
-            /* Move the pages. Under the lock: the old range is free the
-             * moment mremap returns, and a block mapped there by another
-             * thread could otherwise register our old key. */
-            hak_large_registry_lock_(&g_reg);
-            nb = hak_os_remap(base, e.len, len, true);
-            if (nb != NULL)
-                hak_large_registry_update_locked_(&g_reg, p, nb + off, nb, len);
-            hak_large_registry_unlock_(&g_reg);
-            if (nb == NULL) {
-                errno = ENOMEM;
-                return NULL;
-            }
-        } else {
-            hak_large_registry_lock_(&g_reg);
-            hak_large_registry_update_locked_(&g_reg, p, p, base, len);
-            hak_large_registry_unlock_(&g_reg);
-        }
         ST_ADD(bytes_mapped, len - e.len);
         ST_ADD(bytes_in_use, len - e.len);
     }
-    char *q = nb + off;
-    hak_ah_write(q, len - off, off, HAK_METHOD_MMAP);
     errno = saved;
     return q;
 }
