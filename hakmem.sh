@@ -88,7 +88,7 @@ matrix)
             -Dheader_classidx=$h -Dclass7_header_width=$w -Dvalidation=$v
         check "arena h=$h w=$w v=$v" "build-matrix/arena-$h-$w-$v" src/tiny \
             -Dheader_classidx=$h -Dclass7_header_width=$w -Dvalidation=$v -Dplatform=arena
-        check "all h=$h w=$w v=$v" "build-matrix/all-$h-$w-$v" . \
+        TEST_ARGS="--no-suite preload --no-suite stress" check "all h=$h w=$w v=$v" "build-matrix/all-$h-$w-$v" . \
             -Dheader_classidx=$h -Dclass7_header_width=$w -Dvalidation=$v -Dbenchmarks=false
     done; done; done
     echo "hakmem: every combination passed"
