@@ -389,9 +389,9 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
         return hak_real_realloc_(p, size);
 #endif
     }
-    /* Fits, and would not be served by a smaller tier or class: keep it. */
-    if (size <= old && hak_tier_for(size) == tier && (tier != HAK_TIER_TINY || size > old / 2) &&
-        (tier == HAK_TIER_TINY || size >= old / 2))
+    /* Fits, in the same tier, and wastes less than half the block: keep it
+     * (a block is never shrunk in place; a much smaller request moves). */
+    if (size <= old && size >= old / 2 && hak_tier_for(size) == tier)
         return p;
 #if HAK_HAVE_LARGE
     if (tier == HAK_TIER_LARGE && hak_tier_for(size) == HAK_TIER_LARGE) {
