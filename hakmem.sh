@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 BUILD_DEPS=(gcc meson ninja-build pkg-config libcmocka-dev python3 binutils valgrind)
-BENCH_DEPS=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 valgrind)
+BENCH_DEPS=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 valgrind gnuplot-nox)
 PRELOAD_DEPS=(perl sqlite3 git nginx-light curl wrk coreutils)
 
 install_deps() {
