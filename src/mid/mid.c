@@ -2,7 +2,7 @@
  * (pool.c), its thread cache and its public entry points (hak_mid.h).
  *
  * Parameters (docs/mid.md): 64 KiB pages, spans of at least 8 blocks up to
- * 256 KiB, thread cache 32 KiB per class (4..32 blocks), drains sent
+ * 256 KiB, thread cache 32 KiB per class (8..32 blocks), drains sent
  * home to the spans, 1 MiB of free pages kept committed.
  */
 #include "mid_inline.h"
@@ -10,7 +10,7 @@
 #include <errno.h>
 
 #define MID_CACHE_BYTES    (32u << 10)
-#define MID_CACHE_MIN      4
+#define MID_CACHE_MIN      8
 #define MID_CACHE_MAX      32
 #define MID_SPAN_MIN_BLOCKS 8
 #define MID_SPAN_MAX_BYTES ((size_t)256 << 10)
