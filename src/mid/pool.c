@@ -4,8 +4,11 @@
  *
  * Design, layout and lock order: pool_internal.h. Memory return policy
  * (docs/mid.md, "Memory return"), all decided on the free path:
- *   - a thread cache over its bound sends half of it home to the spans
- *     (no central batches: blocks parked there would pin their spans);
+ *   - a thread cache over its bound parks its older half as one batch in
+ *     the class's central list (up to HAK_POOL_CENTRAL_MAX), or sends it
+ *     home to the spans when the list is full or the class is shrinking
+ *     (spills released HAK_POOL_SHRINK_SPANS spans with none taken since:
+ *     then every parked batch goes home too, since each pins its spans);
  *   - a span whose last block comes home goes back to its chunk at once;
  *     its pages stay committed ("dirty") so that a span re-formed soon
  *     after does not fault them in again;
@@ -411,6 +414,7 @@ static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, v
             if (s == NULL)
                 break;
             partial_add(c, s);
+            c->net_releases = 0;
         }
         void *b;
         while (n < want && (b = span_pop(s)) != NULL) {
@@ -425,8 +429,9 @@ static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, v
     return n;
 }
 
-/* Send block b home to its span. Class lock held. */
-static void spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
+/* Send block b home to its span; true if that emptied and released the
+ * span. Class lock held. */
+static bool spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
 {
     hak_pool_span_t *s = hak_pool_span_of(b);
     set_next(b, s->free);
@@ -437,30 +442,82 @@ static void spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
     if (s->used == 0) {
         partial_remove(c, s);
         span_release(pool, s);
+        return true;
     }
+    return false;
 }
 
-static void spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
+/* Send a list home; true if a span was released on the way. */
+static bool spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
 {
     size_t n = 0;
+    bool released = false;
     while (head) {
         void *next = next_of(head);
-        spill_block(pool, c, head);
+        released |= spill_block(pool, c, head);
         head = next;
         n++;
     }
     ST_ADD(pool, spills, n);
+    return released;
 }
 
-/* Up to `want` blocks of cls from its spans, linked; returns how many, 0
- * with ENOMEM. */
+/* Every parked batch of the class home to its spans. Class lock held. */
+static void central_flush_locked(hak_pool_t *pool, hak_pool_central_t *c)
+{
+    while (c->nbatch > 0) {
+        c->nbatch--;
+        spill_list(pool, c, c->batch[c->nbatch].head);
+    }
+}
+
+/* Every parked batch of every class home (thread exit, trim, fork child). */
+static void central_flush_all(hak_pool_t *pool)
+{
+    for (unsigned cls = 0; cls < pool->pr->nclasses; cls++) {
+        hak_pool_central_t *c = &pool->central[cls];
+        hak_lock(&c->lock);
+        central_flush_locked(pool, c);
+        hak_unlock(&c->lock);
+    }
+}
+
+/* A linked list of blocks of cls: a whole parked batch, else at most `want`
+ * from its spans; returns its length, 0 with ENOMEM. */
 static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out)
 {
     hak_pool_central_t *c = &pool->central[cls];
+    uint32_t n;
     hak_lock(&c->lock);
-    uint32_t n = take_from_spans(pool, cls, want, out);
+    if (c->nbatch > 0) {
+        c->nbatch--;
+        *out = c->batch[c->nbatch].head;
+        n = c->batch[c->nbatch].n;
+    } else {
+        c->shrinking = 0;
+        n = take_from_spans(pool, cls, want, out);
+    }
     hak_unlock(&c->lock);
     return n;
+}
+
+/* A drained list of n blocks of cls: parked as one batch, or home to its
+ * spans when the central list is full or the class is shrinking. */
+static void class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
+{
+    hak_pool_central_t *c = &pool->central[cls];
+    hak_lock(&c->lock);
+    if (c->nbatch < HAK_POOL_CENTRAL_MAX && !c->shrinking) {
+        c->batch[c->nbatch].head = head;
+        c->batch[c->nbatch].n = n;
+        c->nbatch++;
+    } else if (spill_list(pool, c, head) && ++c->net_releases >= HAK_POOL_SHRINK_SPANS) {
+        /* Spans keep emptying and none is taken: the class is shrinking.
+         * Parked batches would pin their spans; send them home too. */
+        c->shrinking = 1;
+        central_flush_locked(pool, c);
+    }
+    hak_unlock(&c->lock);
 }
 
 /* Send a linked list of blocks of cls home to their spans. */
@@ -550,6 +607,7 @@ void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
     if (was != HAK_POOL_TC_LIVE)
         return;
     tcache_flush(pool, tc);
+    central_flush_all(pool);
     hak_lock(&pool->tc_lock);
     tc_unregister_locked(pool, tc);
     hak_unlock(&pool->tc_lock);
@@ -629,6 +687,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
         return;
     /* Keep the most recent half (hot), send the older rest home. */
     uint32_t keep = bin->max / 2;
+    uint32_t nrest = bin->count - keep;
     void *last = bin->head;
     for (uint32_t i = 1; i < keep; i++)
         last = next_of(last);
@@ -639,7 +698,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
         bin->head = NULL;
     bin->count = keep;
     ST_ADD(pool, drains, 1);
-    class_put(pool, cls, rest);
+    class_park(pool, cls, rest, nrest);
 }
 
 void hak_pool_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
@@ -822,6 +881,7 @@ void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         return;
     if (tc->state == HAK_POOL_TC_LIVE)
         tcache_flush(pool, tc);
+    central_flush_all(pool);
     hak_lock(&pool->lock);
     hak_pool_chunk_t *ch = pool->chunks;
     while (ch) {
@@ -875,6 +935,7 @@ void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self)
         }
         tc = next;
     }
+    central_flush_all(pool);
 }
 
 /* -------------------------------------------------------------- stats */

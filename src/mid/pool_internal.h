@@ -33,10 +33,12 @@
  *     <-> spans (per span free list + bump carving, under the class lock)
  *     <-> chunks (free page runs, under the pool lock)
  * A block freed by any thread goes into that thread's cache; above its
- * bound half of it goes home to its spans (there are no central batches as
- * in the tiny tier: a batch parked centrally pins one span per block, and
- * mid blocks are worth the per-block trip; a producer's blocks reach the
- * consumer through the spans' free lists). An emptied span goes back to
+ * bound the older half is parked as one batch in the class's central list
+ * (up to HAK_POOL_CENTRAL_MAX, as in the tiny tier), which the next refill
+ * takes whole; a full list, or a shrinking class (spills released
+ * HAK_POOL_SHRINK_SPANS spans with none taken since), sends the blocks
+ * home to their spans instead. Thread exit, trim and the fork child send
+ * parked batches home. An emptied span goes back to
  * its chunk at once; free pages stay committed ("dirty") up to the pool's
  * dirty budget, beyond which they are decommitted; an emptied chunk is
  * unmapped unless the pool keeps fewer than params->keep_empty empty
@@ -168,9 +170,22 @@ typedef struct hak_pool_class {
     uint8_t align_pages;         /* span start aligned to this many pages */
 } hak_pool_class_t;
 
+#define HAK_POOL_CENTRAL_MAX 8    /* parked batches per class */
+#define HAK_POOL_SHRINK_SPANS 4   /* releases that say a class is shrinking */
+
+typedef struct hak_pool_batch {
+    void *head;                  /* linked through p[0] */
+    uint32_t n;
+} hak_pool_batch_t;
+
 typedef struct hak_pool_central {
     hak_lock_t lock;
+    uint32_t nbatch;             /* parked batches */
+    uint32_t shrinking;          /* spills released HAK_POOL_SHRINK_SPANS spans
+                                    with none taken in between: park nothing */
+    uint32_t net_releases;       /* spans released by spills since one was taken */
     hak_pool_span_t *partial;    /* spans of this class with a free or uncarved block */
+    hak_pool_batch_t batch[HAK_POOL_CENTRAL_MAX];
 } __attribute__((aligned(64))) hak_pool_central_t;
 
 typedef struct hak_pool_counters {
