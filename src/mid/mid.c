@@ -120,21 +120,7 @@ void hak_mid_trim(void) { hak_pool_trim_(&hak_mid_pool_, &hak_mid_tc_); }
 
 void hak_mid_thread_exit(void) { hak_pool_thread_exit_(&hak_mid_pool_, &hak_mid_tc_); }
 
-void hak_mid_get_stats(hak_pool_stats_t *out)
-{
-    hak_pool_counters_t c;
-    hak_pool_counters_(&hak_mid_pool_, &c);
-    out->chunks = c.chunks;
-    out->spans_in_use = c.spans_in_use;
-    out->bytes_mapped = c.bytes_mapped;
-    out->bytes_committed = c.bytes_mapped > c.bytes_decommitted ? c.bytes_mapped - c.bytes_decommitted : 0;
-    out->refills = c.refills;
-    out->drains = c.drains;
-    out->spills = c.spills;
-    out->span_releases = c.span_releases;
-    out->chunk_unmaps = c.chunk_unmaps;
-    out->bytes_purged = c.bytes_purged;
-}
+void hak_mid_get_stats(hak_pool_stats_t *out) { hak_pool_stats_(&hak_mid_pool_, out); }
 
 #else /* HAK_PLATFORM_ARENA: no mid pool (the arena carves tiny only) */
 
@@ -174,12 +160,7 @@ static void mid_tier_stats(hak_tier_stats_t *out)
 {
     hak_pool_stats_t s;
     hak_mid_get_stats(&s);
-    *out = (hak_tier_stats_t){
-        .bytes_mapped = s.bytes_mapped,
-        .bytes_committed = s.bytes_committed,
-        .allocs = s.refills,
-        .frees = s.drains + s.spills,
-    };
+    hak_pool_tier_stats_(&s, out);
 }
 
 /* The pool registers its own fork handlers (hak_fork_register) when it is

@@ -1007,3 +1007,31 @@ size_t hak_pool_validate_(hak_pool_t *pool)
 }
 
 #endif /* !HAK_PLATFORM_ARENA */
+
+/* ------------------------------------------------------------ statistics */
+
+void hak_pool_stats_(hak_pool_t *pool, hak_pool_stats_t *out)
+{
+    hak_pool_counters_t c;
+    hak_pool_counters_(pool, &c);
+    out->chunks = c.chunks;
+    out->spans_in_use = c.spans_in_use;
+    out->bytes_mapped = c.bytes_mapped;
+    out->bytes_committed = c.bytes_mapped > c.bytes_decommitted ? c.bytes_mapped - c.bytes_decommitted : 0;
+    out->refills = c.refills;
+    out->drains = c.drains;
+    out->spills = c.spills;
+    out->span_releases = c.span_releases;
+    out->chunk_unmaps = c.chunk_unmaps;
+    out->bytes_purged = c.bytes_purged;
+}
+
+void hak_pool_tier_stats_(const hak_pool_stats_t *s, hak_tier_stats_t *out)
+{
+    *out = (hak_tier_stats_t){
+        .bytes_mapped = s->bytes_mapped,
+        .bytes_committed = s->bytes_committed,
+        .allocs = s->refills,
+        .frees = s->drains + s->spills,
+    };
+}

@@ -56,6 +56,7 @@
 #include <stdint.h>
 
 #include "hak_platform.h"
+#include "hak_pool_stats.h"
 #include "hak_tier.h"
 
 #define HAK_POOL_PAGE_SHIFT  16
@@ -241,6 +242,9 @@ void hak_pool_fork_prepare_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_parent_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self) HAK_INTERNAL;
 void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out) HAK_INTERNAL;
+/* The public statistics of a pool, and the tier-vtable view of them. */
+void hak_pool_stats_(hak_pool_t *pool, hak_pool_stats_t *out) HAK_INTERNAL;
+void hak_pool_tier_stats_(const hak_pool_stats_t *s, hak_tier_stats_t *out) HAK_INTERNAL;
 /* Walk every structure of the pool and check its invariants (tests).
  * Returns 0, or the number of violations found. Takes every lock. */
 size_t hak_pool_validate_(hak_pool_t *pool) HAK_INTERNAL;
