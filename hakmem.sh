@@ -27,11 +27,30 @@ install_deps() {
     apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-# setup DIR SRCDIR [meson options...]: configure once (reconfigure if the options changed)
+# The project's own options at their defaults (-Dname=value each), read
+# from the sources: a build directory configured by hand earlier (say with
+# -Dheader_classidx=true) is put back to what its name promises.
+defaults_of() {
+    meson introspect "$1/meson.build" --buildoptions | python3 -c '
+import json, sys
+def text(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return ",".join(v) if isinstance(v, list) else str(v)
+for o in json.load(sys.stdin):
+    if o["section"] == "user" and ":" not in o["name"]:
+        print("-D%s=%s" % (o["name"], text(o["value"])))
+'
+}
+
+# setup DIR SRCDIR [meson options...]: configure once, then on every later
+# call reset the options to the defaults plus those given
 setup() {
     local dir=$1 src=$2; shift 2
     if [ -f "$dir/build.ninja" ]; then
-        meson configure "$dir" "$@" >/dev/null
+        local defaults
+        mapfile -t defaults < <(defaults_of "$src")
+        meson configure "$dir" -Dbuildtype=release -Db_ndebug=if-release "${defaults[@]}" "$@" >/dev/null
     else
         meson setup "$dir" "$src" "$@" >/dev/null
     fi

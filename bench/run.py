@@ -194,7 +194,7 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
     jobs.append(cmd_job('larson', 'larson', (churn1_s, 8, 128, 1024, 1, 12345, 1)))
     jobs.append(cmd_job('larson', 'larson', (churn4_s, 8, 128, 1024, 1, 12345, 4)))
     jobs += [cmd_job('random_mixed', 'bench_random_mixed', (mixed_iters, maxsize, 42, t))
-             for maxsize in (1024, 32768) for t in threads]
+             for maxsize in (1024, 4096, 32768) for t in threads]
     jobs += [cmd_job('producer_consumer', 'bench_producer_consumer', (t, t, pc_items, 1024))
              for t in threads]
     jobs.append(Job('micro_fastpath', 'micro_fastpath_bench', (str(fast_pairs),), 'ticks',

@@ -180,11 +180,15 @@ static void *malloc_impl(size_t size)
 HAK_EXPORT void *hak_malloc(size_t size)
 #endif
 {
+    /* The limits are the tiers' largest sizes + 1, or 0 while a
+     * per-request trace is on: one compare covers both. */
 #if HAK_HAVE_TINY
-    /* hak_fast_limit_ is HAK_TINY_MAX_SIZE + 1, or 0 while a per-request
-     * trace is on: one compare covers both. */
-    if (HAK_LIKELY(size < hak_fast_limit_))
+    if (HAK_LIKELY(size < hak_fast_.tiny_limit))
         return hak_tiny_alloc_inline(size);
+#endif
+#if HAK_HAVE_MID
+    if (HAK_LIKELY(size < hak_fast_.mid_limit))
+        return hak_mid_alloc_inline(size);
 #endif
     return malloc_slow(size);
 }
@@ -248,17 +252,21 @@ static void free_impl(void *p)
 HAK_EXPORT void hak_free(void *p)
 #endif
 {
-#if HAK_HAVE_TINY
     unsigned tag = hak_chunk_tag(p);
-    /* hak_fast_tag_ is HAK_TAG_TINY, or an impossible tag while tracing */
-    if (HAK_LIKELY(tag == hak_fast_tag_)) {
+    /* The tags are the tiers' own, or an impossible one while tracing. */
+#if HAK_HAVE_TINY
+    if (HAK_LIKELY(tag == hak_fast_.tiny_tag)) {
         hak_tiny_free_owned(p);
         return;
     }
-    free_slow(p, tag);
-#else
-    free_slow(p, hak_chunk_tag(p));
 #endif
+#if HAK_HAVE_MID
+    if (HAK_LIKELY(tag == hak_fast_.mid_tag)) {
+        hak_mid_free_owned(p);
+        return;
+    }
+#endif
+    free_slow(p, tag);
 }
 
 /* ------------------------------------------------------------ usable size */

@@ -51,9 +51,19 @@ extern hak_env_t hak_env_ HAK_INTERNAL;
 /* Requested-size tracing (HAKMEM_SIZE_HIST / HAKMEM_MEM_TRACE): nonzero
  * when any per-request hook is on; tested once per call. */
 extern int hak_trace_on_ HAK_INTERNAL;
-/* The fast paths' thresholds, moved out of reach while tracing is on. */
-extern size_t hak_fast_limit_ HAK_INTERNAL;
-extern unsigned hak_fast_tag_ HAK_INTERNAL;
+/* The fast paths' thresholds, moved out of reach while tracing is on (one
+ * cache line: malloc reads the limits, free the tags). malloc serves
+ * size < tiny_limit from the tiny tier's thread cache, then
+ * size < mid_limit from the mid pool's; free sends a pointer whose chunk
+ * tag is tiny_tag or mid_tag to that tier. A tier left out of the build
+ * has limit 0 and an impossible tag (0x100). */
+typedef struct hak_fast {
+    size_t tiny_limit;
+    size_t mid_limit;
+    unsigned tiny_tag;
+    unsigned mid_tag;
+} __attribute__((aligned(64))) hak_fast_t;
+extern hak_fast_t hak_fast_ HAK_INTERNAL;
 void hak_trace_alloc_(size_t req, void *p) HAK_INTERNAL;
 void hak_trace_free_(void *p) HAK_INTERNAL;
 void hak_env_init_(void) HAK_INTERNAL;

@@ -39,13 +39,21 @@
 
 hak_env_t hak_env_;
 int hak_trace_on_;
+#define HAK_NO_TAG 0x100u
+hak_fast_t hak_fast_ = {
 #if HAK_HAVE_TINY
-size_t hak_fast_limit_ = HAK_TINY_MAX_SIZE + 1;
-unsigned hak_fast_tag_ = HAK_TAG_TINY;
+    .tiny_limit = HAK_TINY_MAX_SIZE + 1,
+    .tiny_tag = HAK_TAG_TINY,
 #else
-size_t hak_fast_limit_;
-unsigned hak_fast_tag_ = 0x100;
+    .tiny_tag = HAK_NO_TAG,
 #endif
+#if HAK_HAVE_MID
+    .mid_limit = HAK_MID_MAX + 1,
+    .mid_tag = HAK_TAG_MID,
+#else
+    .mid_tag = HAK_NO_TAG,
+#endif
+};
 static pid_t g_report_pid;
 
 /* ------------------------------------------------------------- output */
@@ -419,8 +427,10 @@ __attribute__((constructor(102))) void hak_env_init_(void)
     g_report_pid = getpid();
     if (hak_env_.size_hist || hak_env_.mem_trace) {
         __atomic_store_n(&hak_trace_on_, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_limit_, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_tag_, 0x100, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.tiny_limit, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.mid_limit, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.tiny_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.mid_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
     }
     if (hak_env_.verbose)
         print_verbose();
