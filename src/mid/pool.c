@@ -26,6 +26,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "hak_list.h"
+
 #if !HAK_PLATFORM_ARENA
 
 #define ST_ADD(pool, f, v) __atomic_fetch_add(&(pool)->st.f, (v), __ATOMIC_RELAXED)
@@ -35,6 +37,10 @@
 
 HAK_INLINE void *next_of(void *b) { return *(void **)b; }
 HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
+
+HAK_LIST_DEFINE(chunk_list, hak_pool_chunk_t) /* pool->chunks */
+HAK_LIST_DEFINE(span_list, hak_pool_span_t)   /* the partial lists */
+HAK_LIST_DEFINE(tc_list, hak_pool_tcache_t)   /* pool->tc_list */
 
 static size_t chunk_header_bytes(void)
 {
@@ -108,25 +114,12 @@ void hak_pool_init_(hak_pool_t *pool)
  * (pool->chunks_tail). */
 static void chunk_link(hak_pool_t *pool, hak_pool_chunk_t *ch)
 {
-    ch->prev = NULL;
-    ch->next = pool->chunks;
-    if (pool->chunks)
-        pool->chunks->prev = ch;
-    else
-        pool->chunks_tail = ch;
-    pool->chunks = ch;
+    chunk_list_push_front(&pool->chunks, &pool->chunks_tail, ch);
 }
 
 static void chunk_unlink(hak_pool_t *pool, hak_pool_chunk_t *ch)
 {
-    if (ch->prev)
-        ch->prev->next = ch->next;
-    else
-        pool->chunks = ch->next;
-    if (ch->next)
-        ch->next->prev = ch->prev;
-    else
-        pool->chunks_tail = ch->prev;
+    chunk_list_remove(&pool->chunks, &pool->chunks_tail, ch);
 }
 
 /* A new, empty chunk (pool lock held), or NULL with ENOMEM. */
@@ -364,22 +357,13 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
 
 static void partial_add(hak_pool_central_t *c, hak_pool_span_t *s)
 {
-    s->prev = NULL;
-    s->next = c->partial;
-    if (c->partial)
-        c->partial->prev = s;
-    c->partial = s;
+    span_list_push_front(&c->partial, NULL, s);
     s->in_partial = 1;
 }
 
 static void partial_remove(hak_pool_central_t *c, hak_pool_span_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    span_list_remove(&c->partial, NULL, s);
     s->next = s->prev = NULL;
     s->in_partial = 0;
 }
@@ -569,12 +553,7 @@ static void tc_unregister_locked(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     if (!tc->in_registry)
         return;
-    if (tc->prev)
-        tc->prev->next = tc->next;
-    else
-        pool->tc_list = tc->next;
-    if (tc->next)
-        tc->next->prev = tc->prev;
+    tc_list_remove(&pool->tc_list, NULL, tc);
     tc->in_registry = 0;
 }
 
@@ -584,11 +563,7 @@ static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
         tc->bins[c].max = pool->cls[c].bin_max;
     hak_lock(&pool->tc_lock);
-    tc->prev = NULL;
-    tc->next = pool->tc_list;
-    if (pool->tc_list)
-        pool->tc_list->prev = tc;
-    pool->tc_list = tc;
+    tc_list_push_front(&pool->tc_list, NULL, tc);
     tc->in_registry = 1;
     tc->state = HAK_POOL_TC_LIVE;
     hak_unlock(&pool->tc_lock);

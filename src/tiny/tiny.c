@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "hak_list.h"
 #include "hakmem/tiny.h"
 
 /* Used by the thread caches and the SuperSlab cache of the posix backend
@@ -100,6 +101,10 @@ uint64_t hak_tiny_count_[4];
 
 static void tiny_global_init(void);
 
+HAK_LIST_DEFINE(ss_list, tiny_ss_t)       /* g_ss_list */
+HAK_LIST_DEFINE(slab_list, tiny_slab_t)   /* the partial lists and the dirty list */
+HAK_LIST_DEFINE(tc_list, tiny_tcache_t)   /* g_tc_list */
+
 /* ------------------------------------------------------------- helpers */
 
 /* A slab's class, in its descriptor and in its SuperSlab's byte array. */
@@ -173,21 +178,12 @@ static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s);
 
 static void ss_link(tiny_ss_t *ss)
 {
-    ss->prev = NULL;
-    ss->next = g_ss_list;
-    if (g_ss_list)
-        g_ss_list->prev = ss;
-    g_ss_list = ss;
+    ss_list_push_front(&g_ss_list, NULL, ss);
 }
 
 POSIX_ONLY static void ss_unlink(tiny_ss_t *ss)
 {
-    if (ss->prev)
-        ss->prev->next = ss->next;
-    else
-        g_ss_list = ss->next;
-    if (ss->next)
-        ss->next->prev = ss->prev;
+    ss_list_remove(&g_ss_list, NULL, ss);
 }
 
 /* Lay out a SuperSlab header over [mem, mem+size). */
@@ -343,27 +339,14 @@ static size_t slab_bytes(tiny_ss_t *ss, tiny_slab_t *s)
 
 static void dirty_push(tiny_ss_t *ss, tiny_slab_t *s)
 {
-    s->prev = NULL;
-    s->next = g_dirty;
-    if (g_dirty)
-        g_dirty->prev = s;
-    else
-        g_dirty_tail = s;
-    g_dirty = s;
+    slab_list_push_front(&g_dirty, &g_dirty_tail, s);
     s->dirty = 1;
     g_dirty_bytes += slab_bytes(ss, s);
 }
 
 static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        g_dirty = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    else
-        g_dirty_tail = s->prev;
+    slab_list_remove(&g_dirty, &g_dirty_tail, s);
     s->next = s->prev = NULL;
     s->dirty = 0;
     g_dirty_bytes -= slab_bytes(ss, s);
@@ -519,22 +502,13 @@ static void slab_release(tiny_slab_t *s)
 
 static void partial_add(tiny_central_t *c, tiny_slab_t *s)
 {
-    s->prev = NULL;
-    s->next = c->partial;
-    if (c->partial)
-        c->partial->prev = s;
-    c->partial = s;
+    slab_list_push_front(&c->partial, NULL, s);
     s->in_partial = 1;
 }
 
 static void partial_remove(tiny_central_t *c, tiny_slab_t *s)
 {
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        c->partial = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
+    slab_list_remove(&c->partial, NULL, s);
     s->next = s->prev = NULL;
     s->in_partial = 0;
 }
@@ -698,11 +672,7 @@ static void tcache_flush(tiny_tcache_t *tc)
 static void tc_register(tiny_tcache_t *tc)
 {
     hak_lock(&g_tc_lock);
-    tc->prev = NULL;
-    tc->next = g_tc_list;
-    if (g_tc_list)
-        g_tc_list->prev = tc;
-    g_tc_list = tc;
+    tc_list_push_front(&g_tc_list, NULL, tc);
     tc->in_registry = 1;
     hak_unlock(&g_tc_lock);
 }
@@ -711,12 +681,7 @@ static void tc_unregister_locked(tiny_tcache_t *tc)
 {
     if (!tc->in_registry)
         return;
-    if (tc->prev)
-        tc->prev->next = tc->next;
-    else
-        g_tc_list = tc->next;
-    if (tc->next)
-        tc->next->prev = tc->prev;
+    tc_list_remove(&g_tc_list, NULL, tc);
     tc->in_registry = 0;
 }
 
