@@ -73,11 +73,12 @@ TIER_SUITES="--suite platform --suite tiny --suite mid --suite l25 --suite large
 
 case "${1:-}" in
 deps)
-    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}"
+    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}" clang
     ;;
 test)
     install_deps "${BUILD_DEPS[@]}"
     install_deps "${PRELOAD_DEPS[@]}" || echo "hakmem: preload tests of missing programs will be skipped" >&2
+    install_deps clang || echo "hakmem: no clang, its configuration will be skipped" >&2
     check default build .
     # the real programs (preload) run in the default configuration only
     TEST_ARGS="--no-suite preload" \
@@ -88,6 +89,10 @@ test)
     TEST_ARGS="--no-suite preload --no-suite stress" check tiers-tiny-large build-tiny-large . -Dtiers=tiny,large -Dbenchmarks=false
     TEST_ARGS="--no-suite preload --no-suite stress" \
         check tiers-mid-l25-large build-mid-l25-large . -Dtiers=mid,l25,large -Dbenchmarks=false
+    # a second compiler: clang folds and assumes more of malloc than gcc
+    if command -v clang >/dev/null; then
+        CC=clang TEST_ARGS="--no-suite preload --no-suite slow" check clang build-clang . -Dbenchmarks=false
+    fi
     check tiny-standalone build-tiny src/tiny
     check tiny-standalone-header build-tiny-header src/tiny -Dheader_classidx=true
     check arena build-embedded src/tiny -Dplatform=arena

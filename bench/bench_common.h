@@ -115,14 +115,14 @@ static inline bool bench_parse_seconds(const char *text, const char *name, doubl
 }
 
 /* Print the usage text and exit with status 2 (bad arguments). */
-static inline void bench_usage_exit(const char *usage)
+static inline __attribute__((noreturn)) void bench_usage_exit(const char *usage)
 {
     fputs(usage, stderr);
     exit(2);
 }
 
 /* Report an allocation failure and exit with status 1. */
-static inline void bench_oom_exit(const char *bench, size_t size)
+static inline __attribute__((noreturn)) void bench_oom_exit(const char *bench, size_t size)
 {
     fprintf(stderr, "%s: malloc(%zu) failed\n", bench, size);
     exit(1);

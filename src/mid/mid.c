@@ -29,7 +29,7 @@ static const uint32_t g_strides[HAK_MID_NCLASSES] __attribute__((unused)) = {
     65536, /* alignment only */
 };
 
-#define U(u) HAK_MID_CLASS_OF_UNITS(u)
+#define U(u) ((uint8_t)HAK_MID_CLASS_OF_UNITS(u)) /* explicit: clang checks the untaken arms too */
 #define U8(b) U(b), U(b + 1), U(b + 2), U(b + 3), U(b + 4), U(b + 5), U(b + 6), U(b + 7)
 #define U64(b) U8(b), U8(b + 8), U8(b + 16), U8(b + 24), U8(b + 32), U8(b + 40), U8(b + 48), U8(b + 56)
 const uint8_t hak_mid_lut_[HAK_MID_LUT_SIZE] = {
