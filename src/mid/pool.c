@@ -32,6 +32,8 @@
 
 #define ST_ADD(pool, f, v) __atomic_fetch_add(&(pool)->st.f, (v), __ATOMIC_RELAXED)
 #define ST_SUB(pool, f, v) __atomic_fetch_sub(&(pool)->st.f, (v), __ATOMIC_RELAXED)
+/* Add to an event counter of central list c, its lock held (read without it). */
+#define CST_ADD(c, f, v) __atomic_store_n(&(c)->f, __atomic_load_n(&(c)->f, __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
 
 #define USABLE_PAGES_MASK (((uint32_t)0xFFFFFFFFu) & ~(uint32_t)1) /* pages 1..31 */
 
@@ -442,7 +444,7 @@ static bool spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
         head = next;
         n++;
     }
-    ST_ADD(pool, spills, n);
+    CST_ADD(c, spills, n);
     return released;
 }
 
@@ -481,6 +483,8 @@ static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **
         c->shrinking = 0;
         n = take_from_spans(pool, cls, want, out);
     }
+    if (n)
+        CST_ADD(c, refills, 1);
     hak_unlock(&c->lock);
     return n;
 }
@@ -491,6 +495,7 @@ static void class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
 {
     hak_pool_central_t *c = &pool->central[cls];
     hak_lock(&c->lock);
+    CST_ADD(c, drains, 1);
     if (c->nbatch < HAK_POOL_CENTRAL_MAX && !c->shrinking) {
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
@@ -528,8 +533,8 @@ static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
     hak_pool_central_t *c = &pool->central[cls];
     hak_lock(&c->lock);
     spill_block(pool, c, b);
+    CST_ADD(c, spills, 1);
     hak_unlock(&c->lock);
-    ST_ADD(pool, spills, 1);
 }
 
 /* ------------------------------------------------------- thread caches */
@@ -627,7 +632,6 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         b = NULL;
         goto out;
     }
-    ST_ADD(pool, refills, 1);
     b = list;
     bin->head = next_of(b);
     bin->count += n - 1;
@@ -672,7 +676,6 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
     else
         bin->head = NULL;
     bin->count = keep;
-    ST_ADD(pool, drains, 1);
     class_park(pool, cls, rest, nrest);
 }
 
@@ -921,6 +924,12 @@ void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out)
     size_t *dst = (size_t *)out;
     for (size_t i = 0; i < sizeof(*out) / sizeof(size_t); i++)
         dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    out->refills = out->drains = out->spills = 0;
+    for (unsigned c = 0; c < HAK_POOL_MAX_CLASSES; c++) {
+        out->refills += __atomic_load_n(&pool->central[c].refills, __ATOMIC_RELAXED);
+        out->drains += __atomic_load_n(&pool->central[c].drains, __ATOMIC_RELAXED);
+        out->spills += __atomic_load_n(&pool->central[c].spills, __ATOMIC_RELAXED);
+    }
 }
 
 /* ---------------------------------------------------------- validator */

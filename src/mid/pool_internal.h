@@ -186,13 +186,16 @@ typedef struct hak_pool_central {
                                     with none taken in between: park nothing */
     uint32_t net_releases;       /* spans released by spills since one was taken */
     hak_pool_span_t *partial;    /* spans of this class with a free or uncarved block */
+    /* Event counters (statistics), written under the lock, in its cache
+     * line: no line of their own to bounce between cores (tiny.c). */
+    size_t refills, drains, spills;
     hak_pool_batch_t batch[HAK_POOL_CENTRAL_MAX];
 } __attribute__((aligned(64))) hak_pool_central_t;
 
 typedef struct hak_pool_counters {
     size_t chunks, spans_in_use, bytes_mapped, bytes_decommitted;
     size_t refills, drains, spills, span_releases, chunk_unmaps, bytes_purged;
-} hak_pool_counters_t;
+} hak_pool_counters_t; /* refills, drains and spills: the sums of the classes' counters */
 
 typedef struct hak_pool {
     const hak_pool_params_t *pr;
