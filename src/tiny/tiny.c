@@ -34,6 +34,14 @@
 #define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
+/* Under contention a bin's bound doubles, up to HAK_TINY_GROW_MAX times
+ * its start, after HAK_TINY_GROW_EVENTS refills or drains that waited for
+ * their class lock, while the thread's bounds stay within
+ * HAK_TINY_TC_BUDGET bytes (docs/design.md, "Thread caches"). A thread
+ * that never meets another keeps the small bounds. */
+#define HAK_TINY_GROW_EVENTS 4
+#define HAK_TINY_GROW_MAX    4
+#define HAK_TINY_TC_BUDGET   ((uint32_t)512 << 10)
 
 const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;
 
@@ -607,12 +615,23 @@ static void central_flush_locked(tiny_central_t *c)
     }
 }
 
+/* Take c's lock; true if another thread held it (the caller's cache
+ * may grow: tc_contended). */
+POSIX_ONLY static bool central_lock(tiny_central_t *c)
+{
+    if (hak_trylock(&c->lock))
+        return false;
+    hak_lock(&c->lock);
+    return true;
+}
+
 /* Hand a linked list of n blocks to the central list of cls (`drain`: a
- * thread cache's overflow, counted as one drain). */
-POSIX_ONLY static void central_put(unsigned cls, void *head, uint32_t n, bool drain)
+ * thread cache's overflow, counted as one drain); true if the lock was
+ * contended. */
+POSIX_ONLY static bool central_put(unsigned cls, void *head, uint32_t n, bool drain)
 {
     tiny_central_t *c = &g_central[cls];
-    hak_lock(&c->lock);
+    bool contended = central_lock(c);
     if (drain)
         CST_ADD(c, drains, 1);
     if (c->nbatch < HAK_TINY_CENTRAL_MAX && !c->shrinking) {
@@ -628,15 +647,16 @@ POSIX_ONLY static void central_put(unsigned cls, void *head, uint32_t n, bool dr
         central_flush_locked(c);
     }
     hak_unlock(&c->lock);
+    return contended;
 }
 
 /* A linked list of blocks of cls (at most `want` from the slabs, or a whole
  * batch); returns its length, 0 with ENOMEM. */
-POSIX_ONLY static uint32_t central_get(unsigned cls, uint32_t want, void **out)
+POSIX_ONLY static uint32_t central_get(unsigned cls, uint32_t want, void **out, bool *contended)
 {
     tiny_central_t *c = &g_central[cls];
     uint32_t n;
-    hak_lock(&c->lock);
+    *contended = central_lock(c);
     if (c->nbatch > 0) {
         c->nbatch--;
         *out = c->batch[c->nbatch].head;
@@ -664,6 +684,35 @@ POSIX_ONLY static uint32_t cache_max(unsigned cls)
 }
 
 #if !HAK_PLATFORM_ARENA
+/* Every bin of tc at its starting bound (a new cache, and after a trim). */
+static void tc_reset_bounds(tiny_tcache_t *tc)
+{
+    tc->bound_bytes = 0;
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
+        tiny_bin_set_max(&tc->bins[c], cache_max(c));
+        tc->bound_bytes += cache_max(c) * hak_tiny_stride_[c];
+        tc->contended[c] = 0;
+    }
+}
+
+/* A refill or drain of cls waited for the class lock: other threads use
+ * the class too. Every HAK_TINY_GROW_EVENTS such waits double the bin's
+ * bound (and so the batches it moves, half the bound each), so that a
+ * class shared by many threads takes its lock less often. */
+static void tc_contended(tiny_tcache_t *tc, unsigned cls)
+{
+    if (++tc->contended[cls] < HAK_TINY_GROW_EVENTS)
+        return;
+    tc->contended[cls] = 0;
+    tiny_bin_t *bin = &tc->bins[cls];
+    uint32_t grown = bin->max * 2, stride = hak_tiny_stride_[cls];
+    if (grown > cache_max(cls) * HAK_TINY_GROW_MAX ||
+        tc->bound_bytes + (grown - bin->max) * stride > HAK_TINY_TC_BUDGET)
+        return;
+    tc->bound_bytes += (grown - bin->max) * stride;
+    tiny_bin_set_max(bin, grown);
+}
+
 /* Give every block of a cache back to the central lists. */
 static void tcache_flush(tiny_tcache_t *tc)
 {
@@ -722,8 +771,7 @@ static void tcache_setup(tiny_tcache_t *tc)
 {
     tiny_global_init();
     tc->state = TINY_TC_LIVE;
-    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
-        tiny_bin_set_max(&tc->bins[c], cache_max(c)); /* keeps a block the first free pushed */
+    tc_reset_bounds(tc); /* keeps a block the first free pushed */
     tc_register(tc);
     /* May allocate (pthread_setspecific of a high key): the cache is live. */
     if (hak_thread_exit_arm() != 0) {
@@ -805,7 +853,10 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         goto out;
     }
     void *list;
-    uint32_t n = central_get(cls, bin->max / 2 ? bin->max / 2 : 1, &list);
+    bool contended;
+    uint32_t n = central_get(cls, bin->max / 2 ? bin->max / 2 : 1, &list, &contended);
+    if (HAK_UNLIKELY(contended))
+        tc_contended(tc, cls);
     if (n == 0) {
         b = NULL;
         goto out;
@@ -863,7 +914,8 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     else
         bin->head = NULL;
     bin->room = (int32_t)(bin->max - keep);
-    central_put(cls, rest, n, true);
+    if (HAK_UNLIKELY(central_put(cls, rest, n, true)))
+        tc_contended(tc, cls);
 #endif
 }
 
@@ -1067,8 +1119,10 @@ size_t hak_tiny_max_size(void) { return HAK_TINY_MAX_SIZE; }
 void hak_tiny_trim(void)
 {
 #if !HAK_PLATFORM_ARENA
-    if (hak_tiny_tc_.state == TINY_TC_LIVE)
+    if (hak_tiny_tc_.state == TINY_TC_LIVE) {
         tcache_flush(&hak_tiny_tc_);
+        tc_reset_bounds(&hak_tiny_tc_);
+    }
 #endif
     for (unsigned cls = 0; cls < HAK_TINY_NCLASSES; cls++) {
         tiny_central_t *c = &g_central[cls];
