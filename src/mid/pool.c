@@ -470,11 +470,20 @@ static void central_flush_all(hak_pool_t *pool)
 
 /* A linked list of blocks of cls: a whole parked batch, else at most `want`
  * from its spans; returns its length, 0 with ENOMEM. */
-static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out)
+/* Take c's lock; true if another thread held it. */
+static bool class_lock(hak_pool_central_t *c)
+{
+    if (hak_trylock(&c->lock))
+        return false;
+    hak_lock(&c->lock);
+    return true;
+}
+
+static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
 {
     hak_pool_central_t *c = &pool->central[cls];
     uint32_t n;
-    hak_lock(&c->lock);
+    *contended = class_lock(c);
     if (c->nbatch > 0) {
         c->nbatch--;
         *out = c->batch[c->nbatch].head;
@@ -491,10 +500,10 @@ static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **
 
 /* A drained list of n blocks of cls: parked as one batch, or home to its
  * spans when the central list is full or the class is shrinking. */
-static void class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
+static bool class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
 {
     hak_pool_central_t *c = &pool->central[cls];
-    hak_lock(&c->lock);
+    bool contended = class_lock(c);
     CST_ADD(c, drains, 1);
     if (c->nbatch < HAK_POOL_CENTRAL_MAX && !c->shrinking) {
         c->batch[c->nbatch].head = head;
@@ -507,6 +516,7 @@ static void class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
         central_flush_locked(pool, c);
     }
     hak_unlock(&c->lock);
+    return contended;
 }
 
 /* Send a linked list of blocks of cls home to their spans. */
@@ -539,6 +549,40 @@ static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
 
 /* ------------------------------------------------------- thread caches */
 
+/* Under contention a bin's bound doubles (tiny.c has the same rule): after
+ * HAK_POOL_GROW_EVENTS refills or drains that waited for their class lock,
+ * up to HAK_POOL_GROW_MAX times its start, while the thread's bounds stay
+ * within HAK_POOL_TC_BUDGET bytes. */
+#define HAK_POOL_GROW_EVENTS 4
+#define HAK_POOL_GROW_MAX    4
+#define HAK_POOL_TC_BUDGET   ((size_t)4 << 20)
+
+/* Every bin of tc at its starting bound (keeps the blocks it holds). */
+static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    tc->bound_bytes = 0;
+    for (unsigned c = 0; c < pool->pr->nclasses; c++) {
+        tc->bins[c].max = pool->cls[c].bin_max;
+        tc->bound_bytes += (size_t)pool->cls[c].bin_max * pool->cls[c].stride;
+        tc->contended[c] = 0;
+    }
+}
+
+static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+{
+    if (++tc->contended[cls] < HAK_POOL_GROW_EVENTS)
+        return;
+    tc->contended[cls] = 0;
+    hak_pool_bin_t *bin = &tc->bins[cls];
+    const hak_pool_class_t *k = &pool->cls[cls];
+    uint32_t grown = bin->max * 2;
+    if (grown > k->bin_max * HAK_POOL_GROW_MAX ||
+        tc->bound_bytes + (size_t)(grown - bin->max) * k->stride > HAK_POOL_TC_BUDGET)
+        return;
+    tc->bound_bytes += (size_t)(grown - bin->max) * k->stride;
+    bin->max = grown;
+}
+
 /* Send every block of a cache home to its span (an exiting thread's
  * blocks are not likely to be wanted soon; trim wants them home too). */
 static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
@@ -565,8 +609,7 @@ static void tc_unregister_locked(hak_pool_t *pool, hak_pool_tcache_t *tc)
 static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     hak_pool_init_(pool);
-    for (unsigned c = 0; c < pool->pr->nclasses; c++)
-        tc->bins[c].max = pool->cls[c].bin_max;
+    tc_reset_bounds(pool, tc);
     hak_lock(&pool->tc_lock);
     tc_list_push_front(&pool->tc_list, NULL, tc);
     tc->in_registry = 1;
@@ -627,7 +670,10 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         goto out;
     }
     void *list;
-    uint32_t n = class_get(pool, cls, bin->max / 2 ? bin->max / 2 : 1, &list);
+    bool contended;
+    uint32_t n = class_get(pool, cls, bin->max / 2 ? bin->max / 2 : 1, &list, &contended);
+    if (HAK_UNLIKELY(contended))
+        tc_contended(pool, tc, cls);
     if (n == 0) {
         b = NULL;
         goto out;
@@ -676,7 +722,8 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
     else
         bin->head = NULL;
     bin->count = keep;
-    class_park(pool, cls, rest, nrest);
+    if (HAK_UNLIKELY(class_park(pool, cls, rest, nrest)))
+        tc_contended(pool, tc, cls);
 }
 
 void hak_pool_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
@@ -857,8 +904,10 @@ void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
         return;
-    if (tc->state == HAK_POOL_TC_LIVE)
+    if (tc->state == HAK_POOL_TC_LIVE) {
         tcache_flush(pool, tc);
+        tc_reset_bounds(pool, tc);
+    }
     central_flush_all(pool);
     hak_lock(&pool->lock);
     hak_pool_chunk_t *ch = pool->chunks;
