@@ -260,12 +260,71 @@ HAK_INTERNAL void hak_fork_prepare_(void);
 HAK_INTERNAL void hak_fork_parent_(void);
 HAK_INTERNAL void hak_fork_child_(void);
 
+/* fork() and the allocator's locks, as glibc orders its own malloc's:
+ *  - A single-threaded process takes no lock: no other thread can be
+ *    inside the allocator, and a fork from a signal handler that
+ *    interrupted malloc must not wait for the lock its own thread holds
+ *    (both processes return into the interrupted call, which finishes).
+ *  - Otherwise stdio's list lock comes first, then the allocator's: a
+ *    thread inside fflush(NULL) holds the list lock while it waits for a
+ *    FILE lock whose owner may be inside malloc; taking the allocator's
+ *    locks first would close that cycle (glibc bug 19431's test). glibc's
+ *    fork takes the list lock again after the prepare handlers (it is
+ *    recursive), releases its own hold in the parent and resets the lock
+ *    in the child before the child handlers run.
+ * glibc exports the list lock functions; elsewhere they are absent and
+ * the weak references stay NULL. */
+extern void _IO_list_lock(void) __attribute__((weak));
+extern void _IO_list_unlock(void) __attribute__((weak));
+extern void _IO_list_resetlock(void) __attribute__((weak));
+#if defined(__has_include)
+#if __has_include(<sys/single_threaded.h>)
+#include <sys/single_threaded.h>
+#define HAK_SINGLE_THREADED() (__libc_single_threaded != 0)
+#endif
+#endif
+#ifndef HAK_SINGLE_THREADED
+#define HAK_SINGLE_THREADED() 0
+#endif
+
+static __thread int t_fork_locked; /* this thread's fork took the locks */
+
+static void os_fork_prepare(void)
+{
+    t_fork_locked = !HAK_SINGLE_THREADED();
+    if (!t_fork_locked)
+        return;
+    if (_IO_list_lock)
+        _IO_list_lock();
+    hak_fork_prepare_();
+}
+
+static void os_fork_parent(void)
+{
+    if (!t_fork_locked)
+        return;
+    t_fork_locked = 0;
+    hak_fork_parent_();
+    if (_IO_list_unlock)
+        _IO_list_unlock();
+}
+
+static void os_fork_child(void)
+{
+    if (!t_fork_locked)
+        return;
+    t_fork_locked = 0;
+    hak_fork_child_();
+    if (_IO_list_resetlock)
+        _IO_list_resetlock();
+}
+
 int hak_os_atfork_(void);
 HAK_INTERNAL int hak_os_atfork_(void)
 {
     /* pthread_atfork may allocate (glibc keeps its handlers in a dynarray):
      * the caller has already marked the registration done. */
-    return pthread_atfork(hak_fork_prepare_, hak_fork_parent_, hak_fork_child_) == 0 ? 0 : -1;
+    return pthread_atfork(os_fork_prepare, os_fork_parent, os_fork_child) == 0 ? 0 : -1;
 }
 
 uint64_t hak_random_word(void)
