@@ -21,10 +21,10 @@
 #include "tiny_inline.h"
 #endif
 #if HAK_HAVE_MID
-#include "hak_mid.h"
+#include "mid_inline.h"
 #endif
 #if HAK_HAVE_L25
-#include "hak_l25.h"
+#include "l25_inline.h"
 #endif
 #if HAK_HAVE_LARGE
 #include "hak_large.h"
@@ -483,7 +483,25 @@ HAK_EXPORT struct mallinfo2 mallinfo2(void)
     mi.arena = committed - st.committed[HAK_TIER_LARGE]; /* non-mmapped space */
     mi.hblks = 0;
     mi.hblkhd = mapped_large;                           /* space in mmapped regions */
-    mi.uordblks = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED); /* with HAKMEM_MEM_TRACE */
+    /* In use: blocks with the user (their class sizes) in the tiers of
+     * small blocks, whose space is mi.arena; large blocks are mmapped
+     * (hblkhd), as glibc counts its mmapped chunks. The calling thread's
+     * cache and the central lists count as free, other threads' caches
+     * as in use. With HAKMEM_MEM_TRACE the exact requested bytes of live
+     * blocks of every tier are known instead. */
+    size_t in_use = 0;
+#if HAK_HAVE_TINY
+    in_use += hak_tiny_bytes_in_use_();
+#endif
+#if HAK_HAVE_MID
+    in_use += hak_mid_bytes_in_use_();
+#endif
+#if HAK_HAVE_L25
+    in_use += hak_l25_bytes_in_use_();
+#endif
+    if (hak_env_.mem_trace)
+        in_use = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED);
+    mi.uordblks = in_use;
     mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
     mi.keepcost = 0;
     return mi;

@@ -981,6 +981,34 @@ void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out)
     }
 }
 
+size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
+        return 0;
+    /* As the tiny tier's: blocks out of their spans, less the parked
+     * batches and the calling thread's cache. Class locks, then the pool
+     * lock (the documented order). */
+    size_t bytes = 0, parked = 0;
+    unsigned n = pool->pr->nclasses;
+    for (unsigned c = 0; c < n; c++)
+        hak_lock(&pool->central[c].lock);
+    hak_lock(&pool->lock);
+    for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next)
+        for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
+            if (ch->pages[i].head == &ch->pages[i])
+                bytes += (size_t)ch->pages[i].used * ch->pages[i].stride;
+    hak_unlock(&pool->lock);
+    for (unsigned c = 0; c < n; c++) {
+        for (uint32_t b = 0; b < pool->central[c].nbatch; b++)
+            parked += (size_t)pool->central[c].batch[b].n * pool->cls[c].stride;
+        hak_unlock(&pool->central[c].lock);
+    }
+    if (tc->state == HAK_POOL_TC_LIVE)
+        for (unsigned c = 0; c < n; c++)
+            parked += (size_t)tc->bins[c].count * pool->cls[c].stride;
+    return bytes > parked ? bytes - parked : 0;
+}
+
 /* ---------------------------------------------------------- validator */
 
 size_t hak_pool_validate_(hak_pool_t *pool)

@@ -250,6 +250,8 @@ void hak_pool_fork_prepare_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_parent_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self) HAK_INTERNAL;
 void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out) HAK_INTERNAL;
+/* Bytes of blocks with the user (mallinfo; takes every lock of the pool). */
+size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
 /* The public statistics of a pool, and the tier-vtable view of them. */
 void hak_pool_stats_(hak_pool_t *pool, hak_pool_stats_t *out) HAK_INTERNAL;
 void hak_pool_tier_stats_(const hak_pool_stats_t *s, hak_tier_stats_t *out) HAK_INTERNAL;

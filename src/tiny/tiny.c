@@ -1188,6 +1188,34 @@ int hak_tiny_init_arena(void *buf, size_t len)
 #endif
 }
 
+size_t hak_tiny_bytes_in_use_(void)
+{
+    /* Blocks out of their slabs, less those parked in central batches and
+     * in the calling thread's cache (other threads' caches count as in
+     * use: they cannot be read safely). Every class lock, then the
+     * SuperSlab lock (the documented order). */
+    size_t bytes = 0, parked = 0;
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        hak_lock(&g_central[c].lock);
+    hak_lock(&g_ss_lock);
+    for (tiny_ss_t *ss = g_ss_list; ss; ss = ss->next)
+        for (uint32_t i = 0; i < ss->nslabs; i++)
+            if (ss->slabs[i].cls != HAK_TINY_NO_CLASS)
+                bytes += (size_t)ss->slabs[i].used * hak_tiny_stride_[ss->slabs[i].cls];
+    hak_unlock(&g_ss_lock);
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
+        for (uint32_t b = 0; b < g_central[c].nbatch; b++)
+            parked += (size_t)g_central[c].batch[b].n * hak_tiny_stride_[c];
+        hak_unlock(&g_central[c].lock);
+    }
+#if !HAK_PLATFORM_ARENA
+    if (hak_tiny_tc_.state == TINY_TC_LIVE)
+        for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+            parked += (size_t)tiny_bin_count(&hak_tiny_tc_.bins[c]) * hak_tiny_stride_[c];
+#endif
+    return bytes > parked ? bytes - parked : 0;
+}
+
 void hak_tiny_get_stats(hak_tiny_stats_t *out)
 {
     out->superslabs = __atomic_load_n(&g_st.superslabs, __ATOMIC_RELAXED);

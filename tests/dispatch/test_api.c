@@ -454,8 +454,21 @@ static void test_trim_and_info(void **state)
         v[i] = malloc((size_t)(i % 64) * 500 + 1);
     struct mallinfo2 mi = mallinfo2();
     assert_true(mi.arena + mi.hblkhd > (size_t)100 << 20);
+    /* in use: at least the bytes of the blocks in mi.arena (the tiny, mid
+     * and L25 tiers'; large blocks are mmapped, counted in hblkhd) */
+    size_t small = 0;
+    for (int i = 0; i < N; i++) {
+        size_t n = (size_t)(i % 64) * 500 + 1;
+        int tier = hak_tier_for(n);
+        small += tier == HAK_TIER_TINY || tier == HAK_TIER_MID || tier == HAK_TIER_L25 ? n : 0;
+    }
+    assert_true(mi.uordblks >= small);
+    assert_true(mi.uordblks <= mi.arena);
+    assert_true(mi.fordblks == mi.arena - mi.uordblks);
     for (int i = 0; i < N; i++)
         free(v[i]);
+    struct mallinfo2 after = mallinfo2();
+    assert_true(after.uordblks + small <= mi.uordblks); /* all of it came back */
     malloc_trim(0);
     hak_get_stats(&s1);
     size_t c0 = 0, c1 = 0;
