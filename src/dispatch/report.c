@@ -223,6 +223,30 @@ static size_t read_rss(void)
     return pages * hak_os_page_size();
 }
 
+#if HAK_HAVE_MID || HAK_HAVE_L25
+/* One line of a pool's counters (mid, L25). */
+static void put_pool_line(line_t *l, const char *head, const hak_pool_stats_t *s)
+{
+    put(l, head);
+    put_u(l, s->chunks, 0);
+    put(l, ", spans in use ");
+    put_u(l, s->spans_in_use, 0);
+    put(l, ", refills ");
+    put_u(l, s->refills, 0);
+    put(l, ", drains ");
+    put_u(l, s->drains, 0);
+    put(l, ", spills ");
+    put_u(l, s->spills, 0);
+    put(l, ", span releases ");
+    put_u(l, s->span_releases, 0);
+    put(l, ", chunk unmaps ");
+    put_u(l, s->chunk_unmaps, 0);
+    put(l, ", KiB purged ");
+    put_u(l, s->bytes_purged >> 10, 0);
+    emit(l);
+}
+#endif
+
 HAK_EXPORT void hak_print_stats(void)
 {
     line_t l = {.n = 0};
@@ -288,7 +312,18 @@ HAK_EXPORT void hak_print_stats(void)
     emit(&l);
 #endif
 #endif
+#if HAK_HAVE_MID
+    hak_pool_stats_t ms;
+    hak_mid_get_stats(&ms);
+    put_pool_line(&l, "  mid: chunks ", &ms);
+#endif
+#if HAK_HAVE_L25
+    hak_pool_stats_t ls;
+    hak_l25_get_stats(&ls);
+    put_pool_line(&l, "  l25: chunks ", &ls);
+#endif
 }
+
 
 static void print_size_hist(void)
 {
