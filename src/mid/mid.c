@@ -68,7 +68,8 @@ static const hak_pool_params_t g_params = {
     .msg_not_start = "invalid pointer (not the start of a mid block)",
 };
 
-hak_pool_t hak_mid_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_mid_thread_exit};
+static hak_pool_tables_t g_tables;
+hak_pool_t hak_mid_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_mid_thread_exit, .t = &g_tables};
 __thread hak_pool_tcache_t hak_mid_tc_;
 
 static HAK_NOINLINE void *mid_alloc_ex(size_t size, size_t align)

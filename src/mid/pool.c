@@ -55,7 +55,7 @@ _Static_assert(sizeof(hak_pool_chunk_t) <= HAK_POOL_PAGE_SIZE, "chunk header mus
 static void class_setup(hak_pool_t *pool, unsigned c)
 {
     const hak_pool_params_t *pr = pool->pr;
-    hak_pool_class_t *k = &pool->cls[c];
+    hak_pool_class_t *k = &pool->t->cls[c];
     uint32_t stride = pr->strides[c];
     bool pow2 = (stride & (stride - 1)) == 0;
     k->stride = stride;
@@ -243,7 +243,7 @@ static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsi
 /* Make pages [start, start+n) of ch a span of class cls (pool lock held). */
 static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsigned start, unsigned cls)
 {
-    const hak_pool_class_t *k = &pool->cls[cls];
+    const hak_pool_class_t *k = &pool->t->cls[cls];
     unsigned n = k->npages;
     uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
     if (ch->nfree == HAK_POOL_PAGES - 1)
@@ -289,7 +289,7 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
  * (so that empty chunks can go back to the OS), a new chunk last. */
 static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
 {
-    const hak_pool_class_t *k = &pool->cls[cls];
+    const hak_pool_class_t *k = &pool->t->cls[cls];
     hak_pool_span_t *s = NULL;
     hak_lock(&pool->lock);
     hak_pool_chunk_t *best = NULL;
@@ -390,7 +390,7 @@ static void *span_pop(hak_pool_span_t *s)
  * (0 with ENOMEM). Class lock held. */
 static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, void **out)
 {
-    hak_pool_central_t *c = &pool->central[cls];
+    hak_pool_central_t *c = &pool->t->central[cls];
     void *head = NULL;
     uint32_t n = 0;
     while (n < want) {
@@ -461,7 +461,7 @@ static void central_flush_locked(hak_pool_t *pool, hak_pool_central_t *c)
 static void central_flush_all(hak_pool_t *pool)
 {
     for (unsigned cls = 0; cls < pool->pr->nclasses; cls++) {
-        hak_pool_central_t *c = &pool->central[cls];
+        hak_pool_central_t *c = &pool->t->central[cls];
         hak_lock(&c->lock);
         central_flush_locked(pool, c);
         hak_unlock(&c->lock);
@@ -481,7 +481,7 @@ static bool class_lock(hak_pool_central_t *c)
 
 static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
 {
-    hak_pool_central_t *c = &pool->central[cls];
+    hak_pool_central_t *c = &pool->t->central[cls];
     uint32_t n;
     *contended = class_lock(c);
     if (c->nbatch > 0) {
@@ -502,7 +502,7 @@ static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **
  * spans when the central list is full or the class is shrinking. */
 static bool class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
 {
-    hak_pool_central_t *c = &pool->central[cls];
+    hak_pool_central_t *c = &pool->t->central[cls];
     bool contended = class_lock(c);
     CST_ADD(c, drains, 1);
     if (c->nbatch < HAK_POOL_CENTRAL_MAX && !c->shrinking) {
@@ -522,7 +522,7 @@ static bool class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
 /* Send a linked list of blocks of cls home to their spans. */
 static void class_put(hak_pool_t *pool, unsigned cls, void *head)
 {
-    hak_pool_central_t *c = &pool->central[cls];
+    hak_pool_central_t *c = &pool->t->central[cls];
     hak_lock(&c->lock);
     spill_list(pool, c, head);
     hak_unlock(&c->lock);
@@ -530,7 +530,7 @@ static void class_put(hak_pool_t *pool, unsigned cls, void *head)
 
 static void *alloc_nocache(hak_pool_t *pool, unsigned cls)
 {
-    hak_pool_central_t *c = &pool->central[cls];
+    hak_pool_central_t *c = &pool->t->central[cls];
     void *b = NULL;
     hak_lock(&c->lock);
     take_from_spans(pool, cls, 1, &b);
@@ -540,7 +540,7 @@ static void *alloc_nocache(hak_pool_t *pool, unsigned cls)
 
 static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
 {
-    hak_pool_central_t *c = &pool->central[cls];
+    hak_pool_central_t *c = &pool->t->central[cls];
     hak_lock(&c->lock);
     spill_block(pool, c, b);
     CST_ADD(c, spills, 1);
@@ -562,8 +562,8 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     tc->bound_bytes = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++) {
-        tc->bins[c].max = pool->cls[c].bin_max;
-        tc->bound_bytes += (size_t)pool->cls[c].bin_max * pool->cls[c].stride;
+        tc->bins[c].max = pool->t->cls[c].bin_max;
+        tc->bound_bytes += (size_t)pool->t->cls[c].bin_max * pool->t->cls[c].stride;
         tc->contended[c] = 0;
     }
 }
@@ -574,7 +574,7 @@ static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
         return;
     tc->contended[cls] = 0;
     hak_pool_bin_t *bin = &tc->bins[cls];
-    const hak_pool_class_t *k = &pool->cls[cls];
+    const hak_pool_class_t *k = &pool->t->cls[cls];
     uint32_t grown = bin->max * 2;
     if (grown > k->bin_max * HAK_POOL_GROW_MAX ||
         tc->bound_bytes + (size_t)(grown - bin->max) * k->stride > HAK_POOL_TC_BUDGET)
@@ -818,7 +818,7 @@ static int aligned_class(hak_pool_t *pool, size_t size, size_t align, bool *inte
     const hak_pool_params_t *pr = pool->pr;
     int natural = -1, inner = -1;
     for (unsigned c = 0; c < pr->nclasses; c++) {
-        if (pool->cls[c].stride >= size && pool->cls[c].nat_align >= align) {
+        if (pool->t->cls[c].stride >= size && pool->t->cls[c].nat_align >= align) {
             natural = (int)c;
             break;
         }
@@ -826,13 +826,13 @@ static int aligned_class(hak_pool_t *pool, size_t size, size_t align, bool *inte
     if (size <= SIZE_MAX - align) {
         size_t need = size + align - 16;
         for (unsigned c = 0; c < pr->nclasses; c++) {
-            if (pool->cls[c].stride >= need) {
+            if (pool->t->cls[c].stride >= need) {
                 inner = (int)c;
                 break;
             }
         }
     }
-    if (natural >= 0 && (inner < 0 || pool->cls[natural].stride <= pool->cls[inner].stride)) {
+    if (natural >= 0 && (inner < 0 || pool->t->cls[natural].stride <= pool->t->cls[inner].stride)) {
         *interior = false;
         return natural;
     }
@@ -848,9 +848,9 @@ size_t hak_pool_max_align_(hak_pool_t *pool, size_t size)
     if (size == 0)
         size = 1;
     for (unsigned c = 0; c < pr->nclasses; c++) /* a naturally aligned class */
-        if (pool->cls[c].stride >= size && pool->cls[c].nat_align > best)
-            best = pool->cls[c].nat_align;
-    size_t top = pool->cls[pr->nclasses - 1].stride;
+        if (pool->t->cls[c].stride >= size && pool->t->cls[c].nat_align > best)
+            best = pool->t->cls[c].nat_align;
+    size_t top = pool->t->cls[pr->nclasses - 1].stride;
     if (size <= top) { /* an interior pointer: size + align - 16 <= top */
         size_t room = top - size + 16, a = 16;
         while (a * 2 <= room)
@@ -875,7 +875,7 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
     if (force_interior && !interior) {
         c = -1;
         for (unsigned k = 0; k < pool->pr->nclasses && c < 0; k++)
-            if (pool->cls[k].stride >= size + align - 16 && pool->cls[k].nat_align < align)
+            if (pool->t->cls[k].stride >= size + align - 16 && pool->t->cls[k].nat_align < align)
                 c = (int)k;
         interior = true;
     }
@@ -931,7 +931,7 @@ void hak_pool_fork_prepare_(hak_pool_t *pool)
     hak_lock(&pool->init_lock);
     hak_lock(&pool->tc_lock);
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
-        hak_lock(&pool->central[c].lock);
+        hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
 }
 
@@ -939,7 +939,7 @@ void hak_pool_fork_parent_(hak_pool_t *pool)
 {
     hak_unlock(&pool->lock);
     for (unsigned c = pool->pr->nclasses; c-- > 0;)
-        hak_unlock(&pool->central[c].lock);
+        hak_unlock(&pool->t->central[c].lock);
     hak_unlock(&pool->tc_lock);
     hak_unlock(&pool->init_lock);
 }
@@ -948,7 +948,7 @@ void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self)
 {
     pool->lock.v = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
-        pool->central[c].lock.v = 0;
+        pool->t->central[c].lock.v = 0;
     pool->tc_lock.v = 0;
     pool->init_lock.v = 0;
     /* Adopt the caches of the threads that do not exist in the child: their
@@ -975,9 +975,9 @@ void hak_pool_counters_(hak_pool_t *pool, hak_pool_counters_t *out)
         dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
     out->refills = out->drains = out->spills = 0;
     for (unsigned c = 0; c < HAK_POOL_MAX_CLASSES; c++) {
-        out->refills += __atomic_load_n(&pool->central[c].refills, __ATOMIC_RELAXED);
-        out->drains += __atomic_load_n(&pool->central[c].drains, __ATOMIC_RELAXED);
-        out->spills += __atomic_load_n(&pool->central[c].spills, __ATOMIC_RELAXED);
+        out->refills += __atomic_load_n(&pool->t->central[c].refills, __ATOMIC_RELAXED);
+        out->drains += __atomic_load_n(&pool->t->central[c].drains, __ATOMIC_RELAXED);
+        out->spills += __atomic_load_n(&pool->t->central[c].spills, __ATOMIC_RELAXED);
     }
 }
 
@@ -991,7 +991,7 @@ size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc)
     size_t bytes = 0, parked = 0;
     unsigned n = pool->pr->nclasses;
     for (unsigned c = 0; c < n; c++)
-        hak_lock(&pool->central[c].lock);
+        hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
     for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next)
         for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
@@ -999,13 +999,13 @@ size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc)
                 bytes += (size_t)ch->pages[i].used * ch->pages[i].stride;
     hak_unlock(&pool->lock);
     for (unsigned c = 0; c < n; c++) {
-        for (uint32_t b = 0; b < pool->central[c].nbatch; b++)
-            parked += (size_t)pool->central[c].batch[b].n * pool->cls[c].stride;
-        hak_unlock(&pool->central[c].lock);
+        for (uint32_t b = 0; b < pool->t->central[c].nbatch; b++)
+            parked += (size_t)pool->t->central[c].batch[b].n * pool->t->cls[c].stride;
+        hak_unlock(&pool->t->central[c].lock);
     }
     if (tc->state == HAK_POOL_TC_LIVE)
         for (unsigned c = 0; c < n; c++)
-            parked += (size_t)tc->bins[c].count * pool->cls[c].stride;
+            parked += (size_t)tc->bins[c].count * pool->t->cls[c].stride;
     return bytes > parked ? bytes - parked : 0;
 }
 
@@ -1017,7 +1017,7 @@ size_t hak_pool_validate_(hak_pool_t *pool)
     if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
         return 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
-        hak_lock(&pool->central[c].lock);
+        hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
     size_t dirty = 0, nempty = 0;
     for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next) {
@@ -1041,7 +1041,7 @@ size_t hak_pool_validate_(hak_pool_t *pool)
                 i++;
                 continue;
             }
-            const hak_pool_class_t *k = &pool->cls[s->cls];
+            const hak_pool_class_t *k = &pool->t->cls[s->cls];
             bad += s->npages != k->npages || s->stride != k->stride || s->capacity != k->capacity;
             bad += s->base != (uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT);
             bad += ((uintptr_t)s->base & (k->nat_align - 1)) != 0 && k->align_pages > 1;
@@ -1063,7 +1063,7 @@ size_t hak_pool_validate_(hak_pool_t *pool)
     bad += nempty > pool->pr->keep_empty;
     hak_unlock(&pool->lock);
     for (unsigned c = pool->pr->nclasses; c-- > 0;)
-        hak_unlock(&pool->central[c].lock);
+        hak_unlock(&pool->t->central[c].lock);
     return bad;
 }
 

@@ -202,12 +202,20 @@ typedef struct hak_pool_counters {
     size_t refills, drains, spills, span_releases, chunk_unmaps, bytes_purged;
 } hak_pool_counters_t; /* refills, drains and spills: the sums of the classes' counters */
 
+/* The per-class state of a pool, apart from its constant fields: a
+ * zero-initialised (bss) object, so that a program that never uses the
+ * pool does not carry ~11 KiB of initialised data per pool (resident in
+ * every process, counted in its RSS). */
+typedef struct hak_pool_tables {
+    hak_pool_class_t cls[HAK_POOL_MAX_CLASSES];
+    hak_pool_central_t central[HAK_POOL_MAX_CLASSES];
+} hak_pool_tables_t;
+
 typedef struct hak_pool {
     const hak_pool_params_t *pr;
     const hak_fork_ops_t *fork_ops;
     void (*thread_exit)(void);   /* registered with hak_thread_exit_register */
-    hak_pool_class_t cls[HAK_POOL_MAX_CLASSES];
-    hak_pool_central_t central[HAK_POOL_MAX_CLASSES];
+    struct hak_pool_tables *t;   /* the per-class state, zero until init */
     hak_lock_t lock;             /* chunks, their bitmaps and page descriptors' head */
     hak_pool_chunk_t *chunks;    /* newest first */
     hak_pool_chunk_t *chunks_tail;

@@ -143,25 +143,25 @@ static void test_classes(void **state)
     hak_pool_t *pool = TIER.pool;
     const hak_pool_params_t *pr = pool->pr;
     for (unsigned c = 1; c < pr->nclasses; c++)
-        assert_true(pool->cls[c].stride > pool->cls[c - 1].stride);
-    assert_int_equal(pool->cls[pr->nsized - 1].stride, TIER.hi);
+        assert_true(pool->t->cls[c].stride > pool->t->cls[c - 1].stride);
+    assert_int_equal(pool->t->cls[pr->nsized - 1].stride, TIER.hi);
     unsigned c = 0;
     for (size_t n = 0; n <= TIER.hi; n++) {
-        while (pool->cls[c].stride < n)
+        while (pool->t->cls[c].stride < n)
             c++;
         if ((n & 1023) == 0 || n == TIER.hi || n == 1032 || n == 1094) {
             void *p = TIER.alloc(n, 0);
             assert_non_null(p);
-            assert_int_equal(TIER.usable(p), pool->cls[c].stride);
+            assert_int_equal(TIER.usable(p), pool->t->cls[c].stride);
             TIER.free(p);
         }
         if (n >= TIER.lo && n > 0)
-            assert_true((double)(pool->cls[c].stride - n) <= TIER.max_waste * (double)n);
-        if (n && (n & (n - 1)) == 0 && n >= pool->cls[0].stride)
-            assert_int_equal(pool->cls[c].stride, n);
+            assert_true((double)(pool->t->cls[c].stride - n) <= TIER.max_waste * (double)n);
+        if (n && (n & (n - 1)) == 0 && n >= pool->t->cls[0].stride)
+            assert_int_equal(pool->t->cls[c].stride, n);
     }
     for (c = 0; c < pr->nclasses; c++) {
-        const hak_pool_class_t *k = &pool->cls[c];
+        const hak_pool_class_t *k = &pool->t->cls[c];
         assert_true(k->capacity >= 1 && k->capacity <= HAK_POOL_MAX_BLOCKS);
         assert_true((size_t)k->capacity * k->stride <= (size_t)k->npages * HAK_POOL_PAGE_SIZE);
         assert_true(k->stride % 16 == 0);
