@@ -223,27 +223,27 @@ static size_t read_rss(void)
     return pages * hak_os_page_size();
 }
 
+/* One line of counters: "<head><v0><names[1]><v1>...", emitted. */
+static void put_counters(line_t *l, const char *head, const char *const *names, const size_t *v, int n)
+{
+    put(l, head);
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            put(l, names[i]);
+        put_u(l, v[i], 0);
+    }
+    emit(l);
+}
+
 #if HAK_HAVE_MID || HAK_HAVE_L25
 /* One line of a pool's counters (mid, L25). */
 static void put_pool_line(line_t *l, const char *head, const hak_pool_stats_t *s)
 {
-    put(l, head);
-    put_u(l, s->chunks, 0);
-    put(l, ", spans in use ");
-    put_u(l, s->spans_in_use, 0);
-    put(l, ", refills ");
-    put_u(l, s->refills, 0);
-    put(l, ", drains ");
-    put_u(l, s->drains, 0);
-    put(l, ", spills ");
-    put_u(l, s->spills, 0);
-    put(l, ", span releases ");
-    put_u(l, s->span_releases, 0);
-    put(l, ", chunk unmaps ");
-    put_u(l, s->chunk_unmaps, 0);
-    put(l, ", KiB purged ");
-    put_u(l, s->bytes_purged >> 10, 0);
-    emit(l);
+    static const char *const names[] = {"", ", spans in use ", ", refills ", ", drains ", ", spills ",
+                                        ", span releases ", ", chunk unmaps ", ", KiB purged "};
+    const size_t v[] = {s->chunks, s->spans_in_use, s->refills, s->drains, s->spills,
+                        s->span_releases, s->chunk_unmaps, s->bytes_purged >> 10};
+    put_counters(l, head, names, v, 8);
 }
 #endif
 
@@ -273,21 +273,11 @@ HAK_EXPORT void hak_print_stats(void)
 #if HAK_HAVE_TINY
     hak_tiny_stats_t ts;
     hak_tiny_get_stats(&ts);
-    put(&l, "  tiny: superslabs ");
-    put_u(&l, ts.superslabs, 0);
-    put(&l, ", slabs in use ");
-    put_u(&l, ts.slabs_in_use, 0);
-    put(&l, ", refills ");
-    put_u(&l, ts.refills, 0);
-    put(&l, ", drains ");
-    put_u(&l, ts.drains, 0);
-    put(&l, ", spills ");
-    put_u(&l, ts.spills, 0);
-    put(&l, ", slab releases ");
-    put_u(&l, ts.slab_releases, 0);
-    put(&l, ", superslab unmaps ");
-    put_u(&l, ts.ss_unmaps, 0);
-    emit(&l);
+    static const char *const tiny_names[] = {"", ", slabs in use ", ", refills ", ", drains ", ", spills ",
+                                             ", slab releases ", ", superslab unmaps "};
+    const size_t tv[] = {ts.superslabs, ts.slabs_in_use, ts.refills, ts.drains,
+                         ts.spills, ts.slab_releases, ts.ss_unmaps};
+    put_counters(&l, "  tiny: superslabs ", tiny_names, tv, 7);
 #if HAK_STATS
     uint64_t fa = __atomic_load_n(&hak_tiny_count_[0], __ATOMIC_RELAXED);
     uint64_t sa = __atomic_load_n(&hak_tiny_count_[1], __ATOMIC_RELAXED);
