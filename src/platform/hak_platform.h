@@ -206,16 +206,21 @@ __attribute__((visibility("default"))) hak_failure_handler_t hak_set_failure_han
 /* ------------------------------------------------------------------ locks */
 
 /* A lock that is not a pthread mutex (usable before libpthread is ready, in
- * the arena backend, and from fork handlers): a test-and-test-and-set spin
- * lock that yields the CPU while it waits. While a fork is in progress the
- * forking thread, which holds every hakmem lock, passes through all of them
- * (see hak_lock_fork_begin), so that another library's prepare handler that
+ * the arena backend, and from fork handlers). v: 0 free, 1 held, 2 held
+ * and maybe waited for. A waiter spins briefly, then sleeps in the kernel
+ * (futex, posix backend: a holder may be inside mmap or madvise, or
+ * preempted, and spinning or sched_yield would burn the CPU it needs);
+ * the arena backend only spins. While a fork is in progress the forking
+ * thread, which holds every hakmem lock, passes through all of them (see
+ * hak_lock_fork_begin), so that another library's prepare handler that
  * calls malloc after hakmem's cannot deadlock it. */
 typedef struct { int v; } hak_lock_t;
 #define HAK_LOCK_INIT { 0 }
 
 extern uintptr_t hak_lock_fork_owner_;
 void hak_lock_slow_(hak_lock_t *l);
+/* Wake one sleeper of a lock whose v was 2 (posix: futex wake). */
+void hak_lock_wake_(hak_lock_t *l);
 
 HAK_INLINE bool hak_lock_fork_pass_(void)
 {
@@ -223,11 +228,17 @@ HAK_INLINE bool hak_lock_fork_pass_(void)
            __atomic_load_n(&hak_lock_fork_owner_, __ATOMIC_RELAXED) == hak_thread_id();
 }
 
+HAK_INLINE bool hak_lock_try0_(hak_lock_t *l)
+{
+    int expect = 0;
+    return __atomic_compare_exchange_n(&l->v, &expect, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+
 HAK_INLINE void hak_lock(hak_lock_t *l)
 {
     if (hak_lock_fork_pass_())
         return;
-    if (HAK_UNLIKELY(__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE) != 0))
+    if (HAK_UNLIKELY(!hak_lock_try0_(l)))
         hak_lock_slow_(l);
 }
 
@@ -235,15 +246,19 @@ HAK_INLINE bool hak_trylock(hak_lock_t *l)
 {
     if (hak_lock_fork_pass_())
         return true;
-    return __atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 &&
-           __atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE) == 0;
+    return __atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 && hak_lock_try0_(l);
 }
 
 HAK_INLINE void hak_unlock(hak_lock_t *l)
 {
     if (hak_lock_fork_pass_())
         return;
-    __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE);
+#if HAK_PLATFORM_ARENA
+    __atomic_store_n(&l->v, 0, __ATOMIC_RELEASE); /* nobody sleeps: no 2 */
+#else
+    if (HAK_UNLIKELY(__atomic_exchange_n(&l->v, 0, __ATOMIC_RELEASE) == 2))
+        hak_lock_wake_(l);
+#endif
 }
 
 /* Fork protocol: the prepare handler takes every lock with hak_lock, then

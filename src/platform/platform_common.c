@@ -1,14 +1,14 @@
 /* platform_common.c - the parts of the platform layer shared by both
  * backends: locks, allocation-free formatting and error output, the
- * mapped/committed byte counters. The only OS calls here are write(2) and
- * sched_yield(2) (posix) — the arena backend compiles them out. */
+ * mapped/committed byte counters. The only OS call here is write(2)
+ * (posix; the arena backend compiles it out); the lock's sleep and wake
+ * are the backend's (futex in platform_posix.c). */
 #include "hak_platform.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
 #if !HAK_PLATFORM_ARENA
-#include <sched.h>
 #include <unistd.h>
 #endif
 
@@ -17,21 +17,37 @@ size_t hak_platform_page_mask_ = 4095;
 
 /* --------------------------------------------------------------- locks */
 
+HAK_INTERNAL void hak_os_lock_wait_(int *v, int val);
+HAK_INTERNAL void hak_os_lock_wake_(int *v);
+
 void hak_lock_slow_(hak_lock_t *l)
 {
-    for (unsigned spins = 0;; spins++) {
-        while (__atomic_load_n(&l->v, __ATOMIC_RELAXED) != 0) {
-            if (spins++ < 4096) {
-                __builtin_ia32_pause();
-            } else {
-#if !HAK_PLATFORM_ARENA
-                sched_yield();
-#endif
-            }
-        }
-        if (__atomic_exchange_n(&l->v, 1, __ATOMIC_ACQUIRE) == 0)
+    /* Spin first (about 10-40 us): most holders are out soon, and a
+     * sleep costs two system calls and the wake-up latency. */
+    for (unsigned spins = 0; spins < 4096; spins++) {
+        __builtin_ia32_pause();
+        if (__atomic_load_n(&l->v, __ATOMIC_RELAXED) == 0 && hak_lock_try0_(l))
             return;
     }
+#if HAK_PLATFORM_ARENA
+    while (!hak_lock_try0_(l))
+        __builtin_ia32_pause();
+#else
+    /* Then sleep: mark the lock 2 ("held, waited for"), so that its
+     * holder's unlock wakes one sleeper; whoever takes it from here takes
+     * it as 2 (it cannot know whether others still sleep). */
+    while (__atomic_exchange_n(&l->v, 2, __ATOMIC_ACQUIRE) != 0)
+        hak_os_lock_wait_(&l->v, 2);
+#endif
+}
+
+void hak_lock_wake_(hak_lock_t *l)
+{
+#if HAK_PLATFORM_ARENA
+    (void)l;
+#else
+    hak_os_lock_wake_(&l->v);
+#endif
 }
 
 void hak_lock_fork_begin(void)

@@ -10,7 +10,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -250,6 +252,25 @@ int hak_thread_exit_arm(void)
     int rc = pthread_setspecific(g_exit_key, (void *)1) == 0 ? 0 : -1;
     errno = saved;
     return rc;
+}
+
+/* The lock's sleep and wake (hak_lock_slow_, hak_unlock): a private futex
+ * on the lock word. The wait returns at once if the word is no longer val,
+ * and on a signal; the caller loops. */
+HAK_INTERNAL void hak_os_lock_wait_(int *v, int val);
+HAK_INTERNAL void hak_os_lock_wait_(int *v, int val)
+{
+    int saved = errno;
+    syscall(SYS_futex, v, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+    errno = saved;
+}
+
+HAK_INTERNAL void hak_os_lock_wake_(int *v);
+HAK_INTERNAL void hak_os_lock_wake_(int *v)
+{
+    int saved = errno;
+    syscall(SYS_futex, v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = saved;
 }
 
 static __thread char t_id_anchor;
