@@ -11,11 +11,9 @@
 #include "dispatch.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #if HAK_HAVE_TINY
 #include "tiny_inline.h"
@@ -54,7 +52,8 @@ hak_fast_t hak_fast_ = {
     .mid_tag = HAK_NO_TAG,
 #endif
 };
-static pid_t g_report_pid;
+static uint64_t g_report_pid;
+static uint64_t g_err_id; /* stderr at load (reports are written only to it) */
 
 /* ------------------------------------------------------------- output */
 
@@ -201,27 +200,6 @@ void hak_trace_free_(void *p)
 
 /* ----------------------------------------------------------- reports */
 
-static size_t read_rss(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
-    const char *s = buf;
-    while (*s && *s != ' ')
-        s++;
-    size_t pages = 0;
-    while (*s == ' ')
-        s++;
-    while (*s >= '0' && *s <= '9')
-        pages = pages * 10 + (size_t)(*s++ - '0');
-    return pages * hak_os_page_size();
-}
 
 /* One line of counters: "<head><v0><names[1]><v1>...", emitted. */
 static void put_counters(line_t *l, const char *head, const char *const *names, const size_t *v, int n)
@@ -253,7 +231,7 @@ HAK_EXPORT void hak_print_stats(void)
     hak_stats_t st;
     hak_get_stats(&st);
     put(&l, "hakmem stats (pid ");
-    put_u(&l, (uint64_t)getpid(), 0);
+    put_u(&l, (uint64_t)hak_os_pid(), 0);
     put(&l, ")");
     emit(&l);
     put(&l, "  tier         mapped KiB   committed KiB");
@@ -320,7 +298,7 @@ static void print_size_hist(void)
     line_t l = {.n = 0};
     uint64_t total = __atomic_load_n(&g_req_count, __ATOMIC_RELAXED);
     put(&l, "hakmem size histogram (pid ");
-    put_u(&l, (uint64_t)getpid(), 0);
+    put_u(&l, (uint64_t)hak_os_pid(), 0);
     put(&l, "): ");
     put_u(&l, total, 0);
     put(&l, " requests");
@@ -376,7 +354,7 @@ static void print_mem_trace(void)
         committed += st.committed[t];
     uint64_t live = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED);
     put(&l, "hakmem memory trace (pid ");
-    put_u(&l, (uint64_t)getpid(), 0);
+    put_u(&l, (uint64_t)hak_os_pid(), 0);
     put(&l, ")");
     emit(&l);
     put(&l, "  requests                  ");
@@ -401,7 +379,7 @@ static void print_mem_trace(void)
     put_u(&l, st.os_committed, 14);
     emit(&l);
     put(&l, "  resident bytes (VmRSS)    ");
-    put_u(&l, read_rss(), 14);
+    put_u(&l, hak_os_rss_bytes(), 14);
     emit(&l);
     put(&l, "  overhead (committed-live) ");
     put_u(&l, committed > live ? committed - live : 0, 14);
@@ -449,7 +427,8 @@ __attribute__((constructor(102))) void hak_env_init_(void)
     hak_env_.size_hist = env_flag("HAKMEM_SIZE_HIST");
     hak_env_.mem_trace = env_flag("HAKMEM_MEM_TRACE");
     hak_env_.verbose = env_flag("HAKMEM_VERBOSE");
-    g_report_pid = getpid();
+    g_report_pid = hak_os_pid();
+    g_err_id = hak_os_err_id();
     if (hak_env_.size_hist || hak_env_.mem_trace) {
         __atomic_store_n(&hak_trace_on_, 1, __ATOMIC_RELEASE);
         __atomic_store_n(&hak_fast_.tiny_limit, 0, __ATOMIC_RELEASE);
@@ -464,8 +443,12 @@ __attribute__((constructor(102))) void hak_env_init_(void)
 
 __attribute__((destructor)) static void hak_exit_reports(void)
 {
-    if (getpid() != g_report_pid)
+    if (hak_os_pid() != g_report_pid)
         return; /* a forked child does not repeat its parent's report */
+    /* A program that closed stderr may have opened a file of its own on fd
+     * 2 since (coreutils close it at exit): write nothing into that. */
+    if (g_err_id == 0 || hak_os_err_id() != g_err_id)
+        return;
     if (hak_env_.stats)
         hak_print_stats();
     if (hak_env_.size_hist)

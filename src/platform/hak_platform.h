@@ -272,6 +272,12 @@ void hak_lock_fork_end(void);
 
 /* Write a string to stderr with write(2): no allocation, no stdio. */
 void hak_write_err(const char *s);
+/* What fd 2 is (device and inode folded into one word), 0 if it is closed
+ * (or the arena backend): reports check it has not changed since load. */
+uint64_t hak_os_err_id(void);
+/* The process id, and its resident bytes (/proc/self/statm; 0 if unknown). */
+uint64_t hak_os_pid(void);
+size_t hak_os_rss_bytes(void);
 /* Format helpers for allocation-free reports (decimal and hex). Return the
  * number of characters written into buf (which must hold 24 bytes). */
 size_t hak_fmt_u64(char *buf, uint64_t v);

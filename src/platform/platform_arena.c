@@ -144,3 +144,7 @@ const char *hak_getenv(const char *name)
     (void)name;
     return NULL;
 }
+
+uint64_t hak_os_err_id(void) { return 0; }
+uint64_t hak_os_pid(void) { return 0; }
+size_t hak_os_rss_bytes(void) { return 0; }

@@ -7,11 +7,13 @@
 #include "hak_platform.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -271,6 +273,43 @@ HAK_INTERNAL void hak_os_lock_wake_(int *v)
     int saved = errno;
     syscall(SYS_futex, v, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
     errno = saved;
+}
+
+uint64_t hak_os_err_id(void)
+{
+    struct stat st;
+    int saved = errno;
+    int rc = fstat(2, &st);
+    errno = saved;
+    if (rc != 0)
+        return 0;
+    uint64_t id = ((uint64_t)st.st_dev << 32) ^ (uint64_t)st.st_ino ^ ((uint64_t)st.st_rdev << 16);
+    return id ? id : 1;
+}
+
+uint64_t hak_os_pid(void) { return (uint64_t)getpid(); }
+
+size_t hak_os_rss_bytes(void)
+{
+    char buf[128];
+    int saved = errno;
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    const char *s = buf; /* "size resident shared ...", in pages */
+    while (*s && *s != ' ')
+        s++;
+    while (*s == ' ')
+        s++;
+    size_t pages = 0;
+    while (*s >= '0' && *s <= '9')
+        pages = pages * 10 + (size_t)(*s++ - '0');
+    return pages * hak_os_page_size();
 }
 
 static __thread char t_id_anchor;

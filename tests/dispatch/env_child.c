@@ -1,5 +1,8 @@
 /* A small workload for the environment-variable tests: allocates over
- * every tier, frees, optionally forks a child (argv[1] = "fork"). */
+ * every tier, frees, optionally forks a child (argv[1] = "fork"), or
+ * closes stderr and writes argv[2]'s file through the fd 2 it gets back
+ * (argv[1] = "reuse-stderr": the exit reports must not land in it). */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -24,5 +27,11 @@ int main(int argc, char **argv)
     }
     for (int i = 1; i < 400; i += 2)
         free(v[i]);
+    if (argc > 2 && strcmp(argv[1], "reuse-stderr") == 0) {
+        close(2);
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd != 2 || write(fd, "PAYLOAD\n", 8) != 8)
+            return 1;
+    }
     return 0;
 }

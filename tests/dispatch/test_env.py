@@ -39,6 +39,16 @@ class EnvTest(unittest.TestCase):
             self.assertRegex(err, r"tiny: superslabs \d+, slabs in use \d+, refills \d+")
             self.assertIn("tiny fast path:", err)
 
+    def test_reports_skip_a_reused_stderr(self):
+        # a program that closed stderr and opened a file that got fd 2:
+        # the exit reports must not be written into that file
+        import tempfile
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "data")
+            run({"HAKMEM_STATS": "1", "HAKMEM_SIZE_HIST": "1"}, "reuse-stderr", path)
+            with open(path) as f:
+                self.assertEqual(f.read(), "PAYLOAD\n")
+
     def test_size_hist(self):
         err = run({"HAKMEM_SIZE_HIST": "1"})
         self.assertRegex(err, r"hakmem size histogram \(pid \d+\): \d+ requests")
