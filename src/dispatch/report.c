@@ -498,17 +498,19 @@ HAK_EXPORT struct mallinfo2 mallinfo2(void)
      * as in use. With HAKMEM_MEM_TRACE the exact requested bytes of live
      * blocks of every tier are known instead. */
     size_t in_use = 0;
+    if (hak_env_.mem_trace) {
+        in_use = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED);
+    } else {
 #if HAK_HAVE_TINY
-    in_use += hak_tiny_bytes_in_use_();
+        in_use += hak_tiny_bytes_in_use_();
 #endif
 #if HAK_HAVE_MID
-    in_use += hak_mid_bytes_in_use_();
+        in_use += hak_mid_bytes_in_use_();
 #endif
 #if HAK_HAVE_L25
-    in_use += hak_l25_bytes_in_use_();
+        in_use += hak_l25_bytes_in_use_();
 #endif
-    if (hak_env_.mem_trace)
-        in_use = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED);
+    }
     mi.uordblks = in_use;
     mi.fordblks = mi.arena > mi.uordblks ? mi.arena - mi.uordblks : 0;
     mi.keepcost = 0;

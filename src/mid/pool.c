@@ -32,8 +32,6 @@
 
 #define ST_ADD(pool, f, v) __atomic_fetch_add(&(pool)->st.f, (v), __ATOMIC_RELAXED)
 #define ST_SUB(pool, f, v) __atomic_fetch_sub(&(pool)->st.f, (v), __ATOMIC_RELAXED)
-/* Add to an event counter of central list c, its lock held (read without it). */
-#define CST_ADD(c, f, v) __atomic_store_n(&(c)->f, __atomic_load_n(&(c)->f, __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
 
 #define USABLE_PAGES_MASK (((uint32_t)0xFFFFFFFFu) & ~(uint32_t)1) /* pages 1..31 */
 
@@ -444,7 +442,7 @@ static bool spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
         head = next;
         n++;
     }
-    CST_ADD(c, spills, n);
+    HAK_COUNT_LOCKED(c->spills, n);
     return released;
 }
 
@@ -470,20 +468,11 @@ static void central_flush_all(hak_pool_t *pool)
 
 /* A linked list of blocks of cls: a whole parked batch, else at most `want`
  * from its spans; returns its length, 0 with ENOMEM. */
-/* Take c's lock; true if another thread held it. */
-static bool class_lock(hak_pool_central_t *c)
-{
-    if (hak_trylock(&c->lock))
-        return false;
-    hak_lock(&c->lock);
-    return true;
-}
-
 static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
 {
     hak_pool_central_t *c = &pool->t->central[cls];
     uint32_t n;
-    *contended = class_lock(c);
+    *contended = hak_lock_contended(&c->lock);
     if (c->nbatch > 0) {
         c->nbatch--;
         *out = c->batch[c->nbatch].head;
@@ -493,7 +482,7 @@ static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **
         n = take_from_spans(pool, cls, want, out);
     }
     if (n)
-        CST_ADD(c, refills, 1);
+        HAK_COUNT_LOCKED(c->refills, 1);
     hak_unlock(&c->lock);
     return n;
 }
@@ -503,8 +492,8 @@ static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **
 static bool class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
 {
     hak_pool_central_t *c = &pool->t->central[cls];
-    bool contended = class_lock(c);
-    CST_ADD(c, drains, 1);
+    bool contended = hak_lock_contended(&c->lock);
+    HAK_COUNT_LOCKED(c->drains, 1);
     if (c->nbatch < HAK_POOL_CENTRAL_MAX && !c->shrinking) {
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
@@ -543,18 +532,14 @@ static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
     hak_pool_central_t *c = &pool->t->central[cls];
     hak_lock(&c->lock);
     spill_block(pool, c, b);
-    CST_ADD(c, spills, 1);
+    HAK_COUNT_LOCKED(c->spills, 1);
     hak_unlock(&c->lock);
 }
 
 /* ------------------------------------------------------- thread caches */
 
-/* Under contention a bin's bound doubles (tiny.c has the same rule): after
- * HAK_POOL_GROW_EVENTS refills or drains that waited for their class lock,
- * up to HAK_POOL_GROW_MAX times its start, while the thread's bounds stay
- * within HAK_POOL_TC_BUDGET bytes. */
-#define HAK_POOL_GROW_EVENTS 4
-#define HAK_POOL_GROW_MAX    4
+/* Under contention bins grow (hak_bound_grow, the tiny tier's rule) while
+ * the thread's bounds stay within HAK_POOL_TC_BUDGET bytes. */
 #define HAK_POOL_TC_BUDGET   ((size_t)4 << 20)
 
 /* Every bin of tc at its starting bound (keeps the blocks it holds). */
@@ -570,17 +555,10 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 
 static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
 {
-    if (++tc->contended[cls] < HAK_POOL_GROW_EVENTS)
-        return;
-    tc->contended[cls] = 0;
     hak_pool_bin_t *bin = &tc->bins[cls];
     const hak_pool_class_t *k = &pool->t->cls[cls];
-    uint32_t grown = bin->max * 2;
-    if (grown > k->bin_max * HAK_POOL_GROW_MAX ||
-        tc->bound_bytes + (size_t)(grown - bin->max) * k->stride > HAK_POOL_TC_BUDGET)
-        return;
-    tc->bound_bytes += (size_t)(grown - bin->max) * k->stride;
-    bin->max = grown;
+    bin->max = hak_bound_grow(&tc->contended[cls], bin->max, k->bin_max, k->stride, &tc->bound_bytes,
+                              HAK_POOL_TC_BUDGET);
 }
 
 /* Send every block of a cache home to its span (an exiting thread's

@@ -136,9 +136,9 @@ typedef struct hak_pool_tcache {
     struct hak_pool_tcache *prev;
     uint32_t state;
     uint32_t in_registry;
-    /* Bins grow under contention, as the tiny tier's (pool.c,
-     * tc_contended): contended refills and drains per class since the last
-     * growth, and the sum of the bins' bounds in bytes. */
+    /* Bins grow under contention (hak_bound_grow): contended refills and
+     * drains per class since the last growth, and the sum of the bins'
+     * bounds in bytes. */
     size_t bound_bytes;
     uint8_t contended[HAK_POOL_MAX_CLASSES];
 } hak_pool_tcache_t;

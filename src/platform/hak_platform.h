@@ -261,6 +261,41 @@ HAK_INLINE void hak_unlock(hak_lock_t *l)
 #endif
 }
 
+/* Take l; true if another thread held it (a thread cache that waited may
+ * grow its bound: hak_bound_grow). */
+HAK_INLINE bool hak_lock_contended(hak_lock_t *l)
+{
+    if (hak_trylock(l))
+        return false;
+    hak_lock(l);
+    return true;
+}
+
+/* Add v to a statistics counter written only under a lock (kept in that
+ * lock's cache line) and read without it. */
+#define HAK_COUNT_LOCKED(c, v) __atomic_store_n(&(c), __atomic_load_n(&(c), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+
+/* The thread caches' growth rule (tiny tier and pools; docs/design.md):
+ * a refill or drain that found its class lock taken counts one event in
+ * *events; every HAK_GROW_EVENTS events double the bin's bound `max`, up
+ * to HAK_GROW_MAX times its starting bound, while the sum of the thread's
+ * bounds (*bound_bytes) stays within `budget`. Returns the new bound. */
+#define HAK_GROW_EVENTS 4
+#define HAK_GROW_MAX    4
+HAK_INLINE uint32_t hak_bound_grow(uint8_t *events, uint32_t max, uint32_t start, size_t stride,
+                                   size_t *bound_bytes, size_t budget)
+{
+    if (++*events < HAK_GROW_EVENTS)
+        return max;
+    *events = 0;
+    uint32_t grown = max * 2;
+    size_t more = (size_t)(grown - max) * stride;
+    if (grown > start * HAK_GROW_MAX || *bound_bytes + more > budget)
+        return max;
+    *bound_bytes += more;
+    return grown;
+}
+
 /* Fork protocol: the prepare handler takes every lock with hak_lock, then
  * calls hak_lock_fork_begin(); from then on hak_lock/hak_unlock by the
  * forking thread pass through. Parent and child call hak_lock_fork_end()

@@ -34,14 +34,10 @@
 #define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
-/* Under contention a bin's bound doubles, up to HAK_TINY_GROW_MAX times
- * its start, after HAK_TINY_GROW_EVENTS refills or drains that waited for
- * their class lock, while the thread's bounds stay within
- * HAK_TINY_TC_BUDGET bytes (docs/design.md, "Thread caches"). A thread
- * that never meets another keeps the small bounds. */
-#define HAK_TINY_GROW_EVENTS 4
-#define HAK_TINY_GROW_MAX    4
-#define HAK_TINY_TC_BUDGET   ((uint32_t)512 << 10)
+/* Under contention bins grow (hak_bound_grow) while the thread's bounds
+ * stay within HAK_TINY_TC_BUDGET bytes. A thread that never meets another
+ * keeps the small bounds. */
+#define HAK_TINY_TC_BUDGET   ((size_t)512 << 10)
 
 const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;
 
@@ -79,8 +75,6 @@ typedef struct tiny_central {
     size_t refills, drains, spills;
     tiny_batch_t batch[HAK_TINY_CENTRAL_MAX];
 } __attribute__((aligned(64))) tiny_central_t;
-/* Add to an event counter of c, class lock held (read without it). */
-#define CST_ADD(c, f, v) __atomic_store_n(&(c)->f, __atomic_load_n(&(c)->f, __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
 
 static tiny_central_t g_central[HAK_TINY_NCLASSES];
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
@@ -602,7 +596,7 @@ static bool spill_list(tiny_central_t *c, void *head)
         head = next;
         n++;
     }
-    CST_ADD(c, spills, n);
+    HAK_COUNT_LOCKED(c->spills, n);
     return released;
 }
 
@@ -615,25 +609,15 @@ static void central_flush_locked(tiny_central_t *c)
     }
 }
 
-/* Take c's lock; true if another thread held it (the caller's cache
- * may grow: tc_contended). */
-POSIX_ONLY static bool central_lock(tiny_central_t *c)
-{
-    if (hak_trylock(&c->lock))
-        return false;
-    hak_lock(&c->lock);
-    return true;
-}
-
 /* Hand a linked list of n blocks to the central list of cls (`drain`: a
  * thread cache's overflow, counted as one drain); true if the lock was
  * contended. */
 POSIX_ONLY static bool central_put(unsigned cls, void *head, uint32_t n, bool drain)
 {
     tiny_central_t *c = &g_central[cls];
-    bool contended = central_lock(c);
+    bool contended = hak_lock_contended(&c->lock);
     if (drain)
-        CST_ADD(c, drains, 1);
+        HAK_COUNT_LOCKED(c->drains, 1);
     if (c->nbatch < HAK_TINY_CENTRAL_MAX && !c->shrinking) {
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
@@ -656,7 +640,7 @@ POSIX_ONLY static uint32_t central_get(unsigned cls, uint32_t want, void **out, 
 {
     tiny_central_t *c = &g_central[cls];
     uint32_t n;
-    *contended = central_lock(c);
+    *contended = hak_lock_contended(&c->lock);
     if (c->nbatch > 0) {
         c->nbatch--;
         *out = c->batch[c->nbatch].head;
@@ -666,7 +650,7 @@ POSIX_ONLY static uint32_t central_get(unsigned cls, uint32_t want, void **out, 
         n = take_from_slabs(c, cls, want, out);
     }
     if (n)
-        CST_ADD(c, refills, 1);
+        HAK_COUNT_LOCKED(c->refills, 1);
     hak_unlock(&c->lock);
     return n;
 }
@@ -690,27 +674,20 @@ static void tc_reset_bounds(tiny_tcache_t *tc)
     tc->bound_bytes = 0;
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
         tiny_bin_set_max(&tc->bins[c], cache_max(c));
-        tc->bound_bytes += cache_max(c) * hak_tiny_stride_[c];
+        tc->bound_bytes += (size_t)cache_max(c) * hak_tiny_stride_[c];
         tc->contended[c] = 0;
     }
 }
 
 /* A refill or drain of cls waited for the class lock: other threads use
- * the class too. Every HAK_TINY_GROW_EVENTS such waits double the bin's
- * bound (and so the batches it moves, half the bound each), so that a
- * class shared by many threads takes its lock less often. */
+ * the class too; the bin may grow (and so the batches it moves, half the
+ * bound each), so that a class shared by many threads takes its lock less
+ * often. */
 static void tc_contended(tiny_tcache_t *tc, unsigned cls)
 {
-    if (++tc->contended[cls] < HAK_TINY_GROW_EVENTS)
-        return;
-    tc->contended[cls] = 0;
     tiny_bin_t *bin = &tc->bins[cls];
-    uint32_t grown = bin->max * 2, stride = hak_tiny_stride_[cls];
-    if (grown > cache_max(cls) * HAK_TINY_GROW_MAX ||
-        tc->bound_bytes + (grown - bin->max) * stride > HAK_TINY_TC_BUDGET)
-        return;
-    tc->bound_bytes += (grown - bin->max) * stride;
-    tiny_bin_set_max(bin, grown);
+    tiny_bin_set_max(bin, hak_bound_grow(&tc->contended[cls], bin->max, cache_max(cls), hak_tiny_stride_[cls],
+                                         &tc->bound_bytes, HAK_TINY_TC_BUDGET));
 }
 
 /* Give every block of a cache back to the central lists. */
@@ -808,7 +785,7 @@ static void free_nocache(void *p, unsigned cls)
     tiny_central_t *c = &g_central[cls];
     hak_lock(&c->lock);
     spill_block(c, p);
-    CST_ADD(c, spills, 1);
+    HAK_COUNT_LOCKED(c->spills, 1);
     hak_unlock(&c->lock);
 }
 

@@ -107,10 +107,10 @@ typedef struct tiny_tcache {
     struct tiny_tcache *prev;
     uint32_t state;
     uint32_t in_registry;
-    /* Bins grow under contention (tiny.c, tc_contended): refills and
+    /* Bins grow under contention (hak_bound_grow): refills and
      * drains that found their class lock taken, per class since the last
      * growth, and the sum of the bins' bounds in bytes. */
-    uint32_t bound_bytes;
+    size_t bound_bytes;
     uint8_t contended[HAK_TINY_NCLASSES];
 } tiny_tcache_t;
 

@@ -52,20 +52,22 @@ static inline int ht_check(const void *p, size_t n, uint64_t tag)
     return 1;
 }
 
-/* VmRSS in bytes, read without malloc. */
-static inline size_t ht_rss(void)
+/* A "Name: N kB" field of /proc/self/status, in bytes (0 if absent). */
+static inline size_t ht_status_bytes(const char *name)
 {
     char buf[4096];
     FILE *f = fopen("/proc/self/status", "r");
-    size_t kb = 0;
+    size_t kb = 0, len = strlen(name);
     if (!f)
         return 0;
     while (fgets(buf, sizeof buf, f))
-        if (sscanf(buf, "VmRSS: %zu kB", &kb) == 1)
+        if (strncmp(buf, name, len) == 0 && buf[len] == ':' && sscanf(buf + len + 1, "%zu", &kb) == 1)
             break;
     fclose(f);
     return kb * 1024;
 }
+static inline size_t ht_rss(void) { return ht_status_bytes("VmRSS"); }
+static inline size_t ht_vm_size(void) { return ht_status_bytes("VmSize"); }
 
 /* Run fn() in a child with stderr piped; returns the child's wait status
  * and copies up to cap-1 bytes of its stderr into out. */

@@ -308,20 +308,6 @@ static void test_death_invalid_pointer(void **state)
 
 /* ------------------------------------------------------- out of memory */
 
-static size_t vm_size(void)
-{
-    char buf[256];
-    size_t kb = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    while (fgets(buf, sizeof buf, f))
-        if (sscanf(buf, "VmSize: %zu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb * 1024;
-}
-
 static int limit_as(size_t bytes)
 {
     struct rlimit rl;
@@ -343,7 +329,7 @@ static int oom_realloc_child(void)
     ht_fill(p, size, 21);
     size_t usable = hak_large_usable_size(p);
     size_t mapped = hak_os_mapped_bytes();
-    if (limit_as(vm_size()) != 0)
+    if (limit_as(ht_vm_size()) != 0)
         return 11;
     errno = 0;
     if (hak_large_realloc(p, 64 * MiB) != NULL || errno != ENOMEM)
@@ -381,9 +367,9 @@ static int oom_registry_child(void)
         if ((blocks[n] = hak_large_alloc(1, 16)) == NULL)
             return 20;
     size_t mapped = hak_os_mapped_bytes();
-    (void)vm_size(); /* the first call sets up stdio */
+    (void)ht_vm_size(); /* the first call sets up stdio */
     /* room for the block's one page, not for a larger slot array */
-    if (limit_as(vm_size() + page()) != 0)
+    if (limit_as(ht_vm_size() + page()) != 0)
         return 21;
     errno = 0;
     if (hak_large_alloc(1, 16) != NULL || errno != ENOMEM)

@@ -38,21 +38,6 @@ static void *(*volatile pvalloc_v)(size_t) = pvalloc;
 static void *g_v[CAP];
 static size_t g_n;
 
-/* VmSize in bytes, read without malloc. */
-static size_t vm_size(void)
-{
-    char buf[4096];
-    FILE *f = fopen("/proc/self/status", "r");
-    size_t kb = 0;
-    if (!f)
-        return 0;
-    while (fgets(buf, sizeof buf, f))
-        if (sscanf(buf, "VmSize: %zu kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb * 1024;
-}
-
 enum ep {
     EP_MALLOC,
     EP_CALLOC,
@@ -294,7 +279,7 @@ static void test_exhaust_again(void **state)
 
 int main(void)
 {
-    size_t start = vm_size();
+    size_t start = ht_vm_size();
     if (start == 0)
         return 1;
     /* Commit the pointer array now: nothing later should need to. */
