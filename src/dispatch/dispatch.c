@@ -225,6 +225,10 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
         hak_large_free(p);
         return;
     }
+    if (hak_large_freed_(p)) { /* its mapping is cached: freed before */
+        hak_report_failure("free", "double free (a freed large block)", p);
+        return;
+    }
 #endif
     if (hak_sys_owns_(p)) {
         hak_sys_free_(p);

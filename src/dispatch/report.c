@@ -9,8 +9,10 @@
  * Formats: docs/options.md.
  */
 #include "dispatch.h"
+#include "hak_purge.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <string.h>
@@ -412,12 +414,69 @@ static void print_verbose(void)
     put(&l, " HAKMEM_VERBOSE=");
     put_u(&l, (uint64_t)hak_env_.verbose, 0);
     emit(&l);
+    put(&l, "hakmem: HAKMEM_PURGE_DELAY_MS=");
+    if (hak_purge_.delay_ms < 0)
+        put(&l, "-1");
+    else
+        put_u(&l, (uint64_t)hak_purge_.delay_ms, 0);
+    put(&l, " HAKMEM_PURGE_BUDGET=");
+    put_u(&l, hak_purge_.budget_pct, 0);
+    emit(&l);
 }
 
 static int env_flag(const char *name)
 {
     const char *v = hak_getenv(name);
     return v && *v && !(v[0] == '0' && v[1] == 0);
+}
+
+/* A whole decimal integer (optional sign) of the variable, or false. */
+static bool env_long(const char *v, long *out)
+{
+    bool neg = *v == '-';
+    long x = 0;
+    const char *c = v + (neg || *v == '+');
+    if (*c == 0)
+        return false;
+    for (; *c; c++) {
+        if (*c < '0' || *c > '9' || x > (LONG_MAX - 9) / 10)
+            return false;
+        x = x * 10 + (*c - '0');
+    }
+    *out = neg ? -x : x;
+    return true;
+}
+
+static void env_warn(const char *name, const char *why)
+{
+    hak_write_err("hakmem: ignoring ");
+    hak_write_err(name);
+    hak_write_err(": ");
+    hak_write_err(why);
+    hak_write_err("\n");
+}
+
+/* HAKMEM_PURGE_DELAY_MS (-1, 0 or a delay in ms) and HAKMEM_PURGE_BUDGET
+ * (percent of the recent peak in use): the purge policy's options. A bad
+ * value gets a one-line warning and the default stays. */
+static void env_purge(void)
+{
+    long delay = HAK_PURGE_DELAY_DEFAULT_MS, pct = HAK_PURGE_BUDGET_DEFAULT_PCT, x;
+    const char *v = hak_getenv("HAKMEM_PURGE_DELAY_MS");
+    if (v) {
+        if (env_long(v, &x) && x >= -1 && x <= INT32_MAX)
+            delay = x;
+        else
+            env_warn("HAKMEM_PURGE_DELAY_MS", "not -1, 0 or a delay in ms (default 1000 kept)");
+    }
+    v = hak_getenv("HAKMEM_PURGE_BUDGET");
+    if (v) {
+        if (env_long(v, &x) && x >= 0 && x <= 10000)
+            pct = x;
+        else
+            env_warn("HAKMEM_PURGE_BUDGET", "not a percentage from 0 to 10000 (default 100 kept)");
+    }
+    hak_purge_configure(delay, pct);
 }
 
 /* Runs at load, before main (and before most other constructors). */
@@ -427,6 +486,7 @@ __attribute__((constructor(102))) void hak_env_init_(void)
     hak_env_.size_hist = env_flag("HAKMEM_SIZE_HIST");
     hak_env_.mem_trace = env_flag("HAKMEM_MEM_TRACE");
     hak_env_.verbose = env_flag("HAKMEM_VERBOSE");
+    env_purge();
     g_report_pid = hak_os_pid();
     g_err_id = hak_os_err_id();
     if (hak_env_.size_hist || hak_env_.mem_trace) {
@@ -459,6 +519,10 @@ __attribute__((destructor)) static void hak_exit_reports(void)
 
 /* ----------------------------------------------- glibc introspection API */
 
+/* Every page that can go back: the caller's caches and the central lists
+ * go home (each tier's trim), then every dirty unit of every tier (the
+ * purge policy's trim, which also empties the large tier's cache). 1 if
+ * the committed bytes fell. */
 HAK_EXPORT int hak_trim(size_t pad)
 {
     (void)pad;
@@ -473,6 +537,10 @@ HAK_EXPORT int hak_trim(size_t pad)
 #if HAK_HAVE_L25
     hak_l25_trim();
 #endif
+#if HAK_HAVE_LARGE
+    hak_large_trim();
+#endif
+    hak_purge_trim();
     hak_get_stats(&after);
     return after.os_committed < before.os_committed;
 }
@@ -549,16 +617,27 @@ HAK_EXPORT int malloc_info(int options, FILE *fp)
     return 0;
 }
 
-/* glibc's parameters are accepted; hakmem's policies are fixed at build
- * time (docs/options.md lists each and what it means here). */
+/* glibc's parameters are accepted. Two act on the purge policy
+ * (docs/options.md): M_TRIM_THRESHOLD is the floor of its budget (the
+ * free committed bytes kept whatever the heap's size), M_MMAP_THRESHOLD
+ * the largest freed large block whose mapping is cached (larger ones are
+ * unmapped at free, as glibc unmaps its mmapped chunks). The others have
+ * no meaning here. */
 HAK_EXPORT int mallopt(int param, int value)
 {
-    (void)value;
     switch (param) {
-    case M_MXFAST:
     case M_TRIM_THRESHOLD:
-    case M_TOP_PAD:
+        if (value < 0)
+            return 0;
+        hak_purge_set_floor((size_t)value);
+        return 1;
     case M_MMAP_THRESHOLD:
+        if (value < 0)
+            return 0;
+        hak_purge_set_cache_max((size_t)value);
+        return 1;
+    case M_MXFAST:
+    case M_TOP_PAD:
     case M_MMAP_MAX:
     case M_CHECK_ACTION:
     case M_PERTURB:

@@ -46,15 +46,18 @@
  * cached mapping (see hak_large_trim). */
 HAK_API void *hak_large_alloc(size_t size, size_t align);
 
-/* hak_large_alloc, zero-filled: always a fresh mapping, whose pages the
- * kernel zeroes lazily (calloc's path; no memset). */
+/* hak_large_alloc, zero-filled (calloc's path): a fresh mapping, whose
+ * pages the kernel zeroes lazily, or a cached one, zeroed with memset where
+ * it held data (cheaper than faulting fresh pages in). */
 HAK_API void *hak_large_alloc_zeroed(size_t size, size_t align);
 
 /* Release the block at p (NULL is ignored). Keeps errno. Releases exactly
- * the mapping the registry holds for p: unmapped, or kept in the bounded
- * cache of recent mappings (8 mappings, 32 MiB in all, 16 MiB at most
- * each). A pointer that is not a live block's
- * start is reported ("invalid pointer"); a header that disagrees with the
+ * the mapping the registry holds for p: kept in the cache of freed
+ * mappings (up to 64), which the purge policy (hak_purge.h) empties, or
+ * unmapped at once with a purge delay of 0 or when larger than the
+ * policy's cache_max. A pointer that is not a live block's
+ * start is reported ("invalid pointer"; "double free" if it lies in a
+ * cached mapping); a header that disagrees with the
  * registry is reported at validation=magic (bad magic) and full (any
  * field) as "corrupted header"; when a test's failure handler returns,
  * the block is left alone. */
@@ -80,8 +83,12 @@ HAK_API void *hak_large_realloc(void *p, size_t size);
 /* Unmap every cached mapping. */
 HAK_API void hak_large_trim(void);
 
+/* true if p lies in a cached (freed, not yet unmapped) mapping: a free of
+ * p is a double free. */
+__attribute__((visibility("hidden"))) bool hak_large_freed_(const void *p);
+
 /* Bytes mapped (blocks, cached mappings and registry), committed (the same: the tier never
- * decommits), in use (usable bytes of live blocks), live blocks, and the
+ * decommits, it unmaps), in use (usable bytes of live blocks), live blocks, and the
  * counts of allocations and frees. */
 HAK_API void hak_large_stats(hak_tier_stats_t *out);
 

@@ -17,15 +17,18 @@
  *
  * The cache of freed mappings (docs/large.md, "Large: the mapping cache"):
  * re-faulting the pages of a fresh mapping is what a large block costs
- * (about 2 us a page on the reference machine: 1 ms to allocate, fill and
- * free 2 MiB, against 23 us for glibc, which reuses its heap once its
- * dynamic mmap threshold has risen). So free keeps up to
- * LARGE_CACHE_SLOTS mappings of at most LARGE_CACHE_ONE_MAX bytes each,
- * LARGE_CACHE_BYTES in all (glibc keeps up to twice its 32 MiB threshold
- * at the top of its heap), evicting the oldest; an allocation takes the
- * smallest cached mapping that fits and unmaps its excess tail. Cached
- * mappings are not in the registry (not owned, not live). hak_large_trim
- * empties the cache.
+ * (about 2 us a page: 1 ms to allocate, fill and free 2 MiB). So free keeps
+ * the mapping, stamped with the time it was freed, in a cache of up to
+ * LARGE_CACHE_SLOTS mappings (oldest first); the purge policy (hak_purge.h,
+ * the same for every tier) unmaps those that stayed there for the purge
+ * delay, or the oldest when the dirty bytes of all tiers pass its budget.
+ * An allocation takes the smallest cached mapping that fits (its tail,
+ * when 1 MiB or more, stays cached; a smaller one is unmapped), or else
+ * grows the largest one with mremap (its pages move, they are not faulted
+ * again). calloc takes cached mappings too and zeroes what the mapping
+ * held. Cached mappings are not in the registry (not owned, not live);
+ * a free of a pointer into one is a double free. hak_large_trim empties
+ * the cache.
  *
  * Lock order: the registry lock and the cache lock are leaves, never held
  * together; system calls run outside the cache lock.
@@ -34,10 +37,12 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "hak_alloc_header.h"
 #include "hak_large_registry.h"
 #include "hak_platform.h"
+#include "hak_purge.h"
 #include "large_internal.h"
 
 #define LARGE_MIN_ALIGN HAK_AH_SIZE  /* every pointer is 16-byte aligned */
@@ -47,9 +52,10 @@
 #define REASON_MAGIC    "corrupted header (bad magic)"
 #define REASON_MISMATCH "corrupted header (size, offset or method differ from the registry)"
 
-#define LARGE_CACHE_SLOTS   8
-#define LARGE_CACHE_BYTES   ((size_t)32 << 20)
-#define LARGE_CACHE_ONE_MAX (LARGE_CACHE_BYTES / 2)
+#define REASON_DOUBLE   "double free (a freed large block)"
+
+#define LARGE_CACHE_SLOTS 64
+#define LARGE_SPLIT_MIN   ((size_t)1 << 20) /* a tail this large stays cached */
 
 static hak_large_registry_t g_reg = HAK_LARGE_REGISTRY_INIT;
 static int g_init_done;
@@ -57,6 +63,7 @@ static int g_init_done;
 typedef struct large_mapping {
     uintptr_t base;
     size_t len;
+    uint32_t freed_at;  /* hak_purge_stamp() at free */
 } large_mapping_t;
 
 static struct {
@@ -65,6 +72,8 @@ static struct {
     size_t n, bytes;                       /* slots used, bytes cached */
     large_mapping_t slot[LARGE_CACHE_SLOTS]; /* oldest first */
 } g_cache;
+
+static size_t large_purge(uint32_t cutoff, bool all, size_t want);
 
 static struct {
     size_t bytes_mapped;  /* blocks only; the registry's array is added by stats */
@@ -111,8 +120,10 @@ static void large_init(void)
     if (HAK_LIKELY(__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE)))
         return;
     /* Marked first: registration may allocate (pthread_atfork). */
-    if (__atomic_exchange_n(&g_init_done, 1, __ATOMIC_ACQ_REL) == 0)
+    if (__atomic_exchange_n(&g_init_done, 1, __ATOMIC_ACQ_REL) == 0) {
         hak_fork_register(&large_fork_ops);
+        hak_purge_register(large_purge);
+    }
 }
 
 /* ------------------------------------------------------------ helpers */
@@ -172,78 +183,134 @@ static bool large_check(const hak_large_reg_entry_t *e, void *ctx)
 
 /* ------------------------------------------------------------- cache */
 
-/* The smallest cached mapping of at least len bytes, cut to len (its
- * excess tail unmapped), or 0. */
-static uintptr_t cache_take(size_t len)
+/* Remove slot i (cache lock held). */
+static large_mapping_t cache_remove_locked(size_t i)
+{
+    large_mapping_t m = g_cache.slot[i];
+    for (; i + 1 < g_cache.n; i++)
+        g_cache.slot[i] = g_cache.slot[i + 1];
+    __atomic_store_n(&g_cache.n, g_cache.n - 1, __ATOMIC_RELAXED);
+    g_cache.bytes -= m.len;
+    hak_purge_dirty_sub(m.len);
+    return m;
+}
+
+static void cache_unmap(uintptr_t base, size_t len)
+{
+    hak_os_unmap((void *)base, len);
+    ST_SUB(bytes_mapped, len);
+}
+
+/* A cached mapping made len bytes long: the smallest that fits (a tail of
+ * LARGE_SPLIT_MIN or more stays cached, a smaller one is unmapped), or the
+ * largest, grown with mremap. *held: the bytes at its start that may hold
+ * old data (a grown part is fresh). 0 if the cache has nothing. */
+static uintptr_t cache_take(size_t len, size_t *held)
 {
     if (__atomic_load_n(&g_cache.n, __ATOMIC_RELAXED) == 0)
         return 0;
     hak_lock(&g_cache.lock);
-    size_t best = LARGE_CACHE_SLOTS;
-    for (size_t i = 0; i < g_cache.n; i++)
-        if (g_cache.slot[i].len >= len && (best == LARGE_CACHE_SLOTS || g_cache.slot[i].len < g_cache.slot[best].len))
-            best = i;
-    if (best == LARGE_CACHE_SLOTS) {
+    size_t fit = LARGE_CACHE_SLOTS, big = LARGE_CACHE_SLOTS;
+    for (size_t i = 0; i < g_cache.n; i++) {
+        size_t l = g_cache.slot[i].len;
+        if (l >= len && (fit == LARGE_CACHE_SLOTS || l < g_cache.slot[fit].len))
+            fit = i;
+        if (big == LARGE_CACHE_SLOTS || l > g_cache.slot[big].len)
+            big = i;
+    }
+    if (fit == LARGE_CACHE_SLOTS && big == LARGE_CACHE_SLOTS) {
         hak_unlock(&g_cache.lock);
         return 0;
     }
-    large_mapping_t m = g_cache.slot[best];
-    for (size_t i = best; i + 1 < g_cache.n; i++)
-        g_cache.slot[i] = g_cache.slot[i + 1];
-    __atomic_store_n(&g_cache.n, g_cache.n - 1, __ATOMIC_RELAXED);
-    g_cache.bytes -= m.len;
-    hak_unlock(&g_cache.lock);
-    if (m.len > len) {
-        hak_os_unmap((void *)(m.base + len), m.len - len);
-        ST_SUB(bytes_mapped, m.len - len);
+    size_t i = fit != LARGE_CACHE_SLOTS ? fit : big;
+    large_mapping_t m = g_cache.slot[i];
+    uintptr_t tail = 0;
+    if (m.len >= len && m.len - len >= LARGE_SPLIT_MIN) {
+        /* the tail keeps its slot (and its age) */
+        g_cache.slot[i].base = m.base + len;
+        g_cache.slot[i].len = m.len - len;
+        g_cache.bytes -= len;
+        hak_purge_dirty_sub(len);
+        m.len = len;
+    } else {
+        cache_remove_locked(i);
+        if (m.len > len)
+            tail = m.base + len;
     }
-    return m.base;
+    hak_unlock(&g_cache.lock);
+    if (tail)
+        cache_unmap(tail, m.len - len);
+    if (m.len >= len) {
+        *held = len;
+        return m.base;
+    }
+    void *nb = hak_os_remap((void *)m.base, m.len, len, true);
+    if (nb == NULL) {
+        cache_unmap(m.base, m.len);
+        return 0;
+    }
+    ST_ADD(bytes_mapped, len - m.len);
+    *held = m.len;
+    return (uintptr_t)nb;
 }
 
-/* Keep a freed mapping, evicting the oldest as the bounds require; what
- * does not fit is unmapped. */
+/* Keep a freed mapping (evicting the oldest when every slot is taken), or
+ * unmap it at once when the policy keeps nothing or it is larger than
+ * the largest mapping cached (mallopt M_MMAP_THRESHOLD). */
 static void cache_put(uintptr_t base, size_t len)
 {
-    large_mapping_t evict[LARGE_CACHE_SLOTS + 1];
-    size_t ne = 0;
-    if (len > LARGE_CACHE_ONE_MAX) {
-        evict[ne++] = (large_mapping_t){base, len};
-    } else {
-        hak_lock(&g_cache.lock);
-        size_t drop = 0;
-        while (g_cache.n - drop == LARGE_CACHE_SLOTS || g_cache.bytes + len > LARGE_CACHE_BYTES) {
-            evict[ne++] = g_cache.slot[drop];
-            g_cache.bytes -= g_cache.slot[drop].len;
-            drop++;
-        }
-        for (size_t i = drop; i < g_cache.n; i++)
-            g_cache.slot[i - drop] = g_cache.slot[i];
-        g_cache.slot[g_cache.n - drop] = (large_mapping_t){base, len};
-        __atomic_store_n(&g_cache.n, g_cache.n - drop + 1, __ATOMIC_RELAXED);
-        g_cache.bytes += len;
-        hak_unlock(&g_cache.lock);
+    large_mapping_t evict = {0, 0, 0};
+    if (__atomic_load_n(&hak_purge_.delay_ms, __ATOMIC_RELAXED) == 0 ||
+        len > __atomic_load_n(&hak_purge_.cache_max, __ATOMIC_RELAXED)) {
+        cache_unmap(base, len);
+        return;
     }
-    for (size_t i = 0; i < ne; i++) {
-        hak_os_unmap((void *)evict[i].base, evict[i].len);
-        ST_SUB(bytes_mapped, evict[i].len);
-    }
+    uint32_t now = hak_purge_stamp();
+    hak_lock(&g_cache.lock);
+    if (g_cache.n == LARGE_CACHE_SLOTS)
+        evict = cache_remove_locked(0);
+    g_cache.slot[g_cache.n] = (large_mapping_t){base, len, now};
+    __atomic_store_n(&g_cache.n, g_cache.n + 1, __ATOMIC_RELAXED);
+    g_cache.bytes += len;
+    hak_purge_dirty_add(len);
+    hak_unlock(&g_cache.lock);
+    if (evict.len)
+        cache_unmap(evict.base, evict.len);
 }
 
-void hak_large_trim(void)
+/* The purger (hak_purge.h): unmap cached mappings freed at or before
+ * cutoff (every one when all), oldest first, until want bytes went back. */
+static size_t large_purge(uint32_t cutoff, bool all, size_t want)
 {
-    for (;;) {
-        large_mapping_t m;
-        hak_lock(&g_cache.lock);
-        if (g_cache.n == 0) {
-            hak_unlock(&g_cache.lock);
-            return;
-        }
-        m = g_cache.slot[--g_cache.n];
-        g_cache.bytes -= m.len;
-        hak_unlock(&g_cache.lock);
-        hak_os_unmap((void *)m.base, m.len);
-        ST_SUB(bytes_mapped, m.len);
+    large_mapping_t out[LARGE_CACHE_SLOTS];
+    size_t n = 0, got = 0;
+    if (__atomic_load_n(&g_cache.n, __ATOMIC_RELAXED) == 0)
+        return 0;
+    hak_lock(&g_cache.lock);
+    while (g_cache.n > 0 && got < want && (all || hak_purge_expired(g_cache.slot[0].freed_at, cutoff))) {
+        out[n] = cache_remove_locked(0);
+        got += out[n++].len;
     }
+    hak_unlock(&g_cache.lock);
+    for (size_t i = 0; i < n; i++)
+        cache_unmap(out[i].base, out[i].len);
+    return got;
+}
+
+void hak_large_trim(void) { large_purge(0, true, SIZE_MAX); }
+
+/* p lies in a cached (freed) mapping: a second free of a large block. */
+static bool large_in_cache(const void *p)
+{
+    uintptr_t a = (uintptr_t)p;
+    bool found = false;
+    if (__atomic_load_n(&g_cache.n, __ATOMIC_RELAXED) == 0)
+        return false;
+    hak_lock(&g_cache.lock);
+    for (size_t i = 0; i < g_cache.n && !found; i++)
+        found = a - g_cache.slot[i].base < g_cache.slot[i].len;
+    hak_unlock(&g_cache.lock);
+    return found;
 }
 
 /* ---------------------------------------------------------- public API */
@@ -269,13 +336,17 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
         errno = ENOMEM;
         return NULL;
     }
-    char *raw = extra == 0 && !zeroed ? (char *)cache_take(len) : NULL;
-    bool cached = raw != NULL;
-    if (!cached) {
+    size_t held = 0;
+    char *raw = extra == 0 ? (char *)cache_take(len, &held) : NULL;
+    if (raw == NULL) {
         raw = hak_os_map(total, ps);
+        if (raw == NULL && hak_purge_oom()) /* cached memory goes back before ENOMEM */
+            raw = hak_os_map(total, ps);
         if (raw == NULL)
             return NULL; /* ENOMEM set by the platform */
         ST_ADD(bytes_mapped, len);
+    } else if (zeroed && held > lead) {
+        memset(raw + lead, 0, held - lead); /* a fresh part reads as zero */
     }
     char *base = raw;
     if (extra != 0) {
@@ -300,6 +371,8 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
     ST_ADD(bytes_in_use, len - lead);
     ST_ADD(blocks, 1);
     ST_ADD(allocs, 1);
+    hak_purge_used_add(len);
+    hak_purge_poll();
     return user;
 }
 
@@ -315,16 +388,20 @@ void hak_large_free(void *p)
     large_verdict_t v = {REASON_INVALID};
     hak_large_reg_entry_t e;
     if (hak_large_registry_remove_(&g_reg, p, large_check, &v, &e) != HAK_LREG_REMOVED) {
-        hak_report_failure("free", v.reason, p); /* a test's handler returns: leave it */
+        hak_report_failure("free", large_in_cache(p) ? REASON_DOUBLE : v.reason, p); /* a test's handler returns: leave it */
         errno = saved;
         return;
     }
+    hak_purge_used_sub(e.len);
     cache_put(e.base, e.len);
     ST_SUB(bytes_in_use, e.base + e.len - e.key);
     ST_SUB(blocks, 1);
     ST_ADD(frees, 1);
+    hak_purge_poll();
     errno = saved;
 }
+
+bool hak_large_freed_(const void *p) { return p != NULL && large_in_cache(p); }
 
 size_t hak_large_usable_size(const void *p)
 {
@@ -396,9 +473,11 @@ void *hak_large_realloc(void *p, size_t size)
     if (len < e.len) {
         ST_SUB(bytes_mapped, e.len - len);
         ST_SUB(bytes_in_use, e.len - len);
+        hak_purge_used_sub(e.len - len);
     } else {
         ST_ADD(bytes_mapped, len - e.len);
         ST_ADD(bytes_in_use, len - e.len);
+        hak_purge_used_add(len - e.len);
     }
     errno = saved;
     return q;
@@ -437,11 +516,12 @@ HAK_INTERNAL bool hak_large_validate_(bool headers)
     hak_lock(&g_cache.lock);
     for (size_t i = 0; i < g_cache.n; i++) {
         const large_mapping_t *m = &g_cache.slot[i];
-        if ((m->base & mask) != 0 || (m->len & mask) != 0 || m->len == 0 || m->len > LARGE_CACHE_ONE_MAX)
+        if ((m->base & mask) != 0 || (m->len & mask) != 0 || m->len == 0 ||
+            (i > 0 && !hak_purge_expired(m[-1].freed_at, m->freed_at)))
             ok = false;
         bytes += m->len;
     }
-    if (g_cache.n > LARGE_CACHE_SLOTS || bytes != g_cache.bytes || bytes > LARGE_CACHE_BYTES)
+    if (g_cache.n > LARGE_CACHE_SLOTS || bytes != g_cache.bytes)
         ok = false;
     hak_unlock(&g_cache.lock);
     return ok;

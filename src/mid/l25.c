@@ -15,9 +15,7 @@
 #define L25_CACHE_MAX      4
 #define L25_SPAN_MIN_BLOCKS 1
 #define L25_SPAN_MAX_BYTES ((size_t)1 << 20)
-#define L25_DIRTY_DIV      2
 #define L25_KEEP_EMPTY     4
-#define L25_DIRTY_MAX      ((size_t)2 << 20)
 
 #define K(x) ((uint32_t)(x) << 10)
 static const uint32_t g_strides[HAK_L25_NCLASSES] __attribute__((unused)) = {
@@ -43,6 +41,7 @@ static void l25_fork_prepare(void) { hak_pool_fork_prepare_(&hak_l25_pool_); }
 static void l25_fork_parent(void) { hak_pool_fork_parent_(&hak_l25_pool_); }
 static void l25_fork_child(void) { hak_pool_fork_child_(&hak_l25_pool_, &hak_l25_tc_); }
 static const hak_fork_ops_t g_fork_ops = {l25_fork_prepare, l25_fork_parent, l25_fork_child};
+static size_t l25_purge(uint32_t cutoff, bool all, size_t want) { return hak_pool_purge_(&hak_l25_pool_, cutoff, all, want); }
 
 static const hak_pool_params_t g_params = {
     .name = "L25",
@@ -56,16 +55,15 @@ static const hak_pool_params_t g_params = {
     .cache_max = L25_CACHE_MAX,
     .span_min_blocks = L25_SPAN_MIN_BLOCKS,
     .span_max_bytes = L25_SPAN_MAX_BYTES,
-    .dirty_max = L25_DIRTY_MAX,
     .keep_empty = L25_KEEP_EMPTY,
-    .dirty_div = L25_DIRTY_DIV,
     .msg_no_span = "invalid pointer (not in an in-use L25 span)",
     .msg_not_block = "invalid pointer (past the last block of its L25 span)",
     .msg_not_start = "invalid pointer (not the start of an L25 block)",
 };
 
 static hak_pool_tables_t g_tables;
-hak_pool_t hak_l25_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_l25_thread_exit, .t = &g_tables};
+hak_pool_t hak_l25_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_l25_thread_exit,
+                         .purger = l25_purge, .t = &g_tables};
 __thread hak_pool_tcache_t hak_l25_tc_;
 
 static HAK_NOINLINE void *l25_alloc_ex(size_t size, size_t align)

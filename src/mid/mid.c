@@ -14,9 +14,7 @@
 #define MID_CACHE_MAX      32
 #define MID_SPAN_MIN_BLOCKS 8
 #define MID_SPAN_MAX_BYTES ((size_t)256 << 10)
-#define MID_DIRTY_DIV      4
 #define MID_KEEP_EMPTY     1
-#define MID_DIRTY_MAX      ((size_t)1 << 20)
 
 static const uint32_t g_strides[HAK_MID_NCLASSES] __attribute__((unused)) = {
     1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472,
@@ -47,6 +45,7 @@ static void mid_fork_prepare(void) { hak_pool_fork_prepare_(&hak_mid_pool_); }
 static void mid_fork_parent(void) { hak_pool_fork_parent_(&hak_mid_pool_); }
 static void mid_fork_child(void) { hak_pool_fork_child_(&hak_mid_pool_, &hak_mid_tc_); }
 static const hak_fork_ops_t g_fork_ops = {mid_fork_prepare, mid_fork_parent, mid_fork_child};
+static size_t mid_purge(uint32_t cutoff, bool all, size_t want) { return hak_pool_purge_(&hak_mid_pool_, cutoff, all, want); }
 
 static const hak_pool_params_t g_params = {
     .name = "mid",
@@ -60,16 +59,15 @@ static const hak_pool_params_t g_params = {
     .cache_max = MID_CACHE_MAX,
     .span_min_blocks = MID_SPAN_MIN_BLOCKS,
     .span_max_bytes = MID_SPAN_MAX_BYTES,
-    .dirty_max = MID_DIRTY_MAX,
     .keep_empty = MID_KEEP_EMPTY,
-    .dirty_div = MID_DIRTY_DIV,
     .msg_no_span = "invalid pointer (not in an in-use mid span)",
     .msg_not_block = "invalid pointer (past the last block of its mid span)",
     .msg_not_start = "invalid pointer (not the start of a mid block)",
 };
 
 static hak_pool_tables_t g_tables;
-hak_pool_t hak_mid_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_mid_thread_exit, .t = &g_tables};
+hak_pool_t hak_mid_pool_ = {.pr = &g_params, .fork_ops = &g_fork_ops, .thread_exit = hak_mid_thread_exit,
+                         .purger = mid_purge, .t = &g_tables};
 __thread hak_pool_tcache_t hak_mid_tc_;
 
 static HAK_NOINLINE void *mid_alloc_ex(size_t size, size_t align)

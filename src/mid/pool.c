@@ -10,15 +10,16 @@
  *     (spills released HAK_POOL_SHRINK_SPANS spans with none taken since:
  *     then every parked batch goes home too, since each pins its spans);
  *   - a span whose last block comes home goes back to its chunk at once;
- *     its pages stay committed ("dirty") so that a span re-formed soon
- *     after does not fault them in again;
- *   - when the pool's dirty bytes pass its budget, max(params->dirty_max,
- *     the bytes in spans / params->dirty_div), dirty pages are decommitted
- *     (MADV_DONTNEED): the releasing chunk's first, then other chunks'
- *     until at most half the budget is left;
- *   - a chunk with no span is unmapped unless the pool has fewer than
- *     params->keep_empty empty chunks (kept against map/unmap churn; their
- *     free pages count in the dirty budget like any other);
+ *     its pages stay committed ("dirty"), each stamped with the time it
+ *     became free, so that a span re-formed soon after does not fault them
+ *     in again;
+ *   - the purge policy (hak_purge.h, one for every tier) decides when
+ *     dirty pages are decommitted (MADV_DONTNEED): hak_pool_purge_ takes
+ *     those free for the purge delay, or, over the budget, as many as it
+ *     asks, oldest chunks first;
+ *   - a chunk with no span stays mapped while it has dirty pages; once
+ *     purged it is unmapped unless the pool keeps fewer than
+ *     params->keep_empty empty chunks (against map/unmap churn);
  *   - hak_*_trim() decommits every dirty page and unmaps every empty chunk.
  */
 #include "pool_internal.h"
@@ -41,6 +42,19 @@ HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
 HAK_LIST_DEFINE(chunk_list, hak_pool_chunk_t) /* pool->chunks */
 HAK_LIST_DEFINE(span_list, hak_pool_span_t)   /* the partial lists */
 HAK_LIST_DEFINE(tc_list, hak_pool_tcache_t)   /* pool->tc_list */
+
+/* pool->dirty and the policy's sum change together (pool lock held). */
+static void dirty_add(hak_pool_t *pool, size_t b)
+{
+    pool->dirty += b;
+    hak_purge_dirty_add(b);
+}
+
+static void dirty_sub(hak_pool_t *pool, size_t b)
+{
+    pool->dirty -= b;
+    hak_purge_dirty_sub(b);
+}
 
 static size_t chunk_header_bytes(void)
 {
@@ -125,6 +139,7 @@ static void chunk_unlink(hak_pool_t *pool, hak_pool_chunk_t *ch)
 /* A new, empty chunk (pool lock held), or NULL with ENOMEM. */
 static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
 {
+    hak_purge_register(pool->purger); /* before the first page can be dirty */
     hak_pool_chunk_t *ch = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
     if (ch == NULL)
         return NULL;
@@ -149,7 +164,10 @@ static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
     } else {
         ch->dec_mask = 0;
         ch->hdr_dec = 0;
-        pool->dirty += (HAK_POOL_PAGES - 1) * HAK_POOL_PAGE_SIZE;
+        dirty_add(pool, (HAK_POOL_PAGES - 1) * HAK_POOL_PAGE_SIZE);
+        uint32_t now = hak_purge_stamp();
+        for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
+            ch->pages[i].freed_at = now;
     }
     chunk_link(pool, ch);
     pool->nempty++;
@@ -163,7 +181,7 @@ static void chunk_unmap(hak_pool_t *pool, hak_pool_chunk_t *ch)
     size_t dec = (size_t)__builtin_popcount(ch->dec_mask) * HAK_POOL_PAGE_SIZE + ch->hdr_dec;
     size_t dirty = (size_t)__builtin_popcount(ch->free_mask & ~ch->dec_mask) * HAK_POOL_PAGE_SIZE;
     chunk_unlink(pool, ch);
-    pool->dirty -= dirty;
+    dirty_sub(pool, dirty);
     hak_chunk_set_tag(ch, HAK_CHUNK_SIZE, HAK_TAG_NONE);
     hak_os_note_recommit(dec); /* the decommitted part leaves with the mapping */
     ST_SUB(pool, bytes_decommitted, dec);
@@ -174,10 +192,12 @@ static void chunk_unmap(hak_pool_t *pool, hak_pool_chunk_t *ch)
     ST_ADD(pool, chunk_unmaps, 1);
 }
 
-/* Decommit every dirty page of ch (pool lock held). */
-static void chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch)
+/* Decommit the dirty pages of ch that `dirty` selects (pool lock held);
+ * the bytes decommitted. */
+static size_t chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch, uint32_t dirty)
 {
-    uint32_t dirty = ch->free_mask & ~ch->dec_mask;
+    size_t got = 0;
+    dirty &= ch->free_mask & ~ch->dec_mask;
     while (dirty) {
         unsigned lo = (unsigned)__builtin_ctz(dirty);
         unsigned hi = lo;
@@ -187,30 +207,42 @@ static void chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch)
         size_t bytes = (size_t)(hi - lo) * HAK_POOL_PAGE_SIZE;
         if (hak_os_decommit((uint8_t *)ch + ((size_t)lo << HAK_POOL_PAGE_SHIFT), bytes) == 0) {
             ch->dec_mask |= run;
-            pool->dirty -= bytes;
+            dirty_sub(pool, bytes);
             ST_ADD(pool, bytes_decommitted, bytes);
             ST_ADD(pool, bytes_purged, bytes);
+            got += bytes;
         }
         dirty &= ~run;
     }
+    return got;
 }
 
-/* Keep the dirty bytes within the budget (pool lock held): purge the
- * oldest chunks first and `recent` (the chunk that just freed pages, whose
- * pages are the likeliest to be wanted again) last, down to half the
- * budget. */
-static void enforce_dirty_budget(hak_pool_t *pool, hak_pool_chunk_t *recent)
+size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want)
 {
-    size_t budget = pool->span_bytes / pool->pr->dirty_div;
-    if (budget < pool->pr->dirty_max)
-        budget = pool->pr->dirty_max;
-    if (pool->dirty <= budget)
-        return;
-    for (hak_pool_chunk_t *c = pool->chunks_tail; c && pool->dirty > budget / 2; c = c->prev)
-        if (c != recent)
-            chunk_purge(pool, c);
-    if (recent && pool->dirty > budget / 2)
-        chunk_purge(pool, recent);
+    size_t got = 0;
+    if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
+        return 0;
+    hak_lock(&pool->lock);
+    hak_pool_chunk_t *ch = pool->chunks_tail;
+    while (ch && got < want && pool->dirty + pool->nempty > 0) {
+        hak_pool_chunk_t *prev = ch->prev;
+        uint32_t dirty = ch->free_mask & ~ch->dec_mask, sel = 0;
+        for (uint32_t d = dirty; d; d &= d - 1) {
+            unsigned i = (unsigned)__builtin_ctz(d);
+            if (all || hak_purge_expired(ch->pages[i].freed_at, cutoff))
+                sel |= 1u << i;
+        }
+        if (sel)
+            got += chunk_purge(pool, ch, sel);
+        if (ch->nfree == HAK_POOL_PAGES - 1 && (ch->free_mask & ~ch->dec_mask) == 0 &&
+            (all || pool->nempty > pool->pr->keep_empty)) {
+            chunk_unmap(pool, ch);
+            pool->nempty--;
+        }
+        ch = prev;
+    }
+    hak_unlock(&pool->lock);
+    return got;
 }
 
 /* ---------------------------------------------------------------- spans */
@@ -252,8 +284,9 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
         hak_os_note_recommit(dec);
         ST_SUB(pool, bytes_decommitted, dec);
     }
-    pool->dirty -= dirty;
+    dirty_sub(pool, dirty);
     pool->span_bytes += (size_t)n * HAK_POOL_PAGE_SIZE;
+    hak_purge_used_add((size_t)n * HAK_POOL_PAGE_SIZE);
     ch->dec_mask &= ~run;
     ch->free_mask &= ~run;
     ch->nfree -= n;
@@ -335,21 +368,18 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
         __atomic_store_n(&ch->pages[start + i].head, NULL, __ATOMIC_RELAXED);
     s->cls = HAK_POOL_NO_CLASS;
     s->free = NULL;
+    uint32_t now = hak_purge_stamp();
+    for (unsigned i = 0; i < n; i++)
+        ch->pages[start + i].freed_at = now;
     ch->free_mask |= run;
     ch->nfree += n;
-    pool->dirty += (size_t)n * HAK_POOL_PAGE_SIZE;
+    dirty_add(pool, (size_t)n * HAK_POOL_PAGE_SIZE);
     pool->span_bytes -= (size_t)n * HAK_POOL_PAGE_SIZE;
+    hak_purge_used_sub((size_t)n * HAK_POOL_PAGE_SIZE);
     ST_SUB(pool, spans_in_use, 1);
     ST_ADD(pool, span_releases, 1);
-    if (ch->nfree == HAK_POOL_PAGES - 1) {
-        if (pool->nempty >= pool->pr->keep_empty) {
-            chunk_unmap(pool, ch);
-            ch = NULL;
-        } else {
-            pool->nempty++;
-        }
-    }
-    enforce_dirty_budget(pool, ch);
+    if (ch->nfree == HAK_POOL_PAGES - 1)
+        pool->nempty++; /* stays mapped: the purge policy unmaps it once purged */
     hak_unlock(&pool->lock);
 }
 
@@ -652,6 +682,8 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
     uint32_t n = class_get(pool, cls, bin->max / 2 ? bin->max / 2 : 1, &list, &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(pool, tc, cls);
+    if (HAK_UNLIKELY(n == 0) && hak_purge_oom()) /* cached memory goes back before ENOMEM */
+        n = class_get(pool, cls, 1, &list, &contended);
     if (n == 0) {
         b = NULL;
         goto out;
@@ -660,6 +692,7 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
     bin->head = next_of(b);
     bin->count += n - 1;
 out:
+    hak_purge_poll();
     if (b == NULL) {
         errno = ENOMEM;
         return NULL;
@@ -702,6 +735,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
     bin->count = keep;
     if (HAK_UNLIKELY(class_park(pool, cls, rest, nrest)))
         tc_contended(pool, tc, cls);
+    hak_purge_poll();
 }
 
 void hak_pool_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
@@ -887,19 +921,7 @@ void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         tc_reset_bounds(pool, tc);
     }
     central_flush_all(pool);
-    hak_lock(&pool->lock);
-    hak_pool_chunk_t *ch = pool->chunks;
-    while (ch) {
-        hak_pool_chunk_t *next = ch->next;
-        if (ch->nfree == HAK_POOL_PAGES - 1) {
-            chunk_unmap(pool, ch);
-            pool->nempty--;
-        } else {
-            chunk_purge(pool, ch);
-        }
-        ch = next;
-    }
-    hak_unlock(&pool->lock);
+    hak_pool_purge_(pool, 0, true, SIZE_MAX);
 }
 
 /* --------------------------------------------------------------- fork */
@@ -1038,7 +1060,6 @@ size_t hak_pool_validate_(hak_pool_t *pool)
     }
     bad += dirty != pool->dirty;
     bad += nempty != pool->nempty;
-    bad += nempty > pool->pr->keep_empty;
     hak_unlock(&pool->lock);
     for (unsigned c = pool->pr->nclasses; c-- > 0;)
         hak_unlock(&pool->t->central[c].lock);

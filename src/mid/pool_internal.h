@@ -57,6 +57,7 @@
 
 #include "hak_platform.h"
 #include "hak_pool_stats.h"
+#include "hak_purge.h"
 #include "hak_tier.h"
 
 #define HAK_POOL_PAGE_SHIFT  16
@@ -79,6 +80,7 @@ typedef struct hak_pool_span {
     uint8_t in_partial;          /* on the class's partial list */
     uint8_t npages;
     uint8_t has_aligned;         /* an interior (over-aligned) pointer was handed out */
+    uint32_t freed_at;           /* page free and dirty: when it became free (hak_purge_stamp) */
     uint32_t used;               /* blocks out of the span: in caches or with the user */
     uint32_t carved;             /* blocks carved so far (bump pointer) */
     void *free;                  /* blocks home (linked through p[0]) */
@@ -157,9 +159,7 @@ typedef struct hak_pool_params {
     unsigned cache_min, cache_max; /* ... and in blocks */
     unsigned span_min_blocks;    /* a span holds at least this many blocks ... */
     size_t span_max_bytes;       /* ... unless it would pass this size */
-    size_t dirty_max;            /* free committed pages kept before decommitting ... */
-    unsigned dirty_div;          /* ... or 1/dirty_div of the bytes in spans if more */
-    size_t keep_empty;           /* empty chunks kept mapped (against map/unmap churn) */
+    size_t keep_empty;           /* empty, purged chunks kept mapped (against map/unmap churn) */
     const char *msg_no_span;     /* failure reasons */
     const char *msg_not_block;
     const char *msg_not_start;
@@ -215,6 +215,7 @@ typedef struct hak_pool {
     const hak_pool_params_t *pr;
     const hak_fork_ops_t *fork_ops;
     void (*thread_exit)(void);   /* registered with hak_thread_exit_register */
+    hak_purger_fn purger;        /* registered with hak_purge_register: calls hak_pool_purge_ */
     struct hak_pool_tables *t;   /* the per-class state, zero until init */
     hak_lock_t lock;             /* chunks, their bitmaps and page descriptors' head */
     hak_pool_chunk_t *chunks;    /* newest first */
@@ -232,6 +233,11 @@ typedef struct hak_pool {
 /* ---------------------------------------------------- slow paths (pool.c) */
 
 void hak_pool_init_(hak_pool_t *pool) HAK_INTERNAL;
+/* The pool's purger (hak_purge.h): decommit free pages that became free at
+ * or before cutoff (all: every one), oldest chunks first, until `want`
+ * bytes went back; unmap empty chunks so purged past keep_empty (all:
+ * every one). */
+size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want) HAK_INTERNAL;
 void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls) HAK_INTERNAL;
 void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls) HAK_INTERNAL;
 /* p is not the start of a block of its span (or lies past its last block):

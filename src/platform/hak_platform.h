@@ -161,6 +161,11 @@ uint64_t hak_random_word(void);
  * elsewhere. Only differences are meaningful. */
 uint64_t hak_cycles(void);
 
+/* Milliseconds of a monotonic clock that is cheap to read (posix:
+ * CLOCK_MONOTONIC_COARSE, through the vDSO; a few ms of resolution). The
+ * arena backend has no clock: always 0. */
+uint64_t hak_os_clock_ms(void);
+
 /* ---------------------------------------------------------------- threads */
 
 /* Thread-exit hooks: every component with per-thread state registers one

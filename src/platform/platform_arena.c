@@ -120,6 +120,8 @@ uint64_t hak_random_word(void)
     return w;
 }
 
+uint64_t hak_os_clock_ms(void) { return 0; }
+
 uint64_t hak_cycles(void)
 {
     static uint64_t ticks;

@@ -197,9 +197,12 @@ HAK_INTERNAL void hak_fork_parent_(void)
     hak_unlock(&g_fork_lock);
 }
 
+HAK_INTERNAL void hak_purge_fork_child_(void);
+
 HAK_INTERNAL void hak_fork_child_(void)
 {
     hak_lock_fork_end();
+    hak_purge_fork_child_();
     for (int i = g_fork_n - 1; i >= 0; i--)
         g_fork_ops[i]->child();
     g_fork_lock.v = 0;

@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #endif
 #include "hak_platform.h"
+#include "hak_purge.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -187,6 +188,17 @@ int hak_platform_arena_init(void *buf, size_t len)
 
 /* ---------------------------------------------------------------- time */
 
+uint64_t hak_os_clock_ms(void)
+{
+    struct timespec ts;
+    int saved = errno;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) != 0) {
+        errno = saved;
+        return 0;
+    }
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 uint64_t hak_cycles(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -215,6 +227,7 @@ static void run_exit_hooks(void *arg)
     int n = __atomic_load_n(&g_exit_n, __ATOMIC_ACQUIRE);
     for (int i = 0; i < n; i++)
         g_exit_fns[i]();
+    hak_purge_poll(); /* what the thread sent home is dirty now */
 }
 
 int hak_thread_exit_register(void (*fn)(void))

@@ -2,14 +2,15 @@
  * caches, and everything rare (the slow paths of tiny_inline.h).
  *
  * Design and lock order: see tiny_internal.h. Policy for giving memory
- * back (docs/design.md, "Tiny: memory return"):
+ * back (docs/design.md, "Memory return"; the policy itself is hak_purge.h):
  *   - a slab whose last block comes home goes back to its SuperSlab at once
  *     (unless it is its class's only partial slab), onto the dirty list:
- *     free, pages still committed, reused first. When the dirty list holds
- *     more than max(1 MiB, 1/8 of the slabs in use), its oldest slabs are
- *     decommitted (MADV_DONTNEED) down to half that;
- *   - a SuperSlab whose slabs are all free is unmapped, except one kept
- *     (already decommitted) as a spare against map/unmap churn;
+ *     free, pages still committed, reused first (the most recent first).
+ *     The list is in the order slabs became free; tiny_purge, called by the
+ *     purge policy, decommits (MADV_DONTNEED) from its old end the slabs
+ *     that stayed free for the purge delay, or as many as the budget asks;
+ *   - a SuperSlab whose slabs are all free and decommitted is unmapped,
+ *     except one kept as a spare against map/unmap churn;
  *   - central lists hold at most HAK_TINY_CENTRAL_MAX batches per class;
  *     beyond that, blocks go home to their slabs.
  */
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "hak_list.h"
+#include "hak_purge.h"
 #include "hakmem/tiny.h"
 
 /* Used by the thread caches and the SuperSlab cache of the posix backend
@@ -82,7 +84,6 @@ static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
  * (g_ss_lock). */
 static tiny_slab_t *g_dirty, *g_dirty_tail;
 static size_t g_dirty_bytes;
-#define HAK_TINY_DIRTY_MIN ((size_t)1 << 20)
 static tiny_ss_t *g_ss_list;     /* every SuperSlab */
 static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (posix) */
 static hak_lock_t g_tc_lock = HAK_LOCK_INIT;
@@ -184,6 +185,7 @@ static inline size_t block_index(const tiny_slab_t *s, const void *p)
 
 static void slab_page_range(tiny_ss_t *ss, tiny_slab_t *s, uint8_t **lo, uint8_t **hi);
 static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s);
+static size_t tiny_purge(uint32_t cutoff, bool all, size_t want);
 
 static void ss_link(tiny_ss_t *ss)
 {
@@ -261,6 +263,7 @@ static tiny_ss_t *ss_new(void)
         ss = g_ss_spare;
         g_ss_spare = NULL;
     } else {
+        hak_purge_register(tiny_purge); /* before the first slab can be dirty */
         ss = hak_os_map(HAK_TINY_SS_SIZE, HAK_TINY_SS_SIZE);
         if (ss == NULL)
             return NULL;
@@ -350,7 +353,11 @@ static void dirty_push(tiny_ss_t *ss, tiny_slab_t *s)
 {
     slab_list_push_front(&g_dirty, &g_dirty_tail, s);
     s->dirty = 1;
-    g_dirty_bytes += slab_bytes(ss, s);
+    s->freed_at = hak_purge_stamp();
+    ss->ndirty++;
+    size_t b = slab_bytes(ss, s);
+    g_dirty_bytes += b;
+    hak_purge_dirty_add(b);
 }
 
 static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s)
@@ -358,13 +365,21 @@ static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s)
     slab_list_remove(&g_dirty, &g_dirty_tail, s);
     s->next = s->prev = NULL;
     s->dirty = 0;
-    g_dirty_bytes -= slab_bytes(ss, s);
+    ss->ndirty--;
+    size_t b = slab_bytes(ss, s);
+    g_dirty_bytes -= b;
+    hak_purge_dirty_sub(b);
 }
 
-/* Decommit the oldest dirty slabs until at most `keep` bytes stay. */
-static void dirty_trim(size_t keep)
+/* The purger (hak_purge.h): decommit dirty slabs from the old end of the
+ * list, those freed at or before `cutoff` (every one when `all`), until
+ * `want` bytes went back; a SuperSlab left with every slab free and
+ * decommitted is retired. `all` also unmaps the spare. */
+static size_t tiny_purge(uint32_t cutoff, bool all, size_t want)
 {
-    while (g_dirty_bytes > keep && g_dirty_tail) {
+    size_t got = 0;
+    hak_lock(&g_ss_lock);
+    while (got < want && g_dirty_tail && (all || hak_purge_expired(g_dirty_tail->freed_at, cutoff))) {
         tiny_slab_t *s = g_dirty_tail;
         tiny_ss_t *ss = hak_tiny_ss_of(s);
         dirty_remove(ss, s);
@@ -374,9 +389,20 @@ static void dirty_trim(size_t keep)
         if (hi > lo && hak_os_decommit(lo, (size_t)(hi - lo)) == 0) {
             s->decommitted = 1;
             ST_ADD(bytes_decommitted, (size_t)(hi - lo));
+            got += (size_t)(hi - lo);
         }
+        if (ss->nfree == ss->nslabs && ss->ndirty == 0 && ss != g_ss_spare)
+            ss_retire(ss);
 #endif
     }
+#if !HAK_PLATFORM_ARENA
+    if (all && g_ss_spare) {
+        ss_unmap(g_ss_spare);
+        g_ss_spare = NULL;
+    }
+#endif
+    hak_unlock(&g_ss_lock);
+    return got;
 }
 
 /* Bind a free slab to class cls (g_ss_lock held). */
@@ -415,6 +441,7 @@ static void slab_format(tiny_ss_t *ss, tiny_slab_t *s, unsigned cls)
 #endif
     ss->nfree--;
     ST_ADD(slabs_in_use, 1);
+    hak_purge_used_add(slab_bytes(ss, s));
 }
 
 /* A free slab for class cls, or NULL (ENOMEM). Called with the class lock
@@ -438,6 +465,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
             slab_set_class(d, HAK_TINY_NO_CLASS);
             ss->nfree++;
             ST_SUB(slabs_in_use, 1);
+            hak_purge_used_sub(slab_bytes(ss, d));
             dirty_push(ss, d);
         } else {
             found = d;
@@ -454,6 +482,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
                     slab_set_class(s, HAK_TINY_NO_CLASS);
                     ss->nfree++;
                     ST_SUB(slabs_in_use, 1);
+                    hak_purge_used_sub(slab_bytes(ss, s));
                     continue;
                 }
                 found = s;
@@ -473,6 +502,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
                     slab_set_class(s, HAK_TINY_NO_CLASS);
                     ss->nfree++;
                     ST_SUB(slabs_in_use, 1);
+                    hak_purge_used_sub(slab_bytes(ss, s));
                     continue;
                 }
                 found = s;
@@ -486,8 +516,9 @@ static tiny_slab_t *slab_acquire(unsigned cls)
 }
 
 /* The slab's last block came home: the slab goes back to its SuperSlab,
- * onto the dirty list; past the dirty budget the oldest dirty pages are
- * decommitted. Called with the class lock held. */
+ * onto the dirty list (the purge policy decides when its pages go back:
+ * the slow path that got here polls it once its locks are released).
+ * Called with the class lock held. */
 static void slab_release(tiny_slab_t *s)
 {
     tiny_ss_t *ss = hak_tiny_ss_of(s->base);
@@ -496,14 +527,9 @@ static void slab_release(tiny_slab_t *s)
     s->free = NULL;
     ss->nfree++;
     ST_SUB(slabs_in_use, 1);
+    hak_purge_used_sub(slab_bytes(ss, s));
     ST_ADD(slab_releases, 1);
     dirty_push(ss, s);
-    size_t in_use = __atomic_load_n(&g_st.slabs_in_use, __ATOMIC_RELAXED) << HAK_TINY_SLAB_SHIFT;
-    size_t budget = in_use / 8 > HAK_TINY_DIRTY_MIN ? in_use / 8 : HAK_TINY_DIRTY_MIN;
-    if (g_dirty_bytes > budget)
-        dirty_trim(budget / 2);
-    if (ss->nfree == ss->nslabs)
-        ss_retire(ss);
     hak_unlock(&g_ss_lock);
 }
 
@@ -834,6 +860,8 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     uint32_t n = central_get(cls, bin->max / 2 ? bin->max / 2 : 1, &list, &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(tc, cls);
+    if (HAK_UNLIKELY(n == 0) && hak_purge_oom()) /* cached memory goes back before ENOMEM */
+        n = central_get(cls, 1, &list, &contended);
     if (n == 0) {
         b = NULL;
         goto out;
@@ -842,6 +870,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     bin->head = next_of(b);
     bin->room -= (int32_t)(n - 1);
 out:
+    hak_purge_poll();
 #endif
     if (b == NULL) {
         errno = ENOMEM;
@@ -893,6 +922,7 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     bin->room = (int32_t)(bin->max - keep);
     if (HAK_UNLIKELY(central_put(cls, rest, n, true)))
         tc_contended(tc, cls);
+    hak_purge_poll();
 #endif
 }
 
@@ -1116,15 +1146,7 @@ void hak_tiny_trim(void)
         }
         hak_unlock(&c->lock);
     }
-#if !HAK_PLATFORM_ARENA
-    hak_lock(&g_ss_lock);
-    dirty_trim(0);
-    if (g_ss_spare) {
-        ss_unmap(g_ss_spare);
-        g_ss_spare = NULL;
-    }
-    hak_unlock(&g_ss_lock);
-#endif
+    tiny_purge(0, true, SIZE_MAX);
 }
 
 int hak_tiny_init_arena(void *buf, size_t len)

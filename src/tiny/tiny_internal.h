@@ -59,6 +59,7 @@ typedef struct tiny_slab {
     uint8_t decommitted;     /* pages handed back to the OS */
     uint8_t dirty;           /* free, pages still committed: on the dirty list */
     uint8_t index;
+    uint32_t freed_at;       /* on the dirty list: when it went there (hak_purge_stamp) */
 #if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
     uint8_t *live;           /* one bit per block: allocated (headerless full validation) */
 #endif
@@ -70,6 +71,7 @@ typedef struct tiny_ss {
     uint32_t magic;
     uint32_t nslabs;         /* slabs in this SuperSlab */
     uint32_t nfree;          /* slabs with no class */
+    uint32_t ndirty;         /* of which on the dirty list */
     uint32_t slab_shift;
     uint8_t *slab0;          /* address of slab 0's first byte (slab i at slab0 + i << shift) */
     size_t size;             /* bytes mapped */

@@ -1,6 +1,7 @@
 /* Suite `large`, api: alignment, usable size, errno and overflow, realloc
  * with mremap, ownership, statistics, the vtable, fork. */
 #include "common/hak_test.h"
+#include "common/ht_purge.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -349,8 +350,9 @@ static void test_stats(void **state)
     assert_true(hak_large_registry_bytes_() > 0);
 }
 
-/* The cache of freed mappings: bounded, reused best-fit and cut to size,
- * never handed out by the zeroed variant, emptied by trim. */
+/* The cache of freed mappings: reused best-fit, its tail kept or cut,
+ * grown with mremap, served to the zeroed variant zeroed, bounded to 64
+ * mappings, emptied by trim. */
 static void test_cache(void **state)
 {
     (void)state;
@@ -361,50 +363,112 @@ static void test_cache(void **state)
     memset(p, 0xFF, 2 * MiB);
     hak_large_free(p);
     assert_false(hak_large_owns(p));
+    assert_true(hak_large_freed_(p));
     /* a cached mapping is reused: same place, old contents */
     uint8_t *q = hak_large_alloc(2 * MiB, 16);
     assert_ptr_equal(q, p);
+    assert_int_equal(q[4096], 0xFF);
+    assert_false(hak_large_freed_(q));
     hak_large_free(q);
-    /* the zeroed variant maps afresh */
+    /* the zeroed variant reuses it too, zeroed */
     uint8_t *z = hak_large_alloc_zeroed(2 * MiB, 16);
-    assert_non_null(z);
-    for (size_t i = 0; i < 2 * MiB; i += 4096)
-        assert_int_equal(z[i] | z[i + 4095 - 16], 0);
+    assert_ptr_equal(z, p);
+    for (size_t i = 0; i < hak_large_usable_size(z); i += 512)
+        assert_int_equal(z[i] | z[i + 511 - 16], 0);
     hak_large_free(z);
     hak_large_trim();
     assert_int_equal(hak_os_mapped_bytes(), base0);
 
-    /* a larger cached mapping serves a smaller request, its tail unmapped */
+    /* a larger cached mapping serves a smaller request; a tail of 1 MiB or
+     * more stays cached and serves the next one */
     p = hak_large_alloc(8 * MiB, 16);
     hak_large_free(p);
     q = hak_large_alloc(MiB + 1, 16);
     assert_ptr_equal(q, p);
-    assert_int_equal(hak_os_mapped_bytes() - base0, MiB + page());
     assert_int_equal(hak_large_usable_size(q), MiB + page() - 16);
+    assert_int_equal(hak_os_mapped_bytes() - base0, 8 * MiB + page());
+    uint8_t *t = hak_large_alloc(3 * MiB, 16);
+    assert_ptr_equal(t, q + MiB + page()); /* the tail's start, past q's mapping */
+    hak_large_free(t);
     hak_large_free(q);
+    hak_large_trim();
+    /* a smaller tail is unmapped */
+    p = hak_large_alloc(8 * MiB, 16);
+    hak_large_free(p);
+    q = hak_large_alloc(8 * MiB - 2 * page(), 16);
+    assert_ptr_equal(q, p);
+    assert_int_equal(hak_os_mapped_bytes() - base0, 8 * MiB - page());
+    hak_large_free(q);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
 
-    /* bounds: at most 8 mappings, 32 MiB, 16 MiB each */
-    enum { N = 12 };
+    /* nothing large enough: the largest cached mapping grows (mremap), its
+     * pages and contents move with it */
+    p = hak_large_alloc(2 * MiB, 16);
+    memset(p, 0x5A, 2 * MiB);
+    hak_large_free(p);
+    q = hak_large_alloc(6 * MiB, 16);
+    assert_non_null(q);
+    assert_int_equal(hak_os_mapped_bytes() - base0, 6 * MiB + page());
+    assert_int_equal(q[MiB], 0x5A);
+    assert_int_equal(q[5 * MiB], 0); /* the grown part is fresh */
+    hak_large_free(q);
+    uint8_t *zz = hak_large_alloc_zeroed(7 * MiB, 16); /* grown and zeroed */
+    assert_non_null(zz);
+    assert_int_equal(zz[MiB] | zz[6 * MiB + 5], 0);
+    hak_large_free(zz);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+
+    /* at most 64 mappings: the oldest goes first */
+    enum { N = 70 };
     void *blk[N];
     for (int i = 0; i < N; i++)
-        assert_non_null(blk[i] = hak_large_alloc(3 * MiB, 16));
+        assert_non_null(blk[i] = hak_large_alloc(2 * MiB, 16));
     for (int i = 0; i < N; i++)
         hak_large_free(blk[i]);
-    assert_true(hak_os_mapped_bytes() - base0 <= 8 * (3 * MiB + page()));
-    void *big = hak_large_alloc(20 * MiB, 16);
-    hak_large_free(big);
-    assert_true(hak_os_mapped_bytes() - base0 <= 32 * MiB);
-    for (int i = 0; i < N; i++)
-        assert_non_null(blk[i] = hak_large_alloc(6 * MiB, 16));
-    for (int i = 0; i < N; i++)
-        hak_large_free(blk[i]);
-    assert_true(hak_os_mapped_bytes() - base0 <= 32 * MiB);
+    assert_int_equal(hak_os_mapped_bytes() - base0, 64 * (2 * MiB + page()));
+    assert_false(hak_large_freed_(blk[0]));
+    assert_true(hak_large_freed_(blk[N - 1]));
     assert_true(hak_large_validate_(true));
     hak_large_trim();
     assert_int_equal(hak_os_mapped_bytes(), base0);
     hak_tier_stats_t st;
     hak_large_stats(&st);
     assert_int_equal(st.bytes_mapped, base0);
+}
+
+/* The purge policy: cached mappings stay for the purge delay, then go;
+ * none is kept with delay 0, nor one above the cache's size limit
+ * (mallopt M_MMAP_THRESHOLD). */
+static void test_cache_decay(void **state)
+{
+    (void)state;
+    hak_large_trim();
+    size_t base0 = hak_os_mapped_bytes();
+    void *p[4];
+    for (int i = 0; i < 4; i++)
+        assert_non_null(p[i] = hak_large_alloc(3 * MiB, 16));
+    for (int i = 0; i < 4; i++)
+        hak_large_free(p[i]);
+    hak_purge_poll();
+    assert_true(hak_os_mapped_bytes() - base0 >= 12 * MiB); /* kept within the delay */
+    ht_purge_later();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+
+    assert_int_equal(hak_purge_configure(0, 100), 0);
+    hak_large_free(hak_large_alloc(3 * MiB, 16));
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+    assert_int_equal(hak_purge_configure(HAK_PURGE_DELAY_DEFAULT_MS, HAK_PURGE_BUDGET_DEFAULT_PCT), 0);
+
+    hak_purge_set_cache_max(4 * MiB);
+    hak_large_free(hak_large_alloc(6 * MiB, 16));
+    assert_int_equal(hak_os_mapped_bytes(), base0); /* above the limit: unmapped */
+    hak_large_free(hak_large_alloc(3 * MiB, 16));
+    assert_true(hak_os_mapped_bytes() > base0); /* below: cached */
+    hak_purge_set_cache_max(SIZE_MAX);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
 }
 
 static void test_vtable(void **state)
@@ -494,8 +558,10 @@ int main(void)
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_cache),
+        cmocka_unit_test(test_cache_decay),
         cmocka_unit_test(test_vtable),
         cmocka_unit_test(test_fork),
     };
+    ht_purge_install();
     return cmocka_run_group_tests(tests, setup_warm, NULL);
 }

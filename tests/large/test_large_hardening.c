@@ -112,9 +112,13 @@ static void test_invalid_pointers(void **state)
     assert_true(ht_check(p, 4096, 1));
     assert_true(pages_are(foreign, (char *)foreign + 2 * page(), true));
     assert_int_equal(((uint8_t *)foreign)[page() + 5], 0x33);
-    /* double free */
+    /* double free: the mapping is cached, so the second free is named */
     hak_large_free(p);
     int n = g_reports;
+    hak_large_free(p);
+    expect_report(n, "free", "double free", p);
+    hak_large_trim(); /* unmapped: now only an invalid pointer */
+    n = g_reports;
     hak_large_free(p);
     expect_report(n, "free", "invalid pointer", p);
     munmap(foreign, 2 * page());

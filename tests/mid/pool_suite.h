@@ -10,6 +10,7 @@
 #define POOL_SUITE_H
 
 #include "common/hak_test.h"
+#include "common/ht_purge.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -490,6 +491,8 @@ static void test_thread_churn(void **state)
     pthread_join(th, NULL);
     free(a.handoff);
     assert_valid_pool();
+    ht_purge_later(); /* what the threads sent home goes back after the purge delay */
+    assert_valid_pool();
     assert_committed_within(before, 4 * MIB);
     assert_true(hak_os_committed_bytes() <= before_os + 4 * MIB);
 }
@@ -614,16 +617,29 @@ static void *trim_worker(void *arg)
     return NULL;
 }
 
-/* Memory comes back on the free path alone (the budget of dirty pages),
- * and all of it with trim. */
+/* Memory comes back without trim once the purge delay has passed (and
+ * not before: a burst allocated again reuses the same pages), and all of
+ * it with trim. */
 static void test_trim(void **state)
 {
     (void)state;
     TIER.trim();
     size_t before = committed();
+    hak_pool_stats_t st0, st1;
+    TIER.stats(&st0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, trim_worker, NULL), 0);
     pthread_join(th, NULL);
+    size_t kept = committed();
+    assert_true(kept >= before + TIER.trim_bytes / 2); /* within the delay: kept */
+    /* the same burst again: served from the kept pages, no new mapping */
+    assert_int_equal(pthread_create(&th, NULL, trim_worker, NULL), 0);
+    pthread_join(th, NULL);
+    TIER.stats(&st1);
+    assert_true(st1.bytes_mapped <= st0.bytes_mapped + (kept - before) + 2 * MIB);
+    assert_true(committed() <= kept + 2 * MIB);
+    ht_purge_later();
+    assert_valid_pool();
     assert_committed_within(before, 4 * MIB); /* no trim yet */
     /* the main thread: allocate, free, trim */
     enum { N = 256 };

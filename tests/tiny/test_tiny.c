@@ -1,6 +1,7 @@
 /* Suite `tiny`: the tiny tier alone, through its public API (hakmem/tiny.h)
  * plus the class table (tiny_classes.h) for the expected header bytes. */
 #include "common/hak_test.h"
+#include "common/ht_purge.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -247,6 +248,7 @@ static void test_thread_churn(void **state)
         for (int k = 0; k < 4; k++)
             pthread_join(t[k], NULL);
     }
+    ht_purge_later(); /* what the threads sent home goes back after the purge delay */
     size_t after = committed();
     assert_true(after <= before + ((size_t)4 << 20));
 }
@@ -318,7 +320,9 @@ static void test_ownership(void **state)
         hak_tiny_free(p[i]);
 }
 
-/* 256 MiB of tiny blocks, all freed by one thread: memory goes back. */
+/* 256 MiB of tiny blocks, all freed by one thread: the pages stay
+ * committed until the purge delay has passed (a burst allocated again
+ * would not fault them in again), then go back. */
 static void big_cycle(int order)
 {
     hak_tiny_trim();
@@ -349,12 +353,72 @@ static void big_cycle(int order)
         for (size_t i = 0; i < n; i++)
             hak_tiny_free(v[i]);
     }
+    size_t kept = committed();
+    hak_purge_poll();
+    assert_int_equal(committed(), kept); /* within the delay and the budget: nothing goes back */
+    assert_true(kept >= before + ((size_t)128 << 20));
+    ht_purge_later();
     size_t after = committed();
     munmap(v, n * sizeof(void *));
     hak_tiny_stats_t st;
     hak_tiny_get_stats(&st);
-    print_message("order %d: committed %zu KiB before, %zu KiB after; %zu superslabs, %zu slabs in use\n", order, before >> 10, after >> 10, st.superslabs, st.slabs_in_use);
+    print_message("order %d: committed %zu KiB before, %zu KiB kept, %zu KiB after the delay; %zu superslabs, %zu slabs in use\n",
+                  order, before >> 10, kept >> 10, after >> 10, st.superslabs, st.slabs_in_use);
     assert_true(after <= before + ((size_t)4 << 20));
+}
+
+/* With the delay at -1 nothing goes back by age, but the budget holds:
+ * the dirty bytes stay within HAKMEM_PURGE_BUDGET percent of the recent
+ * peak in use, and within the floor once two epochs have passed. */
+static void test_budget_without_delay(void **state)
+{
+    (void)state;
+    assert_int_equal(hak_purge_configure(-1, 25), 0);
+    hak_tiny_trim();
+    size_t before = committed();
+    size_t n = ((size_t)128 << 20) / 128;
+    void **v = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(v != MAP_FAILED);
+    for (size_t i = 0; i < n; i++) {
+        v[i] = hak_tiny_alloc(100);
+        assert_non_null(v[i]);
+        *(volatile char *)v[i] = 1;
+    }
+    size_t peak = committed() - before;
+    for (size_t i = 0; i < n; i++)
+        hak_tiny_free(v[i]);
+    munmap(v, n * sizeof(void *));
+    size_t kept = committed() - before;
+    print_message("delay -1, budget 25%%: peak +%zu KiB, kept +%zu KiB, dirty %zu KiB, budget %zu KiB\n", peak >> 10,
+                  kept >> 10, hak_purge_.dirty >> 10, hak_purge_budget() >> 10);
+    assert_true(hak_purge_.dirty <= hak_purge_budget());
+    assert_true(kept <= peak / 4 + ((size_t)4 << 20));
+    assert_true(kept >= ((size_t)16 << 20)); /* the budget, not everything, went back */
+    ht_purge_later();                       /* two epochs: the peak is forgotten */
+    ht_purge_later();
+    assert_true(hak_purge_.dirty <= HAK_PURGE_FLOOR_DEFAULT);
+    assert_true(committed() <= before + HAK_PURGE_FLOOR_DEFAULT + ((size_t)4 << 20));
+    assert_int_equal(hak_purge_configure(HAK_PURGE_DELAY_DEFAULT_MS, HAK_PURGE_BUDGET_DEFAULT_PCT), 0);
+}
+
+/* Delay 0: the pages go back at once (at the poll of the slow path that
+ * made them free). */
+static void test_delay_zero(void **state)
+{
+    (void)state;
+    assert_int_equal(hak_purge_configure(0, 100), 0);
+    hak_tiny_trim();
+    size_t before = committed();
+    enum { N = 65536 };
+    static void *v[N];
+    for (size_t i = 0; i < N; i++)
+        assert_non_null(v[i] = hak_tiny_alloc(256));
+    for (size_t i = 0; i < N; i++)
+        hak_tiny_free(v[i]);
+    print_message("delay 0: committed %zu KiB before, %zu KiB after; dirty %zu KiB\n", before >> 10, committed() >> 10,
+                  hak_purge_.dirty >> 10);
+    assert_true(committed() <= before + ((size_t)4 << 20));
+    assert_int_equal(hak_purge_configure(HAK_PURGE_DELAY_DEFAULT_MS, HAK_PURGE_BUDGET_DEFAULT_PCT), 0);
 }
 
 static void test_memory_returns(void **state)
@@ -377,6 +441,9 @@ int main(void)
         cmocka_unit_test(test_spare_reuse),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_memory_returns),
+        cmocka_unit_test(test_budget_without_delay),
+        cmocka_unit_test(test_delay_zero),
     };
+    ht_purge_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
