@@ -12,10 +12,11 @@
  *     the slow path that made it dirty polls before it returns); delay -1
  *     never gives back by age;
  *   - by bound: the dirty bytes of all tiers together never stay above the
- *     budget, max(floor, fraction x the peak bytes in use of the last two
- *     epochs) (HAKMEM_PURGE_BUDGET, percent, default 100; the floor is
- *     8 MiB, or mallopt(M_TRIM_THRESHOLD)); past it, the oldest units go
- *     back until the dirty bytes are 1/8 under it. An epoch is the delay,
+ *     budget, floor + fraction x the peak bytes in use of the last two
+ *     epochs (HAKMEM_PURGE_BUDGET, percent, default 100; the floor is
+ *     8 MiB, or mallopt(M_TRIM_THRESHOLD): the slack that layout and
+ *     caches add to a burst's pages); past it, the oldest units go back
+ *     until the dirty bytes are 1/16 under it. An epoch is the delay,
  *     or 1 s when the delay is 0 or -1. Measured against the recent peak,
  *     a burst freed and allocated again keeps its pages; a heap that
  *     shrank for good is back within the bound two epochs later;

@@ -86,8 +86,7 @@ size_t hak_purge_budget(void)
         ref = b;
     uint32_t pct = __atomic_load_n(&hak_purge_.budget_pct, __ATOMIC_RELAXED);
     size_t budget = ref / 100 * pct + ref % 100 * pct / 100; /* ref < 2^47: no overflow */
-    size_t floor = __atomic_load_n(&hak_purge_.floor, __ATOMIC_RELAXED);
-    return budget > floor ? budget : floor;
+    return budget + __atomic_load_n(&hak_purge_.floor, __ATOMIC_RELAXED);
 }
 
 /* Every purger once with (cutoff, all), until `want` bytes went back. */
@@ -164,8 +163,9 @@ void hak_purge_run_(void)
     }
     budget = hak_purge_budget();
     dirty = __atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED);
-    if (dirty > budget)
-        purge_each(now, true, dirty - (budget - budget / 8));
+    if (dirty > budget) {
+        purge_each(now, true, dirty - (budget - budget / 16));
+    }
     hak_unlock(&g_run_lock);
 }
 
