@@ -127,8 +127,6 @@ static void slab_set_class(tiny_slab_t *s, unsigned cls)
 #define set_next tiny_link_set
 
 #if HAK_VALIDATION >= 2
-uintptr_t hak_tiny_secret_;
-
 void *hak_tiny_bad_link_(void *b)
 {
     hak_report_failure("malloc", "corrupted free list (a write after free?)", b);
@@ -225,11 +223,7 @@ static void ss_format(tiny_ss_t *ss, size_t size, uint32_t shift)
 /* A new SuperSlab, called with g_ss_lock held. */
 static tiny_ss_t *ss_new(void)
 {
-#if HAK_VALIDATION >= 2
-    /* before the first block exists, so every link is encoded with it */
-    if (hak_tiny_secret_ == 0)
-        hak_tiny_secret_ = hak_random_word() | 1;
-#endif
+    hak_link_init(); /* before the first block exists: every link is encoded with it */
 #if HAK_PLATFORM_ARENA
     if (g_arena_next == NULL || g_arena_next >= g_arena_end) {
         errno = ENOMEM;
