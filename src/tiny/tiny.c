@@ -765,7 +765,7 @@ static void *alloc_nocache(unsigned cls)
         tiny_batch_t *bt = &c->batch[c->nbatch - 1];
         b = bt->head;
         bt->head = next_of(b);
-        if (--bt->n == 0)
+        if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
             c->nbatch--;
     } else {
         take_from_slabs(c, cls, 1, &b);
@@ -821,6 +821,8 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         b = bin->head;
         bin->head = next_of(b);
         bin->room++;
+        if (HAK_VALIDATION >= 2 && bin->head == NULL)
+            bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
         goto out;
     }
     void *list;
@@ -835,6 +837,8 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     b = list;
     bin->head = next_of(b);
     bin->room -= (int32_t)(n - 1);
+    if (HAK_VALIDATION >= 2 && bin->head == NULL)
+        bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
 out:
 #endif
     if (b == NULL) {
@@ -885,6 +889,8 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     else
         bin->head = NULL;
     bin->room = (int32_t)(bin->max - keep);
+    if (HAK_VALIDATION >= 2 && rest == NULL)
+        return; /* a corrupted link cut the list right after the blocks kept */
     if (HAK_UNLIKELY(central_put(cls, rest, n, true)))
         tc_contended(tc, cls);
 #endif
