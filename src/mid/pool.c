@@ -36,8 +36,119 @@
 
 #define USABLE_PAGES_MASK (((uint32_t)0xFFFFFFFFu) & ~(uint32_t)1) /* pages 1..31 */
 
-HAK_INLINE void *next_of(void *b) { return *(void **)b; }
-HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
+/* ----------------------------------------------------- free-list links
+ *
+ * Every list of free blocks (a thread cache's bin, a parked batch, a
+ * span's free list) links them through their first word (hak_link.h).
+ * The list heads are pool metadata; the links are in memory the user had
+ * and may write after freeing it. So at validation=full every link is
+ * checked before it is followed: the decoded next must be NULL or a free
+ * block start (live bit clear) of the list's class -- for a span's list,
+ * of that span -- in this pool. One that is not is reported "corrupted
+ * free list" (as the tiny tier words it) through hak_report_failure, and
+ * cut: the block's link is set to NULL and the rest of that list dropped
+ * (never handed out nor followed; its blocks stay counted in their spans,
+ * leaked). The check reads only the chunk map and the pool's page
+ * descriptors, so no value in a link makes it fault. When a block leaves
+ * for the user its live bit is set, and a block that was not free (or is
+ * no block of the class) is reported the same way and not handed out.
+ * Below full a link is the pointer itself: class_next and span_next are
+ * one load. */
+#define set_next hak_link_set
+
+#if HAK_VALIDATION >= 2
+static const char g_bad_link[] = "corrupted free list (a write after free?)";
+
+/* n (a decoded link) ends the list, or is the start of a free block (live
+ * bit clear) of class cls that its span has carved -- of span `home` when
+ * not NULL. Any n may be asked about: only the chunk map and the pool's
+ * page descriptors are read. */
+HAK_INLINE bool link_ok(const hak_pool_t *pool, const void *n, unsigned cls, const hak_pool_span_t *home)
+{
+    if (n == NULL)
+        return true;
+    if (((uintptr_t)n & 15) != 0 || hak_chunk_tag(n) != pool->pr->tag)
+        return false;
+    const hak_pool_span_t *s = hak_pool_span_of(n);
+    if (s == NULL || s->cls != cls || (home != NULL && s != home))
+        return false;
+    size_t i = hak_pool_index(s, n);
+    return i < __atomic_load_n(&s->carved, __ATOMIC_RELAXED) && (const uint8_t *)n == s->base + i * s->stride &&
+           !(__atomic_load_n(&s->live, __ATOMIC_RELAXED) & ((uint64_t)1 << i));
+}
+
+/* b's link is corrupted: report it and cut the list after b. */
+static HAK_COLD void *bad_link(void *b, const char *op)
+{
+    hak_report_failure(op, g_bad_link, b);
+    hak_link_set(b, NULL);
+    return NULL;
+}
+
+/* The next block after b in a bin or a parked batch of class cls (NULL at
+ * the end, or after a corrupted link); `op` names the caller's entry
+ * point in a report. */
+static void *class_next(hak_pool_t *pool, void *b, unsigned cls, const char *op)
+{
+    void *n = hak_link_get(b);
+    return HAK_LIKELY(link_ok(pool, n, cls, NULL)) ? n : bad_link(b, op);
+}
+
+/* The next block after b in span s's free list. */
+static void *span_next(hak_pool_t *pool, hak_pool_span_t *s, void *b)
+{
+    void *n = hak_link_get(b);
+    return HAK_LIKELY(link_ok(pool, n, s->cls, s)) ? n : bad_link(b, "malloc");
+}
+
+/* b, a list's head, leaves for the user: set its live bit. False,
+ * reported, if b's span is not of class cls or the block was not free
+ * (then it is not handed out). A head was proven a block start of the
+ * pool when it became the head (a checked link, a free, the pool's own
+ * lists), so the chunk map is not asked again. */
+static bool mark_live(void *b, unsigned cls)
+{
+    hak_pool_span_t *s = hak_pool_span_of(b);
+    if (HAK_LIKELY(s != NULL && s->cls == cls)) {
+        size_t i = hak_pool_index(s, b);
+        uint64_t bit = (uint64_t)1 << (i & (HAK_POOL_MAX_BLOCKS - 1));
+        if (HAK_LIKELY(i < s->capacity && !(__atomic_fetch_or(&s->live, bit, __ATOMIC_RELAXED) & bit))) {
+            s->align_off[i] = 0;
+            return true;
+        }
+    }
+    hak_report_failure("malloc", g_bad_link, b);
+    return false;
+}
+#else
+HAK_INLINE void *class_next(hak_pool_t *pool, void *b, unsigned cls, const char *op)
+{
+    (void)pool;
+    (void)cls;
+    (void)op;
+    return hak_link_get(b);
+}
+HAK_INLINE void *span_next(hak_pool_t *pool, hak_pool_span_t *s, void *b)
+{
+    (void)pool;
+    (void)s;
+    return hak_link_get(b);
+}
+#endif
+
+/* Pop the head of a non-empty bin of class cls (the count stays the
+ * list's length when a corrupted link cut it). */
+static void *bin_pop(hak_pool_t *pool, hak_pool_bin_t *bin, unsigned cls)
+{
+    void *b = bin->head;
+    bin->head = class_next(pool, b, cls, "malloc");
+#if HAK_VALIDATION >= 2
+    bin->count = bin->head ? bin->count - 1 : 0;
+#else
+    bin->count--;
+#endif
+    return b;
+}
 
 HAK_LIST_DEFINE(chunk_list, hak_pool_chunk_t) /* pool->chunks */
 HAK_LIST_DEFINE(span_list, hak_pool_span_t)   /* the partial lists */
@@ -109,6 +220,7 @@ void hak_pool_init_(hak_pool_t *pool)
         return;
     hak_lock(&pool->init_lock);
     if (!pool->init_done) {
+        hak_link_init(); /* before the pool's first link */
         for (unsigned c = 0; c < pool->pr->nclasses; c++)
             class_setup(pool, c);
         __atomic_store_n(&pool->init_done, 1, __ATOMIC_RELEASE);
@@ -399,11 +511,11 @@ static void partial_remove(hak_pool_central_t *c, hak_pool_span_t *s)
 }
 
 /* Take one block out of span s, or NULL if it has none. Class lock held. */
-static void *span_pop(hak_pool_span_t *s)
+static void *span_pop(hak_pool_t *pool, hak_pool_span_t *s)
 {
     void *b = s->free;
     if (b) {
-        s->free = next_of(b);
+        s->free = span_next(pool, s, b);
     } else if (s->carved < s->capacity) {
         b = s->base + (size_t)s->carved * s->stride;
         __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
@@ -431,7 +543,7 @@ static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, v
             c->net_releases = 0;
         }
         void *b;
-        while (n < want && (b = span_pop(s)) != NULL) {
+        while (n < want && (b = span_pop(pool, s)) != NULL) {
             set_next(b, head);
             head = b;
             n++;
@@ -464,10 +576,11 @@ static bool spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
 /* Send a list home; true if a span was released on the way. */
 static bool spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
 {
+    unsigned cls = (unsigned)(c - pool->t->central);
     size_t n = 0;
     bool released = false;
     while (head) {
-        void *next = next_of(head);
+        void *next = class_next(pool, head, cls, "free");
         released |= spill_block(pool, c, head);
         head = next;
         n++;
@@ -647,15 +760,13 @@ void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 /* --------------------------------------------------------- alloc / free */
 
 #if HAK_VALIDATION >= 2
-void hak_pool_mark_live_(void *b)
+void *hak_pool_pop_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
 {
-    hak_pool_span_t *s = hak_pool_span_of(b);
-    size_t i = hak_pool_index(s, b);
-    s->align_off[i] = 0;
-    __atomic_fetch_or(&s->live, (uint64_t)1 << i, __ATOMIC_RELAXED);
+    void *b = bin_pop(pool, &tc->bins[cls], cls);
+    if (HAK_UNLIKELY(!mark_live(b, cls)))
+        return hak_pool_pop_(pool, tc, cls); /* reported; the next one */
+    return b;
 }
-#else
-void hak_pool_mark_live_(void *b) { (void)b; }
 #endif
 
 void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
@@ -672,9 +783,7 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
     }
     hak_pool_bin_t *bin = &tc->bins[cls];
     if (bin->head) { /* a nested call during setup filled it */
-        b = bin->head;
-        bin->head = next_of(b);
-        bin->count--;
+        b = bin_pop(pool, bin, cls);
         goto out;
     }
     void *list;
@@ -689,8 +798,12 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         goto out;
     }
     b = list;
-    bin->head = next_of(b);
+    bin->head = class_next(pool, b, cls, "malloc");
+#if HAK_VALIDATION >= 2
+    bin->count = bin->head ? bin->count + n - 1 : 0; /* 0: a corrupted link cut the list */
+#else
     bin->count += n - 1;
+#endif
 out:
     hak_purge_poll();
     if (b == NULL) {
@@ -698,7 +811,8 @@ out:
         return NULL;
     }
 #if HAK_VALIDATION >= 2
-    hak_pool_mark_live_(b);
+    if (HAK_UNLIKELY(!mark_live(b, cls)))
+        return hak_pool_pop_(pool, tc, cls); /* reported; the next one */
 #endif
     return b;
 }
@@ -712,7 +826,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
         if (tc->state != HAK_POOL_TC_LIVE) {
             /* Dead: p was pushed by the fast path; take it back out. */
             if (bin->head == p) {
-                bin->head = next_of(p);
+                bin->head = class_next(pool, p, cls, "free");
                 bin->count--;
             }
             free_nocache(pool, p, cls);
@@ -725,9 +839,19 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
     uint32_t keep = bin->max / 2;
     uint32_t nrest = bin->count - keep;
     void *last = bin->head;
-    for (uint32_t i = 1; i < keep; i++)
-        last = next_of(last);
-    void *rest = keep ? next_of(last) : bin->head;
+    for (uint32_t i = 1; i < keep; i++) {
+        void *next = class_next(pool, last, cls, "free");
+        if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(next == NULL)) {
+            bin->count = i; /* a corrupted link cut the bin after i blocks */
+            return;
+        }
+        last = next;
+    }
+    void *rest = keep ? class_next(pool, last, cls, "free") : bin->head;
+    if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(rest == NULL)) {
+        bin->count = keep; /* cut right after the blocks kept */
+        return;
+    }
     if (keep)
         set_next(last, NULL);
     else
@@ -1047,9 +1171,13 @@ size_t hak_pool_validate_(hak_pool_t *pool)
             bad += ((uintptr_t)s->base & (k->nat_align - 1)) != 0 && k->align_pages > 1;
             bad += s->used > s->carved || s->carved > s->capacity || s->used == 0;
             size_t nfree = 0;
-            for (void *b = s->free; b && nfree <= s->capacity; b = next_of(b)) {
+            for (void *b = s->free; b && nfree <= s->capacity; b = hak_link_get(b)) {
                 nfree++;
-                bad += hak_pool_span_of(b) != s || (size_t)((uint8_t *)b - s->base) % s->stride != 0;
+                if (hak_chunk_tag(b) != pool->pr->tag || hak_pool_span_of(b) != s ||
+                    (size_t)((uint8_t *)b - s->base) % s->stride != 0) {
+                    bad++; /* a link not to follow */
+                    break;
+                }
             }
             bad += nfree != s->carved - s->used;
             bad += (s->free != NULL || s->carved < s->capacity) != (s->in_partial != 0);

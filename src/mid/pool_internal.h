@@ -44,6 +44,11 @@
  * unmapped unless the pool keeps fewer than params->keep_empty empty
  * chunks (docs/mid.md, "Memory return").
  *
+ * Every free list (a bin, a parked batch, a span's free list) links its
+ * blocks through their first word (hak_link.h): at validation=full encoded
+ * with the process's secret and checked before it is followed (pool.c,
+ * "free-list links").
+ *
  * Lock order: class lock (central[c].lock) -> pool lock (pool->lock). The
  * registry of thread caches has its own lock (tc_lock), never held with the
  * others except by the fork handlers, which take tc_lock, then every class
@@ -55,6 +60,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hak_link.h"
 #include "hak_platform.h"
 #include "hak_pool_stats.h"
 #include "hak_purge.h"
@@ -83,7 +89,7 @@ typedef struct hak_pool_span {
     uint32_t freed_at;           /* page free and dirty: when it became free (hak_purge_stamp) */
     uint32_t used;               /* blocks out of the span: in caches or with the user */
     uint32_t carved;             /* blocks carved so far (bump pointer) */
-    void *free;                  /* blocks home (linked through p[0]) */
+    void *free;                  /* blocks home (linked through p[0], hak_link.h) */
     struct hak_pool_span *next;  /* in the class's partial list */
     struct hak_pool_span *prev;
 #if HAK_VALIDATION >= 2
@@ -180,7 +186,7 @@ typedef struct hak_pool_class {
 #define HAK_POOL_SHRINK_SPANS 4   /* releases that say a class is shrinking */
 
 typedef struct hak_pool_batch {
-    void *head;                  /* linked through p[0] */
+    void *head;                  /* linked through p[0] (hak_link.h) */
     uint32_t n;
 } hak_pool_batch_t;
 
@@ -248,7 +254,11 @@ void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HA
 /* validation=full: true if p is exactly a live block's pointer; otherwise
  * reported as a failure of `op` ("realloc", ...). Always true below full. */
 bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op) HAK_INTERNAL;
-void hak_pool_mark_live_(void *b) HAK_INTERNAL;
+/* validation=full: pop the head of tc's non-empty bin of class cls with
+ * every check (its link, that it is a free block of the class), the block
+ * marked live; a corrupted link or block is reported and the rest of the
+ * bin dropped (pool.c, "free-list links"). */
+void *hak_pool_pop_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls) HAK_INTERNAL;
 void hak_pool_bad_free_(void *p, const char *reason) HAK_INTERNAL;
 /* size and align already checked (align a power of two above 16). */
 void *hak_pool_alloc_aligned_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t size, size_t align) HAK_INTERNAL;
@@ -282,19 +292,20 @@ HAK_INLINE void *hak_pool_pop_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned
     void *b = bin->head;
     if (HAK_UNLIKELY(b == NULL))
         return hak_pool_alloc_slow_(pool, tc, cls);
-    bin->head = *(void **)b;
-    bin->count--;
 #if HAK_VALIDATION >= 2
-    hak_pool_mark_live_(b);
-#endif
+    return hak_pool_pop_checked_(pool, tc, cls);
+#else
+    bin->head = hak_link_get(b);
+    bin->count--;
     return b;
+#endif
 }
 
 /* Give block b (a block start) of class cls to the thread cache. */
 HAK_INLINE void hak_pool_push_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *b, unsigned cls)
 {
     hak_pool_bin_t *bin = &tc->bins[cls];
-    *(void **)b = bin->head;
+    hak_link_set(b, bin->head);
     bin->head = b;
     if (HAK_UNLIKELY(++bin->count > bin->max))
         hak_pool_free_slow_(pool, tc, b, cls);

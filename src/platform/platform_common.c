@@ -1,9 +1,10 @@
 /* platform_common.c - the parts of the platform layer shared by both
  * backends: locks, allocation-free formatting and error output, the
- * mapped/committed byte counters. The only OS call here is write(2)
+ * mapped/committed byte counters, the free-list secret. The only OS call here is write(2)
  * (posix; the arena backend compiles it out); the lock's sleep and wake
  * are the backend's (futex in platform_posix.c). */
 #include "hak_platform.h"
+#include "hak_link.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -207,6 +208,24 @@ HAK_INTERNAL void hak_fork_child_(void)
         g_fork_ops[i]->child();
     g_fork_lock.v = 0;
 }
+
+/* ------------------------------------------------------ free-list links */
+
+#if HAK_VALIDATION >= 2
+uintptr_t hak_link_secret_;
+
+/* Once per process (hak_link.h): the first caller's word wins, a racing
+ * one's is dropped, so no link is ever encoded with two secrets. Odd, so
+ * never 0 (0 means "not set yet"). */
+void hak_link_init(void)
+{
+    if (__atomic_load_n(&hak_link_secret_, __ATOMIC_ACQUIRE) != 0)
+        return;
+    uintptr_t unset = 0;
+    __atomic_compare_exchange_n(&hak_link_secret_, &unset, (uintptr_t)hak_random_word() | 1, false,
+                                __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+}
+#endif
 
 /* ----------------------------------------------------------- failures */
 

@@ -128,8 +128,6 @@ static void slab_set_class(tiny_slab_t *s, unsigned cls)
 #define set_next tiny_link_set
 
 #if HAK_VALIDATION >= 2
-uintptr_t hak_tiny_secret_;
-
 void *hak_tiny_bad_link_(void *b)
 {
     hak_report_failure("malloc", "corrupted free list (a write after free?)", b);
@@ -227,11 +225,7 @@ static void ss_format(tiny_ss_t *ss, size_t size, uint32_t shift)
 /* A new SuperSlab, called with g_ss_lock held. */
 static tiny_ss_t *ss_new(void)
 {
-#if HAK_VALIDATION >= 2
-    /* before the first block exists, so every link is encoded with it */
-    if (hak_tiny_secret_ == 0)
-        hak_tiny_secret_ = hak_random_word() | 1;
-#endif
+    hak_link_init(); /* before the first block exists: every link is encoded with it */
 #if HAK_PLATFORM_ARENA
     if (g_arena_next == NULL || g_arena_next >= g_arena_end) {
         errno = ENOMEM;
@@ -797,7 +791,7 @@ static void *alloc_nocache(unsigned cls)
         tiny_batch_t *bt = &c->batch[c->nbatch - 1];
         b = bt->head;
         bt->head = next_of(b);
-        if (--bt->n == 0)
+        if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
             c->nbatch--;
     } else {
         take_from_slabs(c, cls, 1, &b);
@@ -853,6 +847,8 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         b = bin->head;
         bin->head = next_of(b);
         bin->room++;
+        if (HAK_VALIDATION >= 2 && bin->head == NULL)
+            bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
         goto out;
     }
     void *list;
@@ -869,6 +865,8 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     b = list;
     bin->head = next_of(b);
     bin->room -= (int32_t)(n - 1);
+    if (HAK_VALIDATION >= 2 && bin->head == NULL)
+        bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
 out:
     hak_purge_poll();
 #endif
@@ -920,6 +918,8 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     else
         bin->head = NULL;
     bin->room = (int32_t)(bin->max - keep);
+    if (HAK_VALIDATION >= 2 && rest == NULL)
+        return; /* a corrupted link cut the list right after the blocks kept */
     if (HAK_UNLIKELY(central_put(cls, rest, n, true)))
         tc_contended(tc, cls);
     hak_purge_poll();

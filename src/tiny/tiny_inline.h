@@ -37,6 +37,10 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
     }
     bin->head = tiny_link_get(b);
     bin->room++;
+#if HAK_VALIDATION >= 2
+    if (HAK_UNLIKELY(bin->head == NULL))
+        bin->room = (int32_t)bin->max; /* empty: its end, or a corrupted link cut it */
+#endif
 #if HAK_VALIDATION >= 2 && HAK_HEADER_CLASSIDX
     ((uint8_t *)b)[-1] = (uint8_t)(HAK_TINY_MAGIC_LIVE | cls);
 #elif HAK_VALIDATION >= 2

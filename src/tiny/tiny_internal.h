@@ -36,6 +36,7 @@
 #ifndef HAK_TINY_INTERNAL_H
 #define HAK_TINY_INTERNAL_H
 
+#include "hak_link.h"
 #include "tiny_classes.h"
 
 #define HAK_TINY_SS_SIZE     HAK_CHUNK_SIZE
@@ -155,29 +156,23 @@ HAK_INLINE tiny_slab_t *hak_tiny_slab_of(const void *p)
 
 /* ------------------------------------------------------ free-list links
  *
- * A free block's first word links it to the next free block. At
- * validation=full the link is stored encoded, next ^ &link ^ secret (a
- * per-process random word, as mimalloc's secure mode does), and a decoded
- * link that is not NULL or a 16-aligned tiny address is reported: a write
- * after free cannot steer a later malloc to an address of its choosing.
- * Other levels store the pointer itself. */
+ * A free block's first word links it to the next free block, encoded at
+ * validation=full with the per-process secret (hak_link.h, shared with the
+ * pools). A decoded link that is not NULL or a 16-aligned tiny address is
+ * reported: a write after free cannot steer a later malloc to an address of
+ * its choosing. Other levels store the pointer itself. */
+HAK_INLINE void tiny_link_set(void *b, void *next) { hak_link_set(b, next); }
 #if HAK_VALIDATION >= 2
-extern uintptr_t hak_tiny_secret_ HAK_INTERNAL;
 void *hak_tiny_bad_link_(void *b) HAK_INTERNAL;
-HAK_INLINE void tiny_link_set(void *b, void *next)
-{
-    *(uintptr_t *)b = (uintptr_t)next ^ (uintptr_t)b ^ hak_tiny_secret_;
-}
 HAK_INLINE void *tiny_link_get(void *b)
 {
-    uintptr_t n = *(uintptr_t *)b ^ (uintptr_t)b ^ hak_tiny_secret_;
+    uintptr_t n = (uintptr_t)hak_link_get(b);
     if (HAK_UNLIKELY(n != 0 && ((n & 15) != 0 || hak_chunk_tag((void *)n) != HAK_TAG_TINY)))
         return hak_tiny_bad_link_(b);
     return (void *)n;
 }
 #else
-HAK_INLINE void tiny_link_set(void *b, void *next) { *(void **)b = next; }
-HAK_INLINE void *tiny_link_get(void *b) { return *(void **)b; }
+HAK_INLINE void *tiny_link_get(void *b) { return hak_link_get(b); }
 #endif
 
 /* The class of the slab holding p (posix: one load; HAK_TINY_NO_CLASS for

@@ -8,7 +8,8 @@
  *   interior pointers, pointers into hakmem's own metadata, the stack,
  *   static data, foreign mappings (readable, PROT_NONE, unmapped), wild
  *   addresses; realloc of a freed or foreign pointer; malloc_usable_size of
- *   a foreign pointer. A counting handler checks each report (entry point,
+ *   a foreign pointer; a write after free into a freed block's free-list
+ *   link (the address of a live block, junk, static data). A counting handler checks each report (entry point,
  *   reason, address); death tests check the default handler's message and
  *   SIGABRT in a child.
  * validation=magic/none: what is not caught is shown only in forked
@@ -382,7 +383,8 @@ static void child_defaults(void)
 
 typedef struct death {
     const char *name;
-    int kind;     /* 0 free twice, 1 free once, 2 realloc, 3 usable size */
+    int kind;     /* 0 free twice, 1 free once, 2 realloc, 3 usable size,
+                     4 free, junk in its link, malloc */
     void *p;
     const char *prefix;
     const char *word;
@@ -404,6 +406,15 @@ static void death_child(void *arg)
     case 2:
         (void)realloc_v(d->p, 64);
         break;
+    case 4: {
+        size_t n = usable_v(d->p); /* the block's own class */
+        uint64_t junk = 0xA5A5A5A5A5A5A5A5ULL;
+        free_v(d->p);
+        memcpy(d->p, &junk, sizeof junk);
+        (void)malloc_v(n); /* d->p again: its link is read */
+        (void)malloc_v(n);
+        break;
+    }
     default:
         (void)usable_v(d->p);
         break;
@@ -462,6 +473,9 @@ static void test_full_death(void **state)
         {"realloc stack", 2, stack + 16, "hakmem: realloc(): ", "invalid pointer"},
         {"realloc unmapped", 2, f.gone, "hakmem: realloc(): ", "invalid pointer"},
         {"usable size PROT_NONE", 3, f.none + 64, "hakmem: malloc_usable_size(): ", "invalid pointer"},
+        {"tiny write after free", 4, b[0], "hakmem: malloc(): ", "corrupted free list"},
+        {"mid write after free", 4, b[1], "hakmem: malloc(): ", "corrupted free list"},
+        {"L25 write after free", 4, b[2], "hakmem: malloc(): ", "corrupted free list"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         death_t d = cases[i];
@@ -516,6 +530,51 @@ static void run_scenario(const char *what, scenario_fn fn, const tier_case_t *t)
         print_error("%s (%s): status 0x%x: %s\n", what, t ? t->name : "-", st, out);
     assert_true(WIFEXITED(st));
     assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A write after free into a freed block's first word, its free-list link:
+ * the address of another live block, junk, the address of static data.
+ * The malloc that reads the link reports it (about the freed block), and
+ * the next one hands out neither the written address nor a live block
+ * (issue 16: the mid and L25 pools handed the live block out again and
+ * faulted on junk). Tiny, mid and L25; run in a child, which may fault. */
+static void sc_write_after_free_reported(const tier_case_t *t)
+{
+    for (int k = 0; k < 3; k++) {
+        char *live = malloc_v(t->size), *q = malloc_v(t->size), *p = malloc_v(t->size);
+        memset(live, 0x33, t->size);
+        free_v(q);
+        free_v(p); /* the free list: p -> q -> ... */
+        void *w = k == 0 ? (void *)live : k == 1 ? (void *)(uintptr_t)0xA5A5A5A5A5A5A5A5ULL : (void *)g_bss;
+        memcpy(p, &w, sizeof w);
+        g_reports = 0;
+        void *a = malloc_v(t->size);
+        void *b = malloc_v(t->size);
+        if (a != p || b == NULL || b == w || b == live)
+            fail_child("case %d: wrote %p into freed %p: mallocs gave %p, %p (live %p)\n", k, w, (void *)p, a, b,
+                       (void *)live);
+        if (g_reports != 1 || strcmp(g_op, "malloc") != 0 || g_addr != p ||
+            !strstr(g_reason, "corrupted free list"))
+            fail_child("case %d: %d reports, last %s(): \"%s\" at %p (freed block %p)\n", k, g_reports, g_op,
+                       g_reason, g_addr, (void *)p);
+        for (size_t i = 0; i < t->size; i++)
+            if (live[i] != 0x33)
+                fail_child("case %d: the live block changed at offset %zu\n", k, i);
+        free_v(live);
+        free_v(a);
+        free_v(b);
+        if (g_reports != 1)
+            fail_child("case %d: the frees after it reported %s(): \"%s\"\n", k, g_op, g_reason);
+    }
+}
+
+static void test_full_write_after_free(void **state)
+{
+    (void)state;
+    skip_unless_full();
+    for (size_t i = 0; i < 3; i++)
+        if (tier_as_named(&k_tiers[i]))
+            run_scenario("write after free reported", sc_write_after_free_reported, &k_tiers[i]);
 }
 
 /* Not caught below full: a double free puts the block on its free list
@@ -703,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_full_interior),
         cmocka_unit_test(test_full_foreign),
         cmocka_unit_test(test_full_realloc_freed),
+        cmocka_unit_test(test_full_write_after_free),
         cmocka_unit_test(test_full_death),
         cmocka_unit_test(test_below_full_double_free_not_caught),
         cmocka_unit_test(test_magic_reports),

@@ -206,6 +206,54 @@ static void test_write_after_free(void **state)
 #endif
 }
 
+/* full: a handler that returns (as the tests' do) gets a tier that goes
+ * on after each corrupted link: the list is cut there and the bin's count
+ * says so, so later refills and drains do not follow the cut end (a bin
+ * that still counted the dropped blocks handed a NULL batch to the central
+ * list, and the third round here faulted in malloc). */
+#if HAK_VALIDATION >= 2
+static void write_after_free_again_child(void *arg)
+{
+    (void)arg;
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
+    hak_set_failure_handler(counting_handler);
+    for (int round = 1; round <= 8; round++) {
+        uint8_t *live = hak_tiny_alloc(100), *q = hak_tiny_alloc(100), *p = hak_tiny_alloc(100);
+        hak_tiny_free(q);
+        hak_tiny_free(p);
+        memset(p, 0xA5, 8); /* junk in p's link */
+        void *a = hak_tiny_alloc(100), *b = hak_tiny_alloc(100);
+        if (a != p || b == NULL || b == live || g_reports != round)
+            _exit(30 + round);
+        hak_tiny_free(live);
+        hak_tiny_free(a);
+        hak_tiny_free(b);
+    }
+    /* then refills and drains of the class, as usual */
+    void *v[300];
+    for (int i = 0; i < 300; i++)
+        if ((v[i] = hak_tiny_alloc(100)) == NULL)
+            _exit(20);
+    for (int i = 0; i < 300; i++)
+        hak_tiny_free(v[i]);
+    _exit(g_reports == 8 ? 10 : 21);
+}
+#endif
+
+static void test_write_after_free_again(void **state)
+{
+    (void)state;
+#if HAK_VALIDATION >= 2
+    char out[256];
+    int st = ht_run_child(write_after_free_again_child, NULL, out, sizeof out);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 10);
+#else
+    skip(); /* below full the write steers malloc (test_write_after_free) */
+#endif
+}
+
 /* The real handler: a message on stderr, then abort. */
 #if HAK_VALIDATION >= 1 && (HAK_HEADER_CLASSIDX || HAK_VALIDATION >= 2)
 static void death_child(void *arg)
@@ -248,6 +296,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_overflow_into_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_block, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_after_free, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_after_free_again, setup, teardown),
 #if HAK_HEADER_CLASSIDX && HAK_CLASS7_HEADER_WIDTH == 2
         cmocka_unit_test_setup_teardown(test_check_byte, setup, teardown),
 #endif
