@@ -1,6 +1,8 @@
 """Suite `dispatch`: HAKMEM_STATS, HAKMEM_SIZE_HIST, HAKMEM_MEM_TRACE and
 HAKMEM_VERBOSE print their tables on stderr, once per process (a forked
-child does not repeat its parent's), and nothing without them.
+child does not repeat its parent's), and nothing without them;
+HAKMEM_PURGE_DELAY_MS and HAKMEM_PURGE_BUDGET are taken, or refused with
+a one-line warning that keeps the default.
 Usage: test_env.py CHILD_PROGRAM  (linked with libhakmem)."""
 import os
 import subprocess
@@ -79,6 +81,29 @@ class EnvTest(unittest.TestCase):
         self.assertRegex(err, r"hakmem: header_classidx=\d class7_header_width=\d validation=\d")
         self.assertIn("HAKMEM_VERBOSE=1", err)
         self.assertEqual(err.count("hakmem: header_classidx"), 1)
+
+    def test_purge_options(self):
+        # read once at start; HAKMEM_VERBOSE shows what was taken
+        err = run({"HAKMEM_VERBOSE": "1"})
+        self.assertIn("HAKMEM_PURGE_DELAY_MS=1000 HAKMEM_PURGE_BUDGET=100", err)
+        err = run({"HAKMEM_VERBOSE": "1", "HAKMEM_PURGE_DELAY_MS": "-1", "HAKMEM_PURGE_BUDGET": "25"})
+        self.assertIn("HAKMEM_PURGE_DELAY_MS=-1 HAKMEM_PURGE_BUDGET=25", err)
+        err = run({"HAKMEM_VERBOSE": "1", "HAKMEM_PURGE_DELAY_MS": "0"})
+        self.assertIn("HAKMEM_PURGE_DELAY_MS=0 ", err)
+
+    def test_purge_options_bad_values(self):
+        # a bad value: one line naming the variable, and the default stays
+        for var, bad in (("HAKMEM_PURGE_DELAY_MS", "abc"), ("HAKMEM_PURGE_DELAY_MS", "-2"),
+                         ("HAKMEM_PURGE_DELAY_MS", "10ms"), ("HAKMEM_PURGE_DELAY_MS", ""),
+                         ("HAKMEM_PURGE_BUDGET", "-5"), ("HAKMEM_PURGE_BUDGET", "1e3"),
+                         ("HAKMEM_PURGE_BUDGET", "99999999999999999999")):
+            err = run({var: bad})
+            lines = err.splitlines()
+            self.assertEqual(len(lines), 1, (var, bad, err))
+            self.assertTrue(lines[0].startswith("hakmem: ignoring %s: " % var), err)
+            self.assertIn("default", lines[0])
+            err = run({var: bad, "HAKMEM_VERBOSE": "1"})
+            self.assertIn("HAKMEM_PURGE_DELAY_MS=1000 HAKMEM_PURGE_BUDGET=100", err)
 
 
 if __name__ == "__main__":
