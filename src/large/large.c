@@ -373,7 +373,8 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
     }
     char *user = base + lead;
     hak_ah_write(user, len - lead, lead, HAK_METHOD_MMAP);
-    if (hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0) {
+    if (hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0 &&
+        (!hak_purge_oom() || hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0)) {
         hak_os_unmap(base, len);
         ST_SUB(bytes_mapped, len);
         errno = ENOMEM;
