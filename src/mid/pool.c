@@ -40,7 +40,6 @@ HAK_INLINE void set_next(void *b, void *n) { *(void **)b = n; }
 
 HAK_LIST_DEFINE(chunk_list, hak_pool_chunk_t) /* pool->chunks */
 HAK_LIST_DEFINE(span_list, hak_pool_span_t)   /* the partial lists */
-HAK_LIST_DEFINE(tc_list, hak_pool_tcache_t)   /* pool->tc_list */
 
 static size_t chunk_header_bytes(void)
 {
@@ -576,27 +575,25 @@ static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
     }
 }
 
-static void tc_unregister_locked(hak_pool_t *pool, hak_pool_tcache_t *tc)
-{
-    if (!tc->in_registry)
-        return;
-    tc_list_remove(&pool->tc_list, NULL, tc);
-    tc->in_registry = 0;
-}
-
 static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     hak_pool_init_(pool);
     tc_reset_bounds(pool, tc);
-    hak_lock(&pool->tc_lock);
-    tc_list_push_front(&pool->tc_list, NULL, tc);
-    tc->in_registry = 1;
+    if (hak_tcreg_add(&pool->tcs, &tc->reg) != 0) {
+        hak_pool_thread_exit_(pool, tc); /* no entry: run cacheless */
+        return;
+    }
     tc->state = HAK_POOL_TC_LIVE;
-    hak_unlock(&pool->tc_lock);
     /* Give the cache back when the thread exits (may allocate: the cache
      * is live already). Without the hook the thread runs cacheless. */
     if (pool->thread_exit && hak_thread_exit_arm() != 0)
         hak_pool_thread_exit_(pool, tc);
+}
+
+/* The fork child's adoption of another thread's cache. */
+static void tcache_adopt(hak_tcreg_node_t *n, void *pool)
+{
+    tcache_flush(pool, (hak_pool_tcache_t *)((char *)n - offsetof(hak_pool_tcache_t, reg)));
 }
 
 void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
@@ -609,9 +606,7 @@ void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         return;
     tcache_flush(pool, tc);
     central_flush_all(pool);
-    hak_lock(&pool->tc_lock);
-    tc_unregister_locked(pool, tc);
-    hak_unlock(&pool->tc_lock);
+    hak_tcreg_remove(&pool->tcs, &tc->reg);
 }
 
 /* --------------------------------------------------------- alloc / free */
@@ -907,7 +902,7 @@ void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 void hak_pool_fork_prepare_(hak_pool_t *pool)
 {
     hak_lock(&pool->init_lock);
-    hak_lock(&pool->tc_lock);
+    hak_lock(&pool->tcs.lock);
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
         hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
@@ -918,7 +913,7 @@ void hak_pool_fork_parent_(hak_pool_t *pool)
     hak_unlock(&pool->lock);
     for (unsigned c = pool->pr->nclasses; c-- > 0;)
         hak_unlock(&pool->t->central[c].lock);
-    hak_unlock(&pool->tc_lock);
+    hak_unlock(&pool->tcs.lock);
     hak_unlock(&pool->init_lock);
 }
 
@@ -927,19 +922,10 @@ void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self)
     pool->lock.v = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
         pool->t->central[c].lock.v = 0;
-    pool->tc_lock.v = 0;
     pool->init_lock.v = 0;
     /* Adopt the caches of the threads that do not exist in the child: their
      * TLS blocks are still mapped here (fork copied them). */
-    hak_pool_tcache_t *tc = pool->tc_list;
-    while (tc) {
-        hak_pool_tcache_t *next = tc->next;
-        if (tc != self) {
-            tc_unregister_locked(pool, tc);
-            tcache_flush(pool, tc);
-        }
-        tc = next;
-    }
+    hak_tcreg_adopt(&pool->tcs, &self->reg, tcache_adopt, pool);
     central_flush_all(pool);
 }
 

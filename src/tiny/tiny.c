@@ -85,8 +85,9 @@ static size_t g_dirty_bytes;
 #define HAK_TINY_DIRTY_MIN ((size_t)1 << 20)
 static tiny_ss_t *g_ss_list;     /* every SuperSlab */
 static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (posix) */
-static hak_lock_t g_tc_lock = HAK_LOCK_INIT;
-static tiny_tcache_t *g_tc_list POSIX_ONLY; /* caches of live threads */
+#if !HAK_PLATFORM_ARENA
+static hak_tcreg_t g_tcreg; /* every thread's cache */
+#endif
 static int g_init_done;
 static hak_lock_t g_init_lock = HAK_LOCK_INIT;
 
@@ -112,7 +113,6 @@ static void tiny_global_init(void);
 
 HAK_LIST_DEFINE(ss_list, tiny_ss_t)       /* g_ss_list */
 HAK_LIST_DEFINE(slab_list, tiny_slab_t)   /* the partial lists and the dirty list */
-HAK_LIST_DEFINE(tc_list, tiny_tcache_t)   /* g_tc_list */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -707,22 +707,6 @@ static void tcache_flush(tiny_tcache_t *tc)
     }
 }
 
-static void tc_register(tiny_tcache_t *tc)
-{
-    hak_lock(&g_tc_lock);
-    tc_list_push_front(&g_tc_list, NULL, tc);
-    tc->in_registry = 1;
-    hak_unlock(&g_tc_lock);
-}
-
-static void tc_unregister_locked(tiny_tcache_t *tc)
-{
-    if (!tc->in_registry)
-        return;
-    tc_list_remove(&g_tc_list, NULL, tc);
-    tc->in_registry = 0;
-}
-
 static void tc_retire(tiny_tcache_t *tc)
 {
     tc->state = TINY_TC_DEAD;
@@ -738,9 +722,7 @@ static void tiny_thread_exit(void)
     if (tc->state != TINY_TC_LIVE)
         return;
     tc_retire(tc);
-    hak_lock(&g_tc_lock);
-    tc_unregister_locked(tc);
-    hak_unlock(&g_tc_lock);
+    hak_tcreg_remove(&g_tcreg, &tc->reg);
 }
 
 /* First call of a thread into the slow path. */
@@ -749,15 +731,20 @@ static void tcache_setup(tiny_tcache_t *tc)
     tiny_global_init();
     tc->state = TINY_TC_LIVE;
     tc_reset_bounds(tc); /* keeps a block the first free pushed */
-    tc_register(tc);
-    /* May allocate (pthread_setspecific of a high key): the cache is live. */
-    if (hak_thread_exit_arm() != 0) {
-        /* No exit hook: run cacheless so nothing is stranded at exit. */
-        hak_lock(&g_tc_lock);
-        tc_unregister_locked(tc);
-        hak_unlock(&g_tc_lock);
+    /* Arming may allocate (pthread_setspecific of a high key): the cache is
+     * live. Without an entry or an exit hook, run cacheless so nothing is
+     * stranded at exit. */
+    if (hak_tcreg_add(&g_tcreg, &tc->reg) != 0 || hak_thread_exit_arm() != 0) {
+        hak_tcreg_remove(&g_tcreg, &tc->reg);
         tc_retire(tc);
     }
+}
+
+/* The fork child's adoption of another thread's cache. */
+static void tcache_adopt(hak_tcreg_node_t *n, void *arg)
+{
+    (void)arg;
+    tcache_flush((tiny_tcache_t *)((char *)n - offsetof(tiny_tcache_t, reg)));
 }
 #endif
 
@@ -976,7 +963,9 @@ bool hak_tiny_check_live_(const void *p, const char *op)
 
 static void tiny_fork_prepare(void)
 {
-    hak_lock(&g_tc_lock);
+#if !HAK_PLATFORM_ARENA
+    hak_lock(&g_tcreg.lock);
+#endif
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         hak_lock(&g_central[c].lock);
     hak_lock(&g_ss_lock);
@@ -987,7 +976,9 @@ static void tiny_fork_parent(void)
     hak_unlock(&g_ss_lock);
     for (unsigned c = HAK_TINY_NCLASSES; c-- > 0;)
         hak_unlock(&g_central[c].lock);
-    hak_unlock(&g_tc_lock);
+#if !HAK_PLATFORM_ARENA
+    hak_unlock(&g_tcreg.lock);
+#endif
 }
 
 static void tiny_fork_child(void)
@@ -995,21 +986,11 @@ static void tiny_fork_child(void)
     g_ss_lock.v = 0;
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         g_central[c].lock.v = 0;
-    g_tc_lock.v = 0;
     g_init_lock.v = 0;
 #if !HAK_PLATFORM_ARENA
     /* Adopt the caches of the threads that do not exist in the child: their
      * TLS blocks are still mapped here (fork copied them). */
-    tiny_tcache_t *self = &hak_tiny_tc_;
-    tiny_tcache_t *tc = g_tc_list;
-    while (tc) {
-        tiny_tcache_t *next = tc->next;
-        if (tc != self) {
-            tc_unregister_locked(tc);
-            tcache_flush(tc);
-        }
-        tc = next;
-    }
+    hak_tcreg_adopt(&g_tcreg, &hak_tiny_tc_.reg, tcache_adopt, NULL);
 #endif
 }
 
@@ -1210,9 +1191,6 @@ void hak_tiny_get_stats(hak_tiny_stats_t *out)
     out->ss_unmaps = __atomic_load_n(&g_st.ss_unmaps, __ATOMIC_RELAXED);
     out->thread_caches = 0;
 #if !HAK_PLATFORM_ARENA
-    hak_lock(&g_tc_lock);
-    for (tiny_tcache_t *tc = g_tc_list; tc; tc = tc->next)
-        out->thread_caches++;
-    hak_unlock(&g_tc_lock);
+    out->thread_caches = hak_tcreg_count(&g_tcreg);
 #endif
 }
