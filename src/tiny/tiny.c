@@ -715,12 +715,17 @@ static void tc_retire(tiny_tcache_t *tc)
         tc->bins[c].max = tc->bins[c].room = 0;
 }
 
-/* Thread-exit hook: the thread is exiting. */
+/* Thread-exit hook: the thread is exiting. A cache it never used is dead
+ * too (as the pools'): a call after the hooks (another key's destructor,
+ * glibc's frees after the last round) then runs cacheless instead of
+ * setting up a cache that no hook would give back. */
 static void tiny_thread_exit(void)
 {
     tiny_tcache_t *tc = &hak_tiny_tc_;
-    if (tc->state != TINY_TC_LIVE)
+    if (tc->state != TINY_TC_LIVE) {
+        tc->state = TINY_TC_DEAD;
         return;
+    }
     tc_retire(tc);
     hak_tcreg_remove(&g_tcreg, &tc->reg);
 }
