@@ -409,6 +409,10 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
         if (q) {
             VG_FREE(p);
             VG_ALLOC(q, size);
+            /* remapped, moved or in place: the trace counted old usable
+             * bytes for p; it now follows q's (as malloc + free would) */
+            if (HAK_UNLIKELY(hak_trace_on_))
+                hak_trace_realloc_(old, size, q);
         }
         return q;
     }

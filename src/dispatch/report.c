@@ -191,11 +191,18 @@ void hak_trace_alloc_(size_t req, void *p)
         ;
 }
 
-void hak_trace_free_(void *p)
+static void trace_gone(size_t usable)
 {
-    size_t usable = hak_usable_size(p);
     __atomic_fetch_add(&g_frees, 1, __ATOMIC_RELAXED);
     __atomic_fetch_sub(&g_live_usable, usable, __ATOMIC_RELAXED);
+}
+
+void hak_trace_free_(void *p) { trace_gone(hak_usable_size(p)); }
+
+void hak_trace_realloc_(size_t old_usable, size_t req, void *q)
+{
+    trace_gone(old_usable);
+    hak_trace_alloc_(req, q);
 }
 
 /* ----------------------------------------------------------- reports */
