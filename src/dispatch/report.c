@@ -540,10 +540,10 @@ HAK_EXPORT void malloc_stats(void) { hak_print_stats(); }
 
 HAK_EXPORT int malloc_info(int options, FILE *fp)
 {
-    if (options != 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    /* As glibc 2.36: no option is defined, and any is refused by returning
+     * EINVAL itself (errno untouched), not -1 as the man page says. */
+    if (options != 0)
+        return EINVAL;
     hak_stats_t st;
     hak_get_stats(&st);
     fprintf(fp, "<malloc version=\"hakmem-1\">\n");
