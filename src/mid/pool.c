@@ -701,25 +701,32 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
 
 void hak_pool_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
 
+/* Why free refuses p below full, or NULL if it takes it: p in no span or
+ * past the carved blocks (checked even at none: trusted, but never crash
+ * on it), or, at magic, not a block start in a span that never placed an
+ * aligned (interior) pointer. */
+static const char *pool_refusal(hak_pool_t *pool, const hak_pool_span_t *s, const void *p)
+{
+    if (HAK_UNLIKELY(s == NULL))
+        return pool->pr->msg_no_span;
+    size_t i = hak_pool_index(s, p);
+    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+        return pool->pr->msg_not_block;
+    if (HAK_VALIDATION >= 1 && (const uint8_t *)p != s->base + i * s->stride &&
+        !__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED))
+        return pool->pr->msg_not_start;
+    return NULL;
+}
+
 void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 {
     hak_pool_span_t *s = hak_pool_span_of(p);
-    if (HAK_UNLIKELY(s == NULL)) { /* validation none: trusted, but never crash on it */
-        hak_pool_bad_free_(p, pool->pr->msg_no_span);
+    const char *why = pool_refusal(pool, s, p);
+    if (HAK_UNLIKELY(why != NULL)) {
+        hak_pool_bad_free_(p, why);
         return;
     }
-    size_t i = hak_pool_index(s, p);
-    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED)) {
-        hak_pool_bad_free_(p, pool->pr->msg_not_block);
-        return;
-    }
-#if HAK_VALIDATION >= 1
-    if (!__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED)) {
-        hak_pool_bad_free_(p, pool->pr->msg_not_start);
-        return;
-    }
-#endif
-    hak_pool_push_(pool, tc, s->base + i * s->stride, s->cls);
+    hak_pool_push_(pool, tc, s->base + hak_pool_index(s, p) * s->stride, s->cls);
 }
 
 #if HAK_VALIDATION >= 2
@@ -775,10 +782,11 @@ void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 
 bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op)
 {
-    (void)pool;
-    (void)p;
-    (void)op;
-    return true;
+    /* magic: free's own checks; none: trusted */
+    const char *why = HAK_VALIDATION >= 1 ? pool_refusal(pool, hak_pool_span_of(p), p) : NULL;
+    if (why)
+        hak_report_failure(op, why, p);
+    return why == NULL;
 }
 #endif
 

@@ -237,8 +237,10 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
 void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HAK_INTERNAL;
 /* validation=full: every check, then the free. */
 void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HAK_INTERNAL;
-/* validation=full: true if p is exactly a live block's pointer; otherwise
- * reported as a failure of `op` ("realloc", ...). Always true below full. */
+/* true if p passes the checks of the build's level; otherwise reported as
+ * a failure of `op` ("realloc", ...). full: p is exactly a live block's
+ * pointer; magic: free would take it (a block start, or a pointer into a
+ * carved block of a span that placed an aligned one); none: always. */
 bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op) HAK_INTERNAL;
 void hak_pool_mark_live_(void *b) HAK_INTERNAL;
 void hak_pool_bad_free_(void *p, const char *reason) HAK_INTERNAL;
