@@ -88,21 +88,26 @@ static void class_setup(hak_pool_t *pool, unsigned c)
     k->bin_max = (uint32_t)m;
 }
 
+/* The fork participant and the exit hook are registered before the init
+ * is published: a thread that sees the pool initialised takes its locks,
+ * and a fork from then on must take them too (hak_fork_register returns
+ * only once it would; the prepare handler takes init_lock, so a fork waits
+ * out a class setup in progress). Both are idempotent; registering may
+ * allocate (pthread_atfork), and an allocation that re-enters here
+ * registers again, a no-op, and goes on to the setup. */
 void hak_pool_init_(hak_pool_t *pool)
 {
     if (__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
         return;
+    hak_os_page_size();
+    hak_fork_register(pool->fork_ops);
+    if (pool->thread_exit)
+        hak_thread_exit_register(pool->thread_exit);
     hak_lock(&pool->init_lock);
     if (!pool->init_done) {
         for (unsigned c = 0; c < pool->pr->nclasses; c++)
             class_setup(pool, c);
         __atomic_store_n(&pool->init_done, 1, __ATOMIC_RELEASE);
-        hak_unlock(&pool->init_lock);
-        hak_os_page_size();
-        hak_fork_register(pool->fork_ops); /* may allocate: init is marked done */
-        if (pool->thread_exit)
-            hak_thread_exit_register(pool->thread_exit);
-        return;
     }
     hak_unlock(&pool->init_lock);
 }

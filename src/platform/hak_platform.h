@@ -196,7 +196,10 @@ uintptr_t hak_thread_id(void);
  * (so that all hakmem locks are taken together, then the forking thread is
  * made their pass-through owner; see hak_lock_fork_begin). prepare runs in
  * registration order, parent and child in reverse. At most 8 participants;
- * registering the same ops twice is a no-op. Returns 0 or -1. */
+ * registering the same ops twice is a no-op. Returns once a fork would run
+ * the participant (another thread installing the atfork handler is waited
+ * for), so a component registers before it publishes its init. Returns 0
+ * or -1. */
 typedef struct hak_fork_ops {
     void (*prepare)(void); /* take every lock of the component */
     void (*parent)(void);  /* release them */

@@ -24,10 +24,11 @@
  *   - the fork child flushes a foreign cache only if its node can still be
  *     read (hak_os_read) and holds its entry's stamp; otherwise the cache
  *     is gone with its thread and the entry is dropped.
- * A hak_tcreg_t is zero-initialised (static storage). Every function takes
- * its lock, except hak_tcreg_adopt, the fork child's (one thread, the lock
- * reset); fork handlers take and release `lock` around the fork. The lock
- * is a leaf: the registry maps its pages under it and calls nothing else.
+ * A hak_tcreg_t is zero-initialised (static storage). Adding and removing
+ * take its lock; hak_tcreg_count reads without it; hak_tcreg_adopt is the
+ * fork child's (one thread, the lock reset); fork handlers take and
+ * release `lock` around the fork. The lock is a leaf: the registry maps
+ * its pages under it and calls nothing else.
  */
 #ifndef HAK_TCACHE_REGISTRY_H
 #define HAK_TCACHE_REGISTRY_H
@@ -55,7 +56,7 @@ typedef struct hak_tcreg_page hak_tcreg_page_t;
 
 typedef struct hak_tcreg {
     hak_lock_t lock;
-    size_t count;             /* entries in use */
+    size_t count;             /* entries in use (written under the lock) */
     uint64_t serial;          /* the last stamp given (random start, never 0) */
     hak_tcreg_page_t *pages;  /* newest first */
 } hak_tcreg_t;

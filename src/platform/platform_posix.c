@@ -402,7 +402,7 @@ int hak_os_atfork_(void);
 HAK_INTERNAL int hak_os_atfork_(void)
 {
     /* pthread_atfork may allocate (glibc keeps its handlers in a dynarray):
-     * the caller has already marked the registration done. */
+     * hak_fork_register lets a registration re-entering from there pass. */
     return pthread_atfork(os_fork_prepare, os_fork_parent, os_fork_child) == 0 ? 0 : -1;
 }
 

@@ -57,7 +57,7 @@ int hak_tcreg_add(hak_tcreg_t *r, hak_tcreg_node_t *n)
             rc = -1;
         } else {
             if (e->node != n)
-                r->count++;
+                HAK_COUNT_LOCKED(r->count, 1);
             if (r->serial == 0) /* a random start: a foreign page rarely holds a live stamp */
                 r->serial = hak_random_word();
             if (++r->serial == 0)
@@ -78,20 +78,14 @@ void hak_tcreg_remove(hak_tcreg_t *r, hak_tcreg_node_t *n)
     if (node_registered(n)) {
         n->entry->node = NULL;
         n->entry->stamp = 0;
-        r->count--;
+        HAK_COUNT_LOCKED(r->count, -1);
     }
     n->entry = NULL;
     n->stamp = 0;
     hak_unlock(&r->lock);
 }
 
-size_t hak_tcreg_count(hak_tcreg_t *r)
-{
-    hak_lock(&r->lock);
-    size_t n = r->count;
-    hak_unlock(&r->lock);
-    return n;
-}
+size_t hak_tcreg_count(hak_tcreg_t *r) { return __atomic_load_n(&r->count, __ATOMIC_RELAXED); }
 
 void hak_tcreg_adopt(hak_tcreg_t *r, hak_tcreg_node_t *self, void (*flush)(hak_tcreg_node_t *n, void *arg),
                      void *arg)
@@ -111,6 +105,6 @@ void hak_tcreg_adopt(hak_tcreg_t *r, hak_tcreg_node_t *self, void (*flush)(hak_t
                 flush(e->node, arg);
             e->node = NULL;
             e->stamp = 0;
-            r->count--;
+            HAK_COUNT_LOCKED(r->count, -1);
         }
 }

@@ -89,7 +89,6 @@ static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (pos
 static hak_tcreg_t g_tcreg; /* every thread's cache */
 #endif
 static int g_init_done;
-static hak_lock_t g_init_lock = HAK_LOCK_INIT;
 
 static struct {
     size_t superslabs, slabs_in_use, bytes_mapped, bytes_decommitted;
@@ -810,6 +809,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         if (tc->state == TINY_TC_NEW)
             tcache_setup(tc);
         if (tc->state != TINY_TC_LIVE) {
+            tiny_global_init(); /* a thread whose hooks ran may be the tier's first user */
             b = alloc_nocache(cls);
             goto out;
         }
@@ -991,7 +991,6 @@ static void tiny_fork_child(void)
     g_ss_lock.v = 0;
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         g_central[c].lock.v = 0;
-    g_init_lock.v = 0;
 #if !HAK_PLATFORM_ARENA
     /* Adopt the caches of the threads that do not exist in the child: their
      * TLS blocks are still mapped here (fork copied them). */
@@ -1001,21 +1000,21 @@ static void tiny_fork_child(void)
 
 static const hak_fork_ops_t tiny_fork_ops = {tiny_fork_prepare, tiny_fork_parent, tiny_fork_child};
 
+/* The exit hook and the fork participant, registered before the init is
+ * published: a thread that sees the tier initialised takes its locks, and
+ * a fork from then on must take them too (hak_fork_register returns only
+ * once it would). Both are idempotent, so threads that race here all
+ * register; registering may allocate (pthread_atfork), and an allocation
+ * that re-enters here registers again, a no-op, and goes on. */
 POSIX_ONLY static void tiny_global_init(void)
 {
     if (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
         return;
-    hak_lock(&g_init_lock);
-    if (!g_init_done) {
-        __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
-        hak_unlock(&g_init_lock);
 #if !HAK_PLATFORM_ARENA
-        hak_thread_exit_register(tiny_thread_exit);
+    hak_thread_exit_register(tiny_thread_exit);
 #endif
-        hak_fork_register(&tiny_fork_ops); /* may allocate: init is marked done */
-        return;
-    }
-    hak_unlock(&g_init_lock);
+    hak_fork_register(&tiny_fork_ops);
+    __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------ public API */
@@ -1082,6 +1081,8 @@ size_t hak_tiny_max_size(void) { return HAK_TINY_MAX_SIZE; }
 void hak_tiny_trim(void)
 {
 #if !HAK_PLATFORM_ARENA
+    if (!__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
+        return; /* nothing to trim; and no lock is taken before a fork would take it */
     if (hak_tiny_tc_.state == TINY_TC_LIVE) {
         tcache_flush(&hak_tiny_tc_);
         tc_reset_bounds(&hak_tiny_tc_);
@@ -1158,6 +1159,10 @@ size_t hak_tiny_bytes_in_use_(void)
      * use: they cannot be read safely). Every class lock, then the
      * SuperSlab lock (the documented order). */
     size_t bytes = 0, parked = 0;
+#if !HAK_PLATFORM_ARENA
+    if (!__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
+        return 0; /* as trim */
+#endif
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         hak_lock(&g_central[c].lock);
     hak_lock(&g_ss_lock);
