@@ -278,9 +278,11 @@ HAK_EXPORT void hak_free(void *p)
 /* Usable bytes of p, and its tier (HAK_TIER_NONE: foreign). At
  * validation=full a pointer in a tier that is not exactly a live block is
  * reported as a failure of `op` and *tier is HAK_TIER_NONE with *reported
- * set. */
-static size_t usable_of(const void *p, int *tier, const char *op, bool *reported)
+ * set; with `pool_magic`, at magic too a mid or L25 pointer that free
+ * would refuse (realloc must not copy from it). */
+static size_t usable_of(const void *p, int *tier, const char *op, bool pool_magic, bool *reported)
 {
+    (void)pool_magic; /* a build with neither pool */
     *reported = false;
     switch (hak_chunk_tag(p)) {
 #if HAK_HAVE_TINY
@@ -292,14 +294,14 @@ static size_t usable_of(const void *p, int *tier, const char *op, bool *reported
 #endif
 #if HAK_HAVE_MID
     case HAK_TAG_MID:
-        if (HAK_VALIDATION >= 2 && !hak_mid_check_live(p, op))
+        if (HAK_VALIDATION >= (pool_magic ? 1 : 2) && !hak_mid_check_live(p, op))
             break;
         *tier = HAK_TIER_MID;
         return hak_mid_usable_owned(p);
 #endif
 #if HAK_HAVE_L25
     case HAK_TAG_L25:
-        if (HAK_VALIDATION >= 2 && !hak_l25_check_live(p, op))
+        if (HAK_VALIDATION >= (pool_magic ? 1 : 2) && !hak_l25_check_live(p, op))
             break;
         *tier = HAK_TIER_L25;
         return hak_l25_usable_owned(p);
@@ -329,7 +331,7 @@ HAK_EXPORT size_t hak_usable_size(const void *p)
         return 0;
     int tier;
     bool reported;
-    size_t n = usable_of(p, &tier, "malloc_usable_size", &reported);
+    size_t n = usable_of(p, &tier, "malloc_usable_size", false, &reported);
     if (tier != HAK_TIER_NONE || reported)
         return n;
 #if HAK_VALIDATION >= 2
@@ -387,7 +389,7 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
     }
     int tier;
     bool reported;
-    size_t old = usable_of(p, &tier, "realloc", &reported);
+    size_t old = usable_of(p, &tier, "realloc", true, &reported);
     if (HAK_UNLIKELY(tier == HAK_TIER_NONE)) {
         if (reported) {
             errno = EINVAL;
@@ -413,6 +415,10 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
         if (q) {
             VG_FREE(p);
             VG_ALLOC(q, size);
+            /* remapped, moved or in place: the trace counted old usable
+             * bytes for p; it now follows q's (as malloc + free would) */
+            if (HAK_UNLIKELY(hak_trace_on_))
+                hak_trace_realloc_(old, size, q);
         }
         return q;
     }

@@ -66,6 +66,9 @@ typedef struct hak_fast {
 extern hak_fast_t hak_fast_ HAK_INTERNAL;
 void hak_trace_alloc_(size_t req, void *p) HAK_INTERNAL;
 void hak_trace_free_(void *p) HAK_INTERNAL;
+/* A block of `old_usable` bytes was resized where it lies (realloc within
+ * the large tier): one free of the old block, one request of req bytes at q. */
+void hak_trace_realloc_(size_t old_usable, size_t req, void *q) HAK_INTERNAL;
 void hak_env_init_(void) HAK_INTERNAL;
 
 #endif

@@ -193,11 +193,18 @@ void hak_trace_alloc_(size_t req, void *p)
         ;
 }
 
-void hak_trace_free_(void *p)
+static void trace_gone(size_t usable)
 {
-    size_t usable = hak_usable_size(p);
     __atomic_fetch_add(&g_frees, 1, __ATOMIC_RELAXED);
     __atomic_fetch_sub(&g_live_usable, usable, __ATOMIC_RELAXED);
+}
+
+void hak_trace_free_(void *p) { trace_gone(hak_usable_size(p)); }
+
+void hak_trace_realloc_(size_t old_usable, size_t req, void *q)
+{
+    trace_gone(old_usable);
+    hak_trace_alloc_(req, q);
 }
 
 /* ----------------------------------------------------------- reports */
@@ -601,10 +608,10 @@ HAK_EXPORT void malloc_stats(void) { hak_print_stats(); }
 
 HAK_EXPORT int malloc_info(int options, FILE *fp)
 {
-    if (options != 0) {
-        errno = EINVAL;
-        return -1;
-    }
+    /* As glibc 2.36: no option is defined, and any is refused by returning
+     * EINVAL itself (errno untouched), not -1 as the man page says. */
+    if (options != 0)
+        return EINVAL;
     hak_stats_t st;
     hak_get_stats(&st);
     fprintf(fp, "<malloc version=\"hakmem-1\">\n");

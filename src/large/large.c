@@ -123,11 +123,14 @@ static void large_init(void)
 {
     if (HAK_LIKELY(__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE)))
         return;
-    /* Marked first: registration may allocate (pthread_atfork). */
-    if (__atomic_exchange_n(&g_init_done, 1, __ATOMIC_ACQ_REL) == 0) {
-        hak_fork_register(&large_fork_ops);
-        hak_purge_register(large_purge);
-    }
+    /* Registered before the init is published, so that a fork after any
+     * use takes the tier's locks (hak_fork_register returns once it would),
+     * and the purger before any mapping can be cached. Idempotent: racing
+     * threads and a call re-entering from the registration's own
+     * allocation (pthread_atfork) register again. */
+    hak_fork_register(&large_fork_ops);
+    hak_purge_register(large_purge);
+    __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------ helpers */

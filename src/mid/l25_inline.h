@@ -67,7 +67,8 @@ HAK_INLINE void hak_l25_free_owned(void *p)
 /* Bytes from an owned p to the end of its block. */
 HAK_INLINE size_t hak_l25_usable_owned(const void *p) { return hak_pool_usable_owned_(p); }
 
-/* validation=full: true if p is a live block (else reported as `op`). */
+/* true if p passes the pool's checks at the build's level (full: a live
+ * block; magic: what free takes), else reported as `op`. */
 HAK_INLINE bool hak_l25_check_live(const void *p, const char *op)
 {
 #if HAK_PLATFORM_ARENA

@@ -152,7 +152,6 @@ static void *bin_pop(hak_pool_t *pool, hak_pool_bin_t *bin, unsigned cls)
 
 HAK_LIST_DEFINE(chunk_list, hak_pool_chunk_t) /* pool->chunks */
 HAK_LIST_DEFINE(span_list, hak_pool_span_t)   /* the partial lists */
-HAK_LIST_DEFINE(tc_list, hak_pool_tcache_t)   /* pool->tc_list */
 
 /* pool->dirty and the policy's sum change together (pool lock held). */
 static void dirty_add(hak_pool_t *pool, size_t b)
@@ -214,22 +213,27 @@ static void class_setup(hak_pool_t *pool, unsigned c)
     k->bin_max = (uint32_t)m;
 }
 
+/* The fork participant and the exit hook are registered before the init
+ * is published: a thread that sees the pool initialised takes its locks,
+ * and a fork from then on must take them too (hak_fork_register returns
+ * only once it would; the prepare handler takes init_lock, so a fork waits
+ * out a class setup in progress). Both are idempotent; registering may
+ * allocate (pthread_atfork), and an allocation that re-enters here
+ * registers again, a no-op, and goes on to the setup. */
 void hak_pool_init_(hak_pool_t *pool)
 {
     if (__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
         return;
+    hak_os_page_size();
+    hak_fork_register(pool->fork_ops);
+    if (pool->thread_exit)
+        hak_thread_exit_register(pool->thread_exit);
     hak_lock(&pool->init_lock);
     if (!pool->init_done) {
         hak_link_init(); /* before the pool's first link */
         for (unsigned c = 0; c < pool->pr->nclasses; c++)
             class_setup(pool, c);
         __atomic_store_n(&pool->init_done, 1, __ATOMIC_RELEASE);
-        hak_unlock(&pool->init_lock);
-        hak_os_page_size();
-        hak_fork_register(pool->fork_ops); /* may allocate: init is marked done */
-        if (pool->thread_exit)
-            hak_thread_exit_register(pool->thread_exit);
-        return;
     }
     hak_unlock(&pool->init_lock);
 }
@@ -719,27 +723,25 @@ static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
     }
 }
 
-static void tc_unregister_locked(hak_pool_t *pool, hak_pool_tcache_t *tc)
-{
-    if (!tc->in_registry)
-        return;
-    tc_list_remove(&pool->tc_list, NULL, tc);
-    tc->in_registry = 0;
-}
-
 static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     hak_pool_init_(pool);
     tc_reset_bounds(pool, tc);
-    hak_lock(&pool->tc_lock);
-    tc_list_push_front(&pool->tc_list, NULL, tc);
-    tc->in_registry = 1;
+    if (hak_tcreg_add(&pool->tcs, &tc->reg) != 0) {
+        hak_pool_thread_exit_(pool, tc); /* no entry: run cacheless */
+        return;
+    }
     tc->state = HAK_POOL_TC_LIVE;
-    hak_unlock(&pool->tc_lock);
     /* Give the cache back when the thread exits (may allocate: the cache
      * is live already). Without the hook the thread runs cacheless. */
     if (pool->thread_exit && hak_thread_exit_arm() != 0)
         hak_pool_thread_exit_(pool, tc);
+}
+
+/* The fork child's adoption of another thread's cache. */
+static void tcache_adopt(hak_tcreg_node_t *n, void *pool)
+{
+    tcache_flush(pool, (hak_pool_tcache_t *)((char *)n - offsetof(hak_pool_tcache_t, reg)));
 }
 
 void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
@@ -752,9 +754,7 @@ void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         return;
     tcache_flush(pool, tc);
     central_flush_all(pool);
-    hak_lock(&pool->tc_lock);
-    tc_unregister_locked(pool, tc);
-    hak_unlock(&pool->tc_lock);
+    hak_tcreg_remove(&pool->tcs, &tc->reg);
 }
 
 /* --------------------------------------------------------- alloc / free */
@@ -864,25 +864,32 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
 
 void hak_pool_bad_free_(void *p, const char *reason) { hak_report_failure("free", reason, p); }
 
+/* Why free refuses p below full, or NULL if it takes it: p in no span or
+ * past the carved blocks (checked even at none: trusted, but never crash
+ * on it), or, at magic, not a block start in a span that never placed an
+ * aligned (interior) pointer. */
+static const char *pool_refusal(hak_pool_t *pool, const hak_pool_span_t *s, const void *p)
+{
+    if (HAK_UNLIKELY(s == NULL))
+        return pool->pr->msg_no_span;
+    size_t i = hak_pool_index(s, p);
+    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+        return pool->pr->msg_not_block;
+    if (HAK_VALIDATION >= 1 && (const uint8_t *)p != s->base + i * s->stride &&
+        !__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED))
+        return pool->pr->msg_not_start;
+    return NULL;
+}
+
 void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 {
     hak_pool_span_t *s = hak_pool_span_of(p);
-    if (HAK_UNLIKELY(s == NULL)) { /* validation none: trusted, but never crash on it */
-        hak_pool_bad_free_(p, pool->pr->msg_no_span);
+    const char *why = pool_refusal(pool, s, p);
+    if (HAK_UNLIKELY(why != NULL)) {
+        hak_pool_bad_free_(p, why);
         return;
     }
-    size_t i = hak_pool_index(s, p);
-    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED)) {
-        hak_pool_bad_free_(p, pool->pr->msg_not_block);
-        return;
-    }
-#if HAK_VALIDATION >= 1
-    if (!__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED)) {
-        hak_pool_bad_free_(p, pool->pr->msg_not_start);
-        return;
-    }
-#endif
-    hak_pool_push_(pool, tc, s->base + i * s->stride, s->cls);
+    hak_pool_push_(pool, tc, s->base + hak_pool_index(s, p) * s->stride, s->cls);
 }
 
 #if HAK_VALIDATION >= 2
@@ -938,10 +945,11 @@ void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
 
 bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op)
 {
-    (void)pool;
-    (void)p;
-    (void)op;
-    return true;
+    /* magic: free's own checks; none: trusted */
+    const char *why = HAK_VALIDATION >= 1 ? pool_refusal(pool, hak_pool_span_of(p), p) : NULL;
+    if (why)
+        hak_report_failure(op, why, p);
+    return why == NULL;
 }
 #endif
 
@@ -1053,7 +1061,7 @@ void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 void hak_pool_fork_prepare_(hak_pool_t *pool)
 {
     hak_lock(&pool->init_lock);
-    hak_lock(&pool->tc_lock);
+    hak_lock(&pool->tcs.lock);
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
         hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
@@ -1064,7 +1072,7 @@ void hak_pool_fork_parent_(hak_pool_t *pool)
     hak_unlock(&pool->lock);
     for (unsigned c = pool->pr->nclasses; c-- > 0;)
         hak_unlock(&pool->t->central[c].lock);
-    hak_unlock(&pool->tc_lock);
+    hak_unlock(&pool->tcs.lock);
     hak_unlock(&pool->init_lock);
 }
 
@@ -1073,19 +1081,10 @@ void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self)
     pool->lock.v = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
         pool->t->central[c].lock.v = 0;
-    pool->tc_lock.v = 0;
     pool->init_lock.v = 0;
     /* Adopt the caches of the threads that do not exist in the child: their
      * TLS blocks are still mapped here (fork copied them). */
-    hak_pool_tcache_t *tc = pool->tc_list;
-    while (tc) {
-        hak_pool_tcache_t *next = tc->next;
-        if (tc != self) {
-            tc_unregister_locked(pool, tc);
-            tcache_flush(pool, tc);
-        }
-        tc = next;
-    }
+    hak_tcreg_adopt(&pool->tcs, &self->reg, tcache_adopt, pool);
     central_flush_all(pool);
 }
 

@@ -50,9 +50,9 @@
  * "free-list links").
  *
  * Lock order: class lock (central[c].lock) -> pool lock (pool->lock). The
- * registry of thread caches has its own lock (tc_lock), never held with the
- * others except by the fork handlers, which take tc_lock, then every class
- * lock, then the pool lock.
+ * registry of thread caches (tcs, hak_tcache_registry.h) has its own lock,
+ * never held with the others except by the fork handlers, which take the
+ * init lock, the registry's, then every class lock, then the pool lock.
  */
 #ifndef HAK_POOL_INTERNAL_H
 #define HAK_POOL_INTERNAL_H
@@ -64,6 +64,7 @@
 #include "hak_platform.h"
 #include "hak_pool_stats.h"
 #include "hak_purge.h"
+#include "hak_tcache_registry.h"
 #include "hak_tier.h"
 
 #define HAK_POOL_PAGE_SHIFT  16
@@ -140,10 +141,8 @@ enum { HAK_POOL_TC_NEW = 0, HAK_POOL_TC_LIVE = 1, HAK_POOL_TC_DEAD = 2 };
 
 typedef struct hak_pool_tcache {
     hak_pool_bin_t bins[HAK_POOL_MAX_CLASSES];
-    struct hak_pool_tcache *next; /* registry of live caches (fork adoption) */
-    struct hak_pool_tcache *prev;
+    hak_tcreg_node_t reg;        /* in the pool's registry of caches (fork adoption) */
     uint32_t state;
-    uint32_t in_registry;
     /* Bins grow under contention (hak_bound_grow): contended refills and
      * drains per class since the last growth, and the sum of the bins'
      * bounds in bytes. */
@@ -229,8 +228,7 @@ typedef struct hak_pool {
     size_t nempty;               /* chunks with no span */
     size_t dirty;                /* bytes of free pages still committed */
     size_t span_bytes;           /* bytes of pages in spans */
-    hak_lock_t tc_lock;
-    hak_pool_tcache_t *tc_list;
+    hak_tcreg_t tcs;             /* every thread's cache */
     hak_lock_t init_lock;
     int init_done;
     hak_pool_counters_t st;
@@ -251,8 +249,10 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
 void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HAK_INTERNAL;
 /* validation=full: every check, then the free. */
 void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p) HAK_INTERNAL;
-/* validation=full: true if p is exactly a live block's pointer; otherwise
- * reported as a failure of `op` ("realloc", ...). Always true below full. */
+/* true if p passes the checks of the build's level; otherwise reported as
+ * a failure of `op` ("realloc", ...). full: p is exactly a live block's
+ * pointer; magic: free would take it (a block start, or a pointer into a
+ * carved block of a span that placed an aligned one); none: always. */
 bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op) HAK_INTERNAL;
 /* validation=full: pop the head of tc's non-empty bin of class cls with
  * every check (its link, that it is a free block of the class), the block

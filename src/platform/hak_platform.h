@@ -82,6 +82,14 @@ void hak_os_note_decommit(size_t size);
  * Costs a system call (several hundred cycles). */
 bool hak_is_memory_readable(const void *p);
 
+/* Copy n bytes from src to dst if all of them can be read, without ever
+ * faulting (PROT_NONE and unmapped pages included): true if copied. A
+ * system call (posix: process_vm_readv on the process itself; mincore and
+ * a plain copy where that call is refused). For the rare reads of memory
+ * that may have gone away under hakmem (a registry's view of another
+ * thread's TLS). */
+bool hak_os_read(void *dst, const void *src, size_t n);
+
 /* The hybrid check of the seed design: true if the `width` bytes before `p`
  * can be read without faulting, assuming `p` itself points into a mapped
  * page. When p's page offset is at least `width`, the bytes lie on p's own
@@ -176,6 +184,10 @@ uint64_t hak_os_clock_ms(void);
  * use their own TLS, which is still valid then; they must mark their state
  * dead so that allocator calls made after them (other destructors, glibc's
  * frees after the last destructor round) take a path with no cache.
+ * A key armed during the last of glibc's PTHREAD_DESTRUCTOR_ITERATIONS
+ * rounds (a thread's first allocation made there) runs no destructor: that
+ * thread exits with its state live, which the registries of thread caches
+ * survive (hak_tcache_registry.h).
  * Both return 0 or -1. No-ops in the arena backend. */
 int hak_thread_exit_register(void (*fn)(void));
 int hak_thread_exit_arm(void);
@@ -189,7 +201,10 @@ uintptr_t hak_thread_id(void);
  * (so that all hakmem locks are taken together, then the forking thread is
  * made their pass-through owner; see hak_lock_fork_begin). prepare runs in
  * registration order, parent and child in reverse. At most 8 participants;
- * registering the same ops twice is a no-op. Returns 0 or -1. */
+ * registering the same ops twice is a no-op. Returns once a fork would run
+ * the participant (another thread installing the atfork handler is waited
+ * for), so a component registers before it publishes its init. Returns 0
+ * or -1. */
 typedef struct hak_fork_ops {
     void (*prepare)(void); /* take every lock of the component */
     void (*parent)(void);  /* release them */

@@ -11,6 +11,7 @@
 #include "hak_platform.h"
 
 #include <errno.h>
+#include <string.h>
 
 HAK_INTERNAL void hak_os_count_map_(size_t size);
 
@@ -90,6 +91,15 @@ bool hak_is_memory_readable(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     return a >= hak_arena_lo_ && a < hak_arena_hi_;
+}
+
+bool hak_os_read(void *dst, const void *src, size_t n)
+{
+    uintptr_t a = (uintptr_t)src;
+    if (a < hak_arena_lo_ || a > hak_arena_hi_ || n > hak_arena_hi_ - a)
+        return false;
+    memcpy(dst, src, n);
+    return true;
 }
 
 int hak_chunk_set_tag(void *base, size_t size, unsigned tag)

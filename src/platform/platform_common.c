@@ -154,13 +154,27 @@ HAK_INTERNAL void hak_os_count_decommit_(size_t size) { __atomic_fetch_add(&g_de
 
 #define HAK_FORK_MAX 8
 static const hak_fork_ops_t *g_fork_ops[HAK_FORK_MAX];
-static int g_fork_n, g_fork_installed;
+static int g_fork_n;
+/* The atfork handler: not installed, being installed by g_fork_installer
+ * of process g_fork_pid (who holds g_install_lock meanwhile), installed. */
+enum { FORK_NONE, FORK_INSTALLING, FORK_INSTALLED };
+static int g_fork_state;
+static uintptr_t g_fork_installer;
+static uint64_t g_fork_pid;
 static hak_lock_t g_fork_lock = HAK_LOCK_INIT;
+static hak_lock_t g_install_lock = HAK_LOCK_INIT;
 HAK_INTERNAL int hak_os_atfork_(void);
 
+/* A component registers before it publishes its init (a thread that sees
+ * it initialised may take its locks), so this returns only once a fork
+ * would run the participant: after the atfork handler is installed. The
+ * installation may allocate (pthread_atfork), and the allocation may
+ * initialise a tier, which registers here again on the installing thread:
+ * that call returns at once (a fork waits for glibc's atfork lock, which
+ * the installer holds until its handler is in). */
 int hak_fork_register(const hak_fork_ops_t *ops)
 {
-    int install = 0, rc = 0;
+    int rc = 0, install = 0, wait = 0;
     hak_lock(&g_fork_lock);
     int i;
     for (i = 0; i < g_fork_n; i++)
@@ -172,13 +186,34 @@ int hak_fork_register(const hak_fork_ops_t *ops)
         else
             __atomic_store_n(&g_fork_ops[g_fork_n++], ops, __ATOMIC_RELEASE);
     }
-    if (!g_fork_installed) {
-        g_fork_installed = 1;
+    if (g_fork_state == FORK_INSTALLING && g_fork_pid != hak_os_pid()) {
+        /* a fork copied an installation in progress, before the handler
+         * was in (else its child handler said installed): the installer
+         * is not in this process, and neither is the handler */
+        g_fork_state = FORK_NONE;
+        g_install_lock.v = 0;
+    }
+    if (g_fork_state == FORK_NONE) {
+        g_fork_state = FORK_INSTALLING;
+        g_fork_installer = hak_thread_id();
+        g_fork_pid = hak_os_pid();
+        hak_lock(&g_install_lock);
         install = 1;
+    } else if (g_fork_state == FORK_INSTALLING && g_fork_installer != hak_thread_id()) {
+        wait = 1;
     }
     hak_unlock(&g_fork_lock);
-    if (install && hak_os_atfork_() != 0)
-        rc = -1;
+    if (install) {
+        if (hak_os_atfork_() != 0)
+            rc = -1;
+        hak_lock(&g_fork_lock);
+        g_fork_state = FORK_INSTALLED;
+        hak_unlock(&g_fork_lock);
+        hak_unlock(&g_install_lock);
+    } else if (wait) {
+        hak_lock(&g_install_lock); /* until the installer is done */
+        hak_unlock(&g_install_lock);
+    }
     return rc;
 }
 
@@ -206,6 +241,10 @@ HAK_INTERNAL void hak_fork_child_(void)
     hak_purge_fork_child_();
     for (int i = g_fork_n - 1; i >= 0; i--)
         g_fork_ops[i]->child();
+    /* the handler runs, so it is installed here, even if the parent's
+     * installer had not said so yet */
+    g_fork_state = FORK_INSTALLED;
+    g_install_lock.v = 0;
     g_fork_lock.v = 0;
 }
 

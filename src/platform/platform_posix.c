@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -135,6 +136,24 @@ bool hak_is_memory_readable(const void *p)
     int rc = mincore(page, ps, &vec);
     errno = saved;
     return rc == 0;
+}
+
+bool hak_os_read(void *dst, const void *src, size_t n)
+{
+    int saved = errno;
+    struct iovec local = {dst, n}, remote = {(void *)src, n};
+    ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    bool refused = got < 0 && errno != EFAULT; /* ENOSYS, EPERM: a sandbox */
+    errno = saved;
+    if (!refused)
+        return got == (ssize_t)n;
+    /* mincore says mapped, not readable (a PROT_NONE page passes) */
+    size_t ps = hak_os_page_size();
+    for (uintptr_t a = (uintptr_t)src & ~(uintptr_t)(ps - 1); a < (uintptr_t)src + n; a += ps)
+        if (!hak_is_memory_readable((const void *)a))
+            return false;
+    memcpy(dst, src, n);
+    return true;
 }
 
 /* ---------------------------------------------------------- chunk map */
@@ -396,7 +415,7 @@ int hak_os_atfork_(void);
 HAK_INTERNAL int hak_os_atfork_(void)
 {
     /* pthread_atfork may allocate (glibc keeps its handlers in a dynarray):
-     * the caller has already marked the registration done. */
+     * hak_fork_register lets a registration re-entering from there pass. */
     return pthread_atfork(os_fork_prepare, os_fork_parent, os_fork_child) == 0 ? 0 : -1;
 }
 

@@ -93,10 +93,10 @@ static tiny_slab_t *g_dirty, *g_dirty_tail;
 static size_t g_dirty_bytes;
 static tiny_ss_t *g_ss_list;     /* every SuperSlab */
 static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (posix) */
-static hak_lock_t g_tc_lock = HAK_LOCK_INIT;
-static tiny_tcache_t *g_tc_list POSIX_ONLY; /* caches of live threads */
+#if !HAK_PLATFORM_ARENA
+static hak_tcreg_t g_tcreg; /* every thread's cache */
+#endif
 static int g_init_done;
-static hak_lock_t g_init_lock = HAK_LOCK_INIT;
 
 static struct {
     size_t superslabs, slabs_in_use, bytes_mapped, bytes_decommitted;
@@ -120,7 +120,6 @@ static void tiny_global_init(void);
 
 HAK_LIST_DEFINE(ss_list, tiny_ss_t)       /* g_ss_list */
 HAK_LIST_DEFINE(slab_list, tiny_slab_t)   /* the partial lists and the dirty list */
-HAK_LIST_DEFINE(tc_list, tiny_tcache_t)   /* g_tc_list */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -735,22 +734,6 @@ static void tcache_flush(tiny_tcache_t *tc)
     }
 }
 
-static void tc_register(tiny_tcache_t *tc)
-{
-    hak_lock(&g_tc_lock);
-    tc_list_push_front(&g_tc_list, NULL, tc);
-    tc->in_registry = 1;
-    hak_unlock(&g_tc_lock);
-}
-
-static void tc_unregister_locked(tiny_tcache_t *tc)
-{
-    if (!tc->in_registry)
-        return;
-    tc_list_remove(&g_tc_list, NULL, tc);
-    tc->in_registry = 0;
-}
-
 static void tc_retire(tiny_tcache_t *tc)
 {
     tc->state = TINY_TC_DEAD;
@@ -759,16 +742,19 @@ static void tc_retire(tiny_tcache_t *tc)
         tc->bins[c].max = tc->bins[c].room = 0;
 }
 
-/* Thread-exit hook: the thread is exiting. */
+/* Thread-exit hook: the thread is exiting. A cache it never used is dead
+ * too (as the pools'): a call after the hooks (another key's destructor,
+ * glibc's frees after the last round) then runs cacheless instead of
+ * setting up a cache that no hook would give back. */
 static void tiny_thread_exit(void)
 {
     tiny_tcache_t *tc = &hak_tiny_tc_;
-    if (tc->state != TINY_TC_LIVE)
+    if (tc->state != TINY_TC_LIVE) {
+        tc->state = TINY_TC_DEAD;
         return;
+    }
     tc_retire(tc);
-    hak_lock(&g_tc_lock);
-    tc_unregister_locked(tc);
-    hak_unlock(&g_tc_lock);
+    hak_tcreg_remove(&g_tcreg, &tc->reg);
 }
 
 /* First call of a thread into the slow path. */
@@ -777,15 +763,20 @@ static void tcache_setup(tiny_tcache_t *tc)
     tiny_global_init();
     tc->state = TINY_TC_LIVE;
     tc_reset_bounds(tc); /* keeps a block the first free pushed */
-    tc_register(tc);
-    /* May allocate (pthread_setspecific of a high key): the cache is live. */
-    if (hak_thread_exit_arm() != 0) {
-        /* No exit hook: run cacheless so nothing is stranded at exit. */
-        hak_lock(&g_tc_lock);
-        tc_unregister_locked(tc);
-        hak_unlock(&g_tc_lock);
+    /* Arming may allocate (pthread_setspecific of a high key): the cache is
+     * live. Without an entry or an exit hook, run cacheless so nothing is
+     * stranded at exit. */
+    if (hak_tcreg_add(&g_tcreg, &tc->reg) != 0 || hak_thread_exit_arm() != 0) {
+        hak_tcreg_remove(&g_tcreg, &tc->reg);
         tc_retire(tc);
     }
+}
+
+/* The fork child's adoption of another thread's cache. */
+static void tcache_adopt(hak_tcreg_node_t *n, void *arg)
+{
+    (void)arg;
+    tcache_flush((tiny_tcache_t *)((char *)n - offsetof(tiny_tcache_t, reg)));
 }
 #endif
 
@@ -846,6 +837,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         if (tc->state == TINY_TC_NEW)
             tcache_setup(tc);
         if (tc->state != TINY_TC_LIVE) {
+            tiny_global_init(); /* a thread whose hooks ran may be the tier's first user */
             b = alloc_nocache(cls);
             goto out;
         }
@@ -1020,7 +1012,9 @@ bool hak_tiny_check_live_(const void *p, const char *op)
 
 static void tiny_fork_prepare(void)
 {
-    hak_lock(&g_tc_lock);
+#if !HAK_PLATFORM_ARENA
+    hak_lock(&g_tcreg.lock);
+#endif
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         hak_lock(&g_central[c].lock);
     hak_lock(&g_ss_lock);
@@ -1031,7 +1025,9 @@ static void tiny_fork_parent(void)
     hak_unlock(&g_ss_lock);
     for (unsigned c = HAK_TINY_NCLASSES; c-- > 0;)
         hak_unlock(&g_central[c].lock);
-    hak_unlock(&g_tc_lock);
+#if !HAK_PLATFORM_ARENA
+    hak_unlock(&g_tcreg.lock);
+#endif
 }
 
 static void tiny_fork_child(void)
@@ -1039,41 +1035,30 @@ static void tiny_fork_child(void)
     g_ss_lock.v = 0;
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         g_central[c].lock.v = 0;
-    g_tc_lock.v = 0;
-    g_init_lock.v = 0;
 #if !HAK_PLATFORM_ARENA
     /* Adopt the caches of the threads that do not exist in the child: their
      * TLS blocks are still mapped here (fork copied them). */
-    tiny_tcache_t *self = &hak_tiny_tc_;
-    tiny_tcache_t *tc = g_tc_list;
-    while (tc) {
-        tiny_tcache_t *next = tc->next;
-        if (tc != self) {
-            tc_unregister_locked(tc);
-            tcache_flush(tc);
-        }
-        tc = next;
-    }
+    hak_tcreg_adopt(&g_tcreg, &hak_tiny_tc_.reg, tcache_adopt, NULL);
 #endif
 }
 
 static const hak_fork_ops_t tiny_fork_ops = {tiny_fork_prepare, tiny_fork_parent, tiny_fork_child};
 
+/* The exit hook and the fork participant, registered before the init is
+ * published: a thread that sees the tier initialised takes its locks, and
+ * a fork from then on must take them too (hak_fork_register returns only
+ * once it would). Both are idempotent, so threads that race here all
+ * register; registering may allocate (pthread_atfork), and an allocation
+ * that re-enters here registers again, a no-op, and goes on. */
 POSIX_ONLY static void tiny_global_init(void)
 {
     if (__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
         return;
-    hak_lock(&g_init_lock);
-    if (!g_init_done) {
-        __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
-        hak_unlock(&g_init_lock);
 #if !HAK_PLATFORM_ARENA
-        hak_thread_exit_register(tiny_thread_exit);
+    hak_thread_exit_register(tiny_thread_exit);
 #endif
-        hak_fork_register(&tiny_fork_ops); /* may allocate: init is marked done */
-        return;
-    }
-    hak_unlock(&g_init_lock);
+    hak_fork_register(&tiny_fork_ops);
+    __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
 }
 
 /* ------------------------------------------------------------ public API */
@@ -1140,6 +1125,8 @@ size_t hak_tiny_max_size(void) { return HAK_TINY_MAX_SIZE; }
 void hak_tiny_trim(void)
 {
 #if !HAK_PLATFORM_ARENA
+    if (!__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
+        return; /* nothing to trim; and no lock is taken before a fork would take it */
     if (hak_tiny_tc_.state == TINY_TC_LIVE) {
         tcache_flush(&hak_tiny_tc_);
         tc_reset_bounds(&hak_tiny_tc_);
@@ -1208,6 +1195,10 @@ size_t hak_tiny_bytes_in_use_(void)
      * use: they cannot be read safely). Every class lock, then the
      * SuperSlab lock (the documented order). */
     size_t bytes = 0, parked = 0;
+#if !HAK_PLATFORM_ARENA
+    if (!__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
+        return 0; /* as trim */
+#endif
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
         hak_lock(&g_central[c].lock);
     hak_lock(&g_ss_lock);
@@ -1246,9 +1237,6 @@ void hak_tiny_get_stats(hak_tiny_stats_t *out)
     out->ss_unmaps = __atomic_load_n(&g_st.ss_unmaps, __ATOMIC_RELAXED);
     out->thread_caches = 0;
 #if !HAK_PLATFORM_ARENA
-    hak_lock(&g_tc_lock);
-    for (tiny_tcache_t *tc = g_tc_list; tc; tc = tc->next)
-        out->thread_caches++;
-    hak_unlock(&g_tc_lock);
+    out->thread_caches = hak_tcreg_count(&g_tcreg);
 #endif
 }

@@ -31,12 +31,14 @@
  * and a producer's blocks reach the consumer through the central lists.
  *
  * Lock order: class lock (g_central[c].lock) -> g_ss_lock. The registry of
- * thread caches has its own lock (g_tc_lock), never held with the others.
+ * thread caches (hak_tcache_registry.h) has its own lock, never held with
+ * the others but by the fork handlers, which take it first.
  */
 #ifndef HAK_TINY_INTERNAL_H
 #define HAK_TINY_INTERNAL_H
 
 #include "hak_link.h"
+#include "hak_tcache_registry.h"
 #include "tiny_classes.h"
 
 #define HAK_TINY_SS_SIZE     HAK_CHUNK_SIZE
@@ -106,10 +108,8 @@ enum { TINY_TC_NEW = 0, TINY_TC_LIVE = 1, TINY_TC_DEAD = 2 };
 
 typedef struct tiny_tcache {
     tiny_bin_t bins[HAK_TINY_NCLASSES];
-    struct tiny_tcache *next; /* registry of live caches (fork adoption) */
-    struct tiny_tcache *prev;
+    hak_tcreg_node_t reg;     /* in the registry of caches (fork adoption, stats) */
     uint32_t state;
-    uint32_t in_registry;
     /* Bins grow under contention (hak_bound_grow): refills and
      * drains that found their class lock taken, per class since the last
      * growth, and the sum of the bins' bounds in bytes. */

@@ -1,12 +1,51 @@
 /* A small workload for the environment-variable tests: allocates over
  * every tier, frees, optionally forks a child (argv[1] = "fork"), or
  * closes stderr and writes argv[2]'s file through the fd 2 it gets back
- * (argv[1] = "reuse-stderr": the exit reports must not land in it). */
+ * (argv[1] = "reuse-stderr": the exit reports must not land in it), or
+ * grows a large block by realloc and shrinks it again (argv[1] =
+ * "realloc-large", under HAKMEM_MEM_TRACE=1: mallinfo2's bytes in use
+ * follow the block and come back to where they were; exit status 1 and a
+ * line on stderr if not). */
 #include <fcntl.h>
+#include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* The traced bytes in use are within [lo, lo + slack): 1 if not. */
+static int in_use_near(const char *when, size_t lo, size_t slack)
+{
+    size_t u = mallinfo2().uordblks;
+    if (u >= lo && u - lo < slack)
+        return 0;
+    fprintf(stderr, "env_child: %s: %zu bytes in use, expected %zu .. %zu\n", when, u, lo, lo + slack);
+    return 1;
+}
+
+static int realloc_large(void)
+{
+    const size_t mib = (size_t)1 << 20;
+    size_t base = mallinfo2().uordblks;
+    int bad = 0;
+    char *p = malloc(2 * mib);
+    if (p == NULL)
+        return 1;
+    memset(p, 1, 2 * mib);
+    bad |= in_use_near("2 MiB", base + 2 * mib, mib);
+    char *q = realloc(p, 64 * mib); /* grows: mremap */
+    if (q == NULL)
+        return 1;
+    bad |= in_use_near("grown to 64 MiB", base + 64 * mib, mib);
+    p = realloc(q, 3 * mib); /* shrinks in place */
+    if (p == NULL)
+        return 1;
+    bad |= in_use_near("shrunk to 3 MiB", base + 3 * mib, mib);
+    free(p);
+    bad |= in_use_near("freed", base, 1);
+    return bad;
+}
 
 int main(int argc, char **argv)
 {
@@ -27,6 +66,8 @@ int main(int argc, char **argv)
     }
     for (int i = 1; i < 400; i += 2)
         free(v[i]);
+    if (argc > 1 && strcmp(argv[1], "realloc-large") == 0 && realloc_large() != 0)
+        return 1;
     if (argc > 2 && strcmp(argv[1], "reuse-stderr") == 0) {
         close(2);
         int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);

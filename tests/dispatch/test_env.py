@@ -76,6 +76,16 @@ class EnvTest(unittest.TestCase):
         self.assertRegex(err, r"frees\s+400\n")
         self.assertRegex(err, r"live usable bytes\s+0\n")
 
+    def test_mem_trace_large_realloc(self):
+        # a large block grown by mremap and shrunk in place: the trace
+        # follows it (the child checks mallinfo2 at each step), and nothing
+        # wraps below zero (live 0 and a peak near 64 MiB, not near 2^64)
+        err = run({"HAKMEM_MEM_TRACE": "1"}, "realloc-large")
+        self.assertRegex(err, r"live usable bytes\s+0\n")
+        peak = int(err.split("peak live usable bytes")[1].split()[0])
+        self.assertGreaterEqual(peak, 64 << 20)
+        self.assertLess(peak, 80 << 20)
+
     def test_verbose(self):
         err = run({"HAKMEM_VERBOSE": "1"})
         self.assertRegex(err, r"hakmem: header_classidx=\d class7_header_width=\d validation=\d")

@@ -645,6 +645,22 @@ static void sc_pool_interior_reported(const tier_case_t *t)
             fail_child("free(p + %zu): %d reports, last %s(): \"%s\" at %p\n", offs[k], g_reports, g_op, g_reason,
                        g_addr);
     }
+    /* realloc of an interior pointer: the same verdict, reported as
+     * realloc's and before anything is copied or freed (it returns NULL,
+     * EINVAL), whether the new size would keep the block or move it */
+    const size_t news[] = {t->size, t->size * 4};
+    for (size_t k = 0; k < 2; k++) {
+        g_reports = 0;
+        errno = 0;
+        void *r = realloc_v(p + 16, news[k]);
+        if (r != NULL || errno != EINVAL || g_reports != 1 || strcmp(g_op, "realloc") != 0 || g_addr != p + 16 ||
+            !strstr(g_reason, "not the start"))
+            fail_child("realloc(p + 16, %zu) = %p (errno %d): %d reports, last %s(): \"%s\" at %p\n", news[k], r,
+                       errno, g_reports, g_op, g_reason, g_addr);
+    }
+    for (size_t k = 0; k < t->size; k++)
+        if (p[k] != 0)
+            fail_child("the block changed at %zu after the rejected calls\n", k);
     /* the block is still live: its own free works, and it comes back */
     g_reports = 0;
     free_v(p);

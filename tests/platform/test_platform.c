@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "hak_platform.h"
+#include "hak_tcache_registry.h"
 
 static void test_page_size(void **state)
 {
@@ -95,6 +96,84 @@ static void test_readability(void **state)
         }
     }
     munmap(m + ps, 3 * ps);
+}
+
+/* hak_os_read copies what can be read and never faults: mapped bytes are
+ * copied, a range that touches a PROT_NONE or an unmapped page is not
+ * (and the destination is left alone), errno is kept. */
+static void test_safe_read(void **state)
+{
+    (void)state;
+    size_t ps = hak_os_page_size();
+    uint8_t *m = mmap(NULL, 3 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    /* layout: [mapped][PROT_NONE][unmapped] */
+    memset(m, 0x42, ps);
+    assert_int_equal(mprotect(m + ps, ps, PROT_NONE), 0);
+    assert_int_equal(munmap(m + 2 * ps, ps), 0);
+    uint8_t buf[32];
+    errno = 1234;
+    memset(buf, 0, sizeof buf);
+    assert_true(hak_os_read(buf, m + ps - sizeof buf, sizeof buf));
+    for (size_t i = 0; i < sizeof buf; i++)
+        assert_int_equal(buf[i], 0x42);
+    memset(buf, 0, sizeof buf);
+    assert_false(hak_os_read(buf, m + ps - 8, sizeof buf)); /* runs into PROT_NONE */
+    assert_false(hak_os_read(buf, m + ps + 64, sizeof buf));
+    assert_false(hak_os_read(buf, m + 2 * ps + 64, sizeof buf));
+    assert_int_equal(errno, 1234);
+    munmap(m, 2 * ps);
+}
+
+/* The registry of thread caches (hak_tcache_registry.h): adding is
+ * idempotent, a node at an address whose entry went stale (its memory
+ * zeroed, as glibc reinitialises a reused TLS) takes that entry over, and
+ * the fork child's adoption flushes only the nodes that are intact. */
+static int g_flushed[4];
+static hak_tcreg_node_t *g_nodes;
+static void count_flush(hak_tcreg_node_t *n, void *arg)
+{
+    assert_ptr_equal(arg, g_flushed);
+    g_flushed[n - g_nodes]++;
+}
+
+static void test_tcache_registry(void **state)
+{
+    (void)state;
+    static hak_tcreg_t r;
+    size_t ps = hak_os_page_size();
+    hak_tcreg_node_t *n = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(n != MAP_FAILED);
+    g_nodes = n;
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(hak_tcreg_add(&r, &n[i]), 0);
+    assert_int_equal(hak_tcreg_add(&r, &n[0]), 0); /* registered already */
+    assert_int_equal(hak_tcreg_count(&r), 4);
+    memset(&n[1], 0, sizeof n[1]); /* a thread gone without its hook, its TLS reused */
+    assert_int_equal(hak_tcreg_add(&r, &n[1]), 0);
+    assert_int_equal(hak_tcreg_count(&r), 4);
+    hak_tcreg_remove(&r, &n[3]);
+    hak_tcreg_remove(&r, &n[3]); /* a no-op */
+    assert_int_equal(hak_tcreg_count(&r), 3);
+    assert_int_equal(hak_tcreg_add(&r, &n[3]), 0);
+    /* Fork child: self is n[0]; n[1] intact; n[2] gone without its hook,
+     * its TLS reinitialised; n[3] gone, unmapped. */
+    memset(&n[2], 0, sizeof n[2]);
+    hak_tcreg_node_t *far = mmap(NULL, ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(far != MAP_FAILED);
+    hak_tcreg_remove(&r, &n[3]);
+    assert_int_equal(hak_tcreg_add(&r, far), 0);
+    assert_int_equal(munmap(far, ps), 0);
+    assert_int_equal(hak_tcreg_count(&r), 4);
+    hak_tcreg_adopt(&r, &n[0], count_flush, g_flushed);
+    assert_int_equal(g_flushed[0], 0);
+    assert_int_equal(g_flushed[1], 1);
+    assert_int_equal(g_flushed[2], 0);
+    assert_int_equal(g_flushed[3], 0);
+    assert_int_equal(hak_tcreg_count(&r), 1);
+    hak_tcreg_remove(&r, &n[0]);
+    assert_int_equal(hak_tcreg_count(&r), 0);
+    munmap(n, ps);
 }
 
 static void test_cycles(void **state)
@@ -241,6 +320,8 @@ int main(void)
         cmocka_unit_test(test_map_aligned_zeroed_errno),
         cmocka_unit_test(test_remap),
         cmocka_unit_test(test_readability),
+        cmocka_unit_test(test_safe_read),
+        cmocka_unit_test(test_tcache_registry),
         cmocka_unit_test(test_cycles),
         cmocka_unit_test(test_thread_hook),
         cmocka_unit_test(test_chunk_map),
