@@ -12,8 +12,12 @@ just a library path. The runs are interleaved (A B C D E A B C D E ...), the
 peak RSS of each run comes from os.wait4()'s rusage, and each benchmark gets
 a table of medians, ratios to glibc and to the best peer, spread and RSS.
 hakmem is AHEAD when its median ratio against every peer is >= 1.05, and its
-RSS is ok when its median RSS ratio to glibc is <= 1/0.95. Instruction counts
-per malloc+free pair come from callgrind (two runs, N1 and N2 pairs).
+RSS is ok when its median RSS ratio to glibc is <= 1/0.95. The launcher also
+reports each run's minor faults; the tables show their median and hakmem's
+ratio to the fewest of any peer, and the jobs with memory targets (burst,
+large_churn) get a second mark: faults at most 1.5x the fewest, peak RSS at
+most 1.10x glibc's. Instruction counts per malloc+free pair come from
+callgrind (two runs, N1 and N2 pairs).
 
 Results go to --out (default results/): raw.csv, summary.csv,
 instructions.csv, results.json and ratios.png (matplotlib, else gnuplot,
@@ -46,6 +50,11 @@ PEER_LIBDIR = Path('/usr/lib/x86_64-linux-gnu')
 
 AHEAD_RATIO = 1.05      # "ahead": a median ratio of at least 1.05 against every peer
 RSS_NOT_BEHIND = 0.95   # RSS "ok": glibc_rss / hakmem_rss >= 0.95
+# The memory targets of the jobs that have them (Job.memory_targets: burst and
+# large_churn): hakmem's median minor faults at most 1.5x the fewest median of
+# any peer, and its peak RSS at most 1.10x glibc's (median paired ratio).
+FAULTS_TARGET = 1.5
+RSS_TARGET = 1.10
 HAKMEM = 'hakmem'
 GLIBC = 'glibc'
 
@@ -136,6 +145,8 @@ class Job:
     compact: bool = False          # one matrix for all cases instead of a table each
     verdict: bool = True           # judge hakmem against the peers (not where the
                                    # allocator plays no part, as in micro_mincore)
+    memory_targets: bool = False   # also mark hakmem's faults and RSS against
+                                   # FAULTS_TARGET and RSS_TARGET
     timeout: float = 300.0
 
     def argv(self, bindir: Path) -> list[str]:
@@ -232,10 +243,29 @@ def parse_results(text: str) -> list[dict[str, str]]:
     return results
 
 
+def parse_launcher(stderr: str) -> dict[str, str]:
+    """The key=value fields of the launcher's last PEAK_RSS line ({} if none)."""
+    found = re.findall(r'^PEAK_RSS (.*)$', stderr, re.MULTILINE)
+    if not found:
+        return {}
+    return dict(tok.partition('=')[::2] for tok in found[-1].split() if '=' in tok)
+
+
+def launcher_int(stderr: str, key: str) -> int | None:
+    """One integer field of the launcher's last PEAK_RSS line (None when the
+    line or the field is missing: an older launcher prints no faults)."""
+    value = parse_launcher(stderr).get(key, '')
+    return int(value) if value.isdigit() else None
+
+
 def parse_peak_rss(stderr: str) -> int | None:
     """The peak RSS in KiB from the launcher's last 'PEAK_RSS maxrss_kib=N' line."""
-    found = re.findall(r'^PEAK_RSS maxrss_kib=(\d+)', stderr, re.MULTILINE)
-    return int(found[-1]) if found else None
+    return launcher_int(stderr, 'maxrss_kib')
+
+
+def parse_minflt(stderr: str) -> int | None:
+    """The minor faults from the launcher's last PEAK_RSS line ('minflt=N')."""
+    return launcher_int(stderr, 'minflt')
 
 
 def parse_callgrind_total(stderr: str) -> int | None:
@@ -273,6 +303,21 @@ def rss_ok(rss_ratio_to_glibc: float | None) -> bool:
     return rss_ratio_to_glibc is not None and rss_ratio_to_glibc <= 1.0 / RSS_NOT_BEHIND
 
 
+def within(ratio: float | None, limit: float) -> bool | None:
+    """ratio <= limit (None when there is no ratio)."""
+    return None if ratio is None else ratio <= limit
+
+
+def fewest_faults(medians: dict[str, float], mine: str) -> tuple[str | None, float | None]:
+    """The peer (not hakmem nor a hakmem variant, nor `mine`) with the fewest
+    median minor faults, and that median."""
+    peers = {a: v for a, v in medians.items() if a != mine and not a.startswith(HAKMEM)}
+    if not peers:
+        return None, None
+    best = min(peers, key=peers.get)
+    return best, peers[best]
+
+
 @dataclass
 class Row:
     """One allocator's summary of one case."""
@@ -290,16 +335,32 @@ class Row:
     ratios_vs_peers: dict[str, float | None] = field(default_factory=dict)
     ahead: bool | None = None     # hakmem only
     rss_ok: bool | None = None    # hakmem only
+    minflt_median: float | None = None      # median minor faults per run
+    faults_fewest_peer: str | None = None   # hakmem and its variants: the peer with
+    faults_ratio_fewest: float | None = None  # the fewest, and median / its median
+    faults_ok: bool | None = None      # hakmem, memory-target jobs: ratio <= FAULTS_TARGET
+    rss_target_ok: bool | None = None  # hakmem, memory-target jobs: RSS/glibc <= RSS_TARGET
 
 
 def summarize_case(case: str, values: dict[str, dict[int, float]],
-                   rss: dict[str, dict[int, float]], higher_is_better: bool) -> list[Row]:
-    """Rows for one case from {allocator: {round: value}} and the same for RSS (KiB).
+                   rss: dict[str, dict[int, float]], higher_is_better: bool,
+                   faults: dict[str, dict[int, float]] | None = None,
+                   memory_targets: bool = False) -> list[Row]:
+    """Rows for one case from {allocator: {round: value}} and the same for RSS
+    (KiB) and minor faults.
 
     The order of the rows follows `values`. Ratios are medians of per-round
     paired ratios; the best peer is the non-hakmem allocator other than the
-    row's own with the best median."""
+    row's own with the best median. The faults ratio is a ratio of medians:
+    hakmem's median over the fewest median of any peer. With
+    `memory_targets`, hakmem's row also says whether its faults and RSS
+    meet FAULTS_TARGET and RSS_TARGET."""
     medians = {a: statistics.median(v.values()) for a, v in values.items() if v}
+    fault_medians = {}
+    for a, per_round in (faults or {}).items():
+        present = [v for v in per_round.values() if v is not None]
+        if present:
+            fault_medians[a] = statistics.median(present)
     pick = max if higher_is_better else min
     rows = []
     for alloc, per_round in values.items():
@@ -323,9 +384,17 @@ def summarize_case(case: str, values: dict[str, dict[int, float]],
             glibc_rss = {r: v for r, v in rss.get(GLIBC, {}).items() if v is not None}
             if glibc_rss:
                 row.rss_ratio_glibc = median_or_none(paired_ratios(my_rss, glibc_rss, True))
+        row.minflt_median = fault_medians.get(alloc)
+        if row.minflt_median is not None and alloc.startswith(HAKMEM):
+            row.faults_fewest_peer, fewest = fewest_faults(fault_medians, alloc)
+            if fewest:
+                row.faults_ratio_fewest = row.minflt_median / fewest
         if alloc == HAKMEM:
             row.ahead = is_ahead(row.ratios_vs_peers)
             row.rss_ok = rss_ok(row.rss_ratio_glibc) if my_rss else None
+            if memory_targets:
+                row.faults_ok = within(row.faults_ratio_fewest, FAULTS_TARGET)
+                row.rss_target_ok = within(row.rss_ratio_glibc, RSS_TARGET)
         rows.append(row)
     return rows
 
@@ -344,6 +413,19 @@ def fmt_num(x: float | None, digits: int = 4) -> str:
 
 def fmt_ratio(x: float | None) -> str:
     return '-' if x is None else f'{x:.2f}x'
+
+
+def fmt_count(x: float | None) -> str:
+    """A count with 3 significant digits and a k/M/G suffix: 850, 12.3k, 1.15M."""
+    if x is None:
+        return '-'
+    x = float(f'{x:.3g}')       # round first: 999960 is 1.00M, not 1000k
+    if abs(x) < 1000:
+        return f'{x:.0f}'
+    for div, suffix in ((1e3, 'k'), (1e6, 'M'), (1e9, 'G')):
+        if abs(x) < 1000 * div or suffix == 'G':
+            return fmt_num(x / div, 3) + suffix
+    raise AssertionError('unreachable')
 
 
 def render_table(headers: list[str], rows: list[list[str]], indent: str = '  ') -> str:
@@ -367,25 +449,46 @@ def hakmem_verdict(row: Row) -> str:
     return f'not ahead ({present[worst]:.3f}x vs {worst})'   # 3 digits: 1.049 is not 1.05
 
 
-def format_case_table(title: str, rows: list[Row], metric: str, runs: int) -> str:
-    """The table of one case: one line per allocator."""
+def memory_verdict(row: Row) -> str:
+    """The memory-target mark: 'faults ok|HIGH  RSS ok|HIGH' ('-' where unmeasured)."""
+    def mark(ok: bool | None) -> str:
+        return '-' if ok is None else 'ok' if ok else 'HIGH'
+    return f'faults {mark(row.faults_ok)}  RSS {mark(row.rss_target_ok)}'
+
+
+def format_case_table(title: str, rows: list[Row], metric: str, runs: int,
+                      memory_targets: bool = False) -> str:
+    """The table of one case: one line per allocator. With `memory_targets`
+    hakmem's line gets the memory-target mark after its speed verdict, and
+    its RSS/glibc cell no ok/HIGH of its own (the mark judges RSS against
+    RSS_TARGET instead)."""
     unit, hib = METRICS[metric]
     headers = ['allocator', f'median {unit}', 'vs glibc', 'vs best peer', 'min-max',
-               'RSS MiB', 'RSS/glibc', '']
+               'RSS MiB', 'RSS/glibc', 'faults', 'faults/fewest', ''] + \
+        ([''] if memory_targets else [])
     body = []
     for r in rows:
         best = f'{fmt_ratio(r.ratio_best_peer)} {r.best_peer}' if r.best_peer else '-'
         rss_mib = None if r.rss_median_kib is None else r.rss_median_kib / 1024
         rss_ratio = fmt_ratio(r.rss_ratio_glibc)
-        mark = ''
+        fewest = (f'{fmt_ratio(r.faults_ratio_fewest)} {r.faults_fewest_peer}'
+                  if r.faults_ratio_fewest is not None else '-')
+        marks = ['']
         if r.allocator == HAKMEM:
-            mark = hakmem_verdict(r)
-            if r.rss_ok is not None:
+            marks = [hakmem_verdict(r)]
+            if memory_targets:
+                marks.append(memory_verdict(r))
+            elif r.rss_ok is not None:
                 rss_ratio += ' ok' if r.rss_ok else ' HIGH'
+        elif memory_targets:
+            marks.append('')
         body.append([r.allocator, fmt_num(r.median), fmt_ratio(r.ratio_glibc), best,
-                     f'{fmt_num(r.vmin)}-{fmt_num(r.vmax)}', fmt_num(rss_mib, 3), rss_ratio, mark])
+                     f'{fmt_num(r.vmin)}-{fmt_num(r.vmax)}', fmt_num(rss_mib, 3), rss_ratio,
+                     fmt_count(r.minflt_median), fewest, *marks])
     better = 'higher' if hib else 'lower'
-    return f'{title}  ({unit}, {better} is better; ratios > 1 are better; {runs} runs)\n' + \
+    targets = (f'; targets: faults <= {FAULTS_TARGET:g}x the fewest, RSS <= {RSS_TARGET:.2f}x glibc'
+               if memory_targets else '')
+    return f'{title}  ({unit}, {better} is better; ratios > 1 are better; {runs} runs{targets})\n' + \
         render_table(headers, body)
 
 
@@ -432,13 +535,15 @@ class RunOutcome:
     maxrss_kib: int | None
     wall_s: float
     stderr_tail: str
+    minflt: int | None = None
 
 
 def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> RunOutcome:
     """Run the launcher with a benchmark in its own process group, capture the
     output, wait for it with os.wait4(), and take the benchmark's peak RSS
-    from the launcher's PEAK_RSS line (the launcher got it from wait4's
-    rusage; ours would include Python's own peak, see peak_rss.c)."""
+    and minor faults from the launcher's PEAK_RSS line (the launcher got
+    them from wait4's rusage; ours would include Python's own peak, see
+    peak_rss.c)."""
     with tempfile.TemporaryDirectory(prefix='hakbench-') as tmp:
         out_path, err_path = os.path.join(tmp, 'out'), os.path.join(tmp, 'err')
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -464,7 +569,8 @@ def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> RunOut
         rc = os.waitstatus_to_exitcode(status)
         out = Path(out_path).read_text(errors='replace')
         err = Path(err_path).read_text(errors='replace')
-    return RunOutcome(rc, parse_results(out), parse_peak_rss(err), wall, err[-2000:])
+    return RunOutcome(rc, parse_results(out), parse_peak_rss(err), wall, err[-2000:],
+                      parse_minflt(err))
 
 
 class Progress:
@@ -522,7 +628,8 @@ def run_interleaved(plan: Plan, allocators: list[Allocator], bindir: Path, runs:
                     records.append({'round': rnd, 'job': job.label, 'case': job.case_name(res),
                                     'allocator': alloc.name, 'metric': job.metric,
                                     'value': float(res[job.metric]), 'rss_kib': out.maxrss_kib,
-                                    'wall_s': round(out.wall_s, 4), 'result': res})
+                                    'minflt': out.minflt, 'wall_s': round(out.wall_s, 4),
+                                    'result': res})
     return records, failures
 
 
@@ -578,15 +685,19 @@ def measure_instructions(plan: Plan, allocators: list[Allocator], bindir: Path,
 
 def summarize(plan: Plan, records: list[dict], allocators: list[str]) -> dict[str, list[Row]]:
     """{case: rows} for every case seen, in the order the jobs produced them."""
-    grouped: dict[str, tuple[str, dict, dict]] = {}
+    targets = {j.label for j in plan.jobs if j.memory_targets}
+    grouped: dict[str, tuple[str, bool, dict, dict, dict]] = {}
     for rec in records:
-        metric, values, rss = grouped.setdefault(
-            rec['case'], (rec['metric'], {a: {} for a in allocators}, {a: {} for a in allocators}))
+        metric, _, values, rss, faults = grouped.setdefault(
+            rec['case'], (rec['metric'], rec['job'] in targets,
+                          *({a: {} for a in allocators} for _ in range(3))))
         values[rec['allocator']][rec['round']] = rec['value']
         rss[rec['allocator']][rec['round']] = rec['rss_kib']
+        faults[rec['allocator']][rec['round']] = rec.get('minflt')
     return {case: summarize_case(case, {a: v for a, v in values.items() if v},
-                                 {a: r for a, r in rss.items() if r}, METRICS[metric][1])
-            for case, (metric, values, rss) in grouped.items()}
+                                 {a: r for a, r in rss.items() if r}, METRICS[metric][1],
+                                 {a: f for a, f in faults.items() if f}, memory_targets)
+            for case, (metric, memory_targets, values, rss, faults) in grouped.items()}
 
 
 def report_text(plan: Plan, summary: dict[str, list[Row]], records: list[dict],
@@ -607,7 +718,8 @@ def report_text(plan: Plan, summary: dict[str, list[Row]], records: list[dict],
             parts.append(format_matrix(job.label, cases, summary, allocators, unit, job.label,
                                        job.verdict))
         else:
-            parts.extend(format_case_table(c, summary[c], job.metric, runs) for c in cases)
+            parts.extend(format_case_table(c, summary[c], job.metric, runs, job.memory_targets)
+                         for c in cases)
     return '\n\n'.join(parts)
 
 
@@ -618,21 +730,24 @@ def write_outputs(outdir: Path, meta: dict, records: list[dict], summary: dict[s
     raw = outdir / 'raw.csv'
     with raw.open('w', newline='') as f:
         w = csv.writer(f)
-        w.writerow(['round', 'job', 'case', 'allocator', 'metric', 'value', 'rss_kib', 'wall_s'])
+        w.writerow(['round', 'job', 'case', 'allocator', 'metric', 'value', 'rss_kib', 'wall_s',
+                    'minflt'])
         for r in records:
             w.writerow([r['round'], r['job'], r['case'], r['allocator'], r['metric'], r['value'],
-                        r['rss_kib'], r['wall_s']])
+                        r['rss_kib'], r['wall_s'], r.get('minflt')])
     summ = outdir / 'summary.csv'
     with summ.open('w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['case', 'allocator', 'runs', 'median', 'min', 'max', 'ratio_glibc',
                     'best_peer', 'ratio_best_peer', 'rss_median_kib', 'rss_ratio_glibc',
-                    'ahead', 'rss_ok'])
+                    'ahead', 'rss_ok', 'minflt_median', 'faults_fewest_peer',
+                    'faults_ratio_fewest', 'faults_ok', 'rss_target_ok'])
         for rows in summary.values():
             for r in rows:
                 w.writerow([r.case, r.allocator, r.runs, r.median, r.vmin, r.vmax, r.ratio_glibc,
                             r.best_peer, r.ratio_best_peer, r.rss_median_kib, r.rss_ratio_glibc,
-                            r.ahead, r.rss_ok])
+                            r.ahead, r.rss_ok, r.minflt_median, r.faults_fewest_peer,
+                            r.faults_ratio_fewest, r.faults_ok, r.rss_target_ok])
     instr = outdir / 'instructions.csv'
     with instr.open('w', newline='') as f:
         w = csv.writer(f)
@@ -872,10 +987,11 @@ def main(argv: list[str] | None = None) -> int:
             'threads': args.thread_list, 'host': platform.node(), 'cpus': os.cpu_count(),
             'kernel': platform.release(), 'note': plan.note,
             'allocators': [{'name': a.name, 'library': a.library} for a in allocators],
-            'jobs': [{'label': j.label, 'argv': [j.program, *j.args], 'metric': j.metric}
-                     for j in plan.jobs],
+            'jobs': [{'label': j.label, 'argv': [j.program, *j.args], 'metric': j.metric,
+                      'memory_targets': j.memory_targets} for j in plan.jobs],
             'callgrind_pairs': list(plan.callgrind_pairs),
-            'ahead_ratio': AHEAD_RATIO, 'rss_not_behind': RSS_NOT_BEHIND}
+            'ahead_ratio': AHEAD_RATIO, 'rss_not_behind': RSS_NOT_BEHIND,
+            'faults_target': FAULTS_TARGET, 'rss_target': RSS_TARGET}
     outdir = Path(args.out)
     written = write_outputs(outdir, meta, records, summary, instructions, failures)
     cases, series = chart_series(summary, plan)
