@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run hakmem's benchmarks side by side with glibc, mimalloc, jemalloc and tcmalloc.
 
-    python3 bench/run.py                 quick mode (about three minutes on 2 cores)
+    python3 bench/run.py                 quick mode (about 13 minutes on 2 cores)
     python3 bench/run.py --full          the brief's full parameters
     python3 bench/run.py --smoke         every program once under glibc and hakmem (CI)
 
@@ -32,6 +32,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -68,7 +69,7 @@ METRICS = {
 }
 
 PROGRAMS = ('larson', 'bench_random_mixed', 'bench_producer_consumer',
-            'micro_fastpath_bench', 'micro_mincore_bench', 'peak_rss')
+            'bench_burst', 'bench_large_churn', 'micro_fastpath_bench', 'micro_mincore_bench', 'peak_rss')
 LAUNCHER = 'peak_rss'   # runs each benchmark and reports its peak RSS (see peak_rss.c)
 
 
@@ -171,6 +172,22 @@ class Plan:
 
 FASTPATH_SIZES = (8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1032, 2048, 4096)
 
+KIB, MIB = 1024, 1024 * 1024
+# bench_burst: the size ranges of its bursts, the small blocks live beside
+# them, and the bytes a burst may hold at most (NBUF = min(1500, this / the
+# range's mean size)).
+BURST_RANGES = ((1 * KIB, 4 * KIB), (4 * KIB, 16 * KIB), (16 * KIB, 32 * KIB),
+                (32 * KIB, 64 * KIB), (128 * KIB, 256 * KIB), (256 * KIB, 1 * MIB))
+BURST_LIVE = 20000
+BURST_MAX_NBUF = 1500
+BURST_MAX_BYTES = 256 * MIB
+
+
+def burst_nbuf(lo: int, hi: int) -> int:
+    """Buffers per burst: 1500, fewer where 1500 of the range's mean size
+    would pass 256 MiB."""
+    return min(BURST_MAX_NBUF, BURST_MAX_BYTES // ((lo + hi) // 2))
+
 
 def cmd_job(short: str, program: str, args, metric: str = 'mops', **kw) -> Job:
     """A job labelled like its command line, with the program's short name."""
@@ -190,6 +207,10 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
             Job('micro_fastpath exact', 'micro_fastpath_bench', ('--exact', 'live', '64', '1000'),
                 'pairs', ('mode', 'size')),
             Job('micro_mincore', 'micro_mincore_bench', ('1000',), 'ticks', ('check', 'where')),
+            Job('burst', 'bench_burst', ('2', '100', str(4 * KIB), str(16 * KIB)), 'mops',
+                memory_targets=True),
+            Job('large_churn', 'bench_large_churn', ('20', '4', str(MIB), str(4 * MIB)), 'mops',
+                memory_targets=True),
         ]
         return Plan('smoke', jobs, [])
 
@@ -200,6 +221,9 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
     pc_items = 10000000 if full else 1000000
     fast_pairs = 1000000 if full else 100000
     mincore_calls = 200000 if full else 20000
+    burst_rounds = 60 if full else 20
+    huge_churn_iters = 500 if full else 200       # 20 live blocks of 5-25 MiB
+    large_churn_iters = 20000 if full else 4000   # 16 live blocks of 1-4 MiB
 
     jobs = [cmd_job('larson', 'larson', (headline_s, 8, 1000, 5000, 100, 4141, t)) for t in threads]
     jobs.append(cmd_job('larson', 'larson', (churn1_s, 8, 128, 1024, 1, 12345, 1)))
@@ -208,6 +232,13 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
              for maxsize in (1024, 4096, 32768) for t in threads]
     jobs += [cmd_job('producer_consumer', 'bench_producer_consumer', (t, t, pc_items, 1024))
              for t in threads]
+    jobs += [cmd_job('burst', 'bench_burst', (burst_rounds, burst_nbuf(lo, hi), lo, hi, BURST_LIVE),
+                     memory_targets=True) for lo, hi in BURST_RANGES]
+    jobs += [cmd_job('large_churn', 'bench_large_churn', (iters, live, lo, hi, t),
+                     memory_targets=True)
+             for iters, live, lo, hi, t in ((huge_churn_iters, 20, 5 * MIB, 25 * MIB, 1),
+                                            (large_churn_iters, 16, MIB, 4 * MIB, 1),
+                                            (large_churn_iters, 16, MIB, 4 * MIB, 2))]
     jobs.append(Job('micro_fastpath', 'micro_fastpath_bench', (str(fast_pairs),), 'ticks',
                     ('mode', 'size'), compact=True))
     jobs.append(Job('micro_mincore', 'micro_mincore_bench', (str(mincore_calls),), 'ticks',
@@ -220,8 +251,10 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
         cases = [(m, s) for m in ('alone', 'live') for s in (16, 64, 256, 1024)] + [('batch', 1024)]
         note = ('quick mode: durations and iterations scaled down (larson headline 1 s '
                 'instead of 5, churn 0.5 s instead of 1 and 10, random_mixed 2M iterations '
-                'instead of 20M, producer_consumer 1M items instead of 10M, micro '
-                'benchmarks 10x fewer pairs, callgrind on 9 cases); --full for the real thing')
+                'instead of 20M, producer_consumer 1M items instead of 10M, burst 20 rounds '
+                'instead of 60, large_churn 200 iterations instead of 500 (5-25 MiB) and '
+                '4000 instead of 20000 (1-4 MiB), micro benchmarks 10x fewer pairs, '
+                'callgrind on 9 cases); --full for the real thing')
     return Plan(mode, jobs, cases, note=note)
 
 
@@ -402,12 +435,13 @@ def summarize_case(case: str, values: dict[str, dict[int, float]],
 # --------------------------------------------------------------- formatting
 
 def fmt_num(x: float | None, digits: int = 4) -> str:
-    """A number with about `digits` significant digits ('-' for none)."""
+    """A number with about `digits` significant digits ('-' for none); below 1
+    the digits count from the first non-zero one (0.0002240, not 0.0002)."""
     if x is None:
         return '-'
     if x == 0:
         return '0'
-    mag = len(str(int(abs(x)))) if abs(x) >= 1 else 0
+    mag = len(str(int(abs(x)))) if abs(x) >= 1 else math.floor(math.log10(abs(x))) + 1
     return f'{x:.{max(0, digits - mag)}f}'
 
 

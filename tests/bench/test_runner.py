@@ -239,6 +239,7 @@ class FormattingTest(unittest.TestCase):
         self.assertEqual(run.fmt_num(51.234567), '51.23')
         self.assertEqual(run.fmt_num(2345.6), '2346')
         self.assertEqual(run.fmt_num(0.5), '0.5000')
+        self.assertEqual(run.fmt_num(0.000224), '0.0002240')   # significant digits below 1
         self.assertEqual(run.fmt_num(None), '-')
         self.assertEqual(run.fmt_ratio(1.234), '1.23x')
 
@@ -346,6 +347,30 @@ class PlanTest(unittest.TestCase):
         self.assertIn('quick mode', plan.note)
         self.assertIn('larson 1 8 1000 5000 100 4141 4', [j.label for j in plan.jobs])
         self.assertLess(len(plan.callgrind_cases), len(run.make_plan('full', [1]).callgrind_cases))
+
+    def test_burst_and_large_churn_jobs(self):
+        for mode, rounds_, huge, large in (('quick', 20, 200, 4000), ('full', 60, 500, 20000)):
+            jobs = {j.label: j for j in run.make_plan(mode, [1, 2]).jobs}
+            for nbuf, lo, hi in ((1500, 1024, 4096), (1500, 4096, 16384), (1500, 16384, 32768),
+                                 (1500, 32768, 65536), (1365, 131072, 262144),
+                                 (409, 262144, 1048576)):
+                job = jobs[f'burst {rounds_} {nbuf} {lo} {hi} 20000']
+                self.assertEqual(job.program, 'bench_burst')
+                self.assertTrue(job.memory_targets)
+            for label in (f'large_churn {huge} 20 5242880 26214400 1',
+                          f'large_churn {large} 16 1048576 4194304 1',
+                          f'large_churn {large} 16 1048576 4194304 2'):
+                self.assertTrue(jobs[label].memory_targets, label)
+            others = [j for j in jobs.values() if j.program not in ('bench_burst', 'bench_large_churn')]
+            self.assertFalse(any(j.memory_targets for j in others))
+        smoke = {j.program: j.args for j in run.make_plan('smoke', [1]).jobs}
+        self.assertEqual(smoke['bench_burst'], ('2', '100', '4096', '16384'))
+        self.assertEqual(smoke['bench_large_churn'], ('20', '4', '1048576', '4194304'))
+
+    def test_burst_buffers_per_round(self):
+        self.assertEqual(run.burst_nbuf(1024, 4096), 1500)
+        self.assertEqual(run.burst_nbuf(131072, 262144), 1365)   # 256 MiB / 192 KiB
+        self.assertEqual(run.burst_nbuf(262144, 1048576), 409)
 
     def test_every_program_is_in_every_mode(self):
         for mode in ('smoke', 'quick', 'full'):
