@@ -76,7 +76,7 @@ int main(int argc, char **argv)
     for (uint64_t i = 0; i < live; i++)
         free(small[i]);
     printf("RESULT bench=burst range=%" PRIu64 "-%" PRIu64 " rounds=%" PRIu64 " nbuf=%" PRIu64 " live=%" PRIu64
-           " mops=%.4f seconds=%.4f\n",
+           " mops=%.6f seconds=%.4f\n",
            lo, hi, rounds, nbuf, live, (double)(rounds * nbuf * 2) / dt / 1e6, dt);
     free(small);
     free(buf);

@@ -66,7 +66,7 @@ int main(int argc, char **argv)
         pthread_join(th[t], NULL);
     double dt = bench_now() - t0;
     printf("RESULT bench=large_churn range=%" PRIu64 "-%" PRIu64 " live=%" PRIu64 " threads=%" PRIu64
-           " mops=%.6f seconds=%.4f\n",
+           " mops=%.8f seconds=%.4f\n",
            g_lo, g_hi, g_live, threads, (double)(g_iters * threads) / dt / 1e6, dt);
     free(th);
     return 0;

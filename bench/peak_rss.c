@@ -11,8 +11,11 @@
  *   -p LIBRARY  run PROGRAM with LD_PRELOAD=LIBRARY (the launcher itself never
  *               runs under the allocator being measured)
  * After PROGRAM ends, the last line on stderr is
- *   PEAK_RSS maxrss_kib=N utime_s=U stime_s=S
- * and the exit status is PROGRAM's (128+signal if a signal killed it).
+ *   PEAK_RSS maxrss_kib=N utime_s=U stime_s=S minflt=F majflt=J
+ * (F and J: PROGRAM's minor and major page faults, ru_minflt and
+ * ru_majflt; they come last so that a parser of the older line without
+ * them still reads the first three fields) and the exit status is
+ * PROGRAM's (128+signal if a signal killed it).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -67,8 +70,8 @@ int main(int argc, char **argv)
             return 127;
         }
     }
-    fprintf(stderr, "PEAK_RSS maxrss_kib=%ld utime_s=%.3f stime_s=%.3f\n",
-            ru.ru_maxrss, seconds(ru.ru_utime), seconds(ru.ru_stime));
+    fprintf(stderr, "PEAK_RSS maxrss_kib=%ld utime_s=%.3f stime_s=%.3f minflt=%ld majflt=%ld\n",
+            ru.ru_maxrss, seconds(ru.ru_utime), seconds(ru.ru_stime), ru.ru_minflt, ru.ru_majflt);
     if (WIFSIGNALED(status))
         return 128 + WTERMSIG(status);
     return WEXITSTATUS(status);

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Run hakmem's benchmarks side by side with glibc, mimalloc, jemalloc and tcmalloc.
 
-    python3 bench/run.py                 quick mode (about three minutes on 2 cores)
+    python3 bench/run.py                 quick mode (about 13 minutes on 2 cores)
     python3 bench/run.py --full          the brief's full parameters
     python3 bench/run.py --smoke         every program once under glibc and hakmem (CI)
 
@@ -12,8 +12,12 @@ just a library path. The runs are interleaved (A B C D E A B C D E ...), the
 peak RSS of each run comes from os.wait4()'s rusage, and each benchmark gets
 a table of medians, ratios to glibc and to the best peer, spread and RSS.
 hakmem is AHEAD when its median ratio against every peer is >= 1.05, and its
-RSS is ok when its median RSS ratio to glibc is <= 1/0.95. Instruction counts
-per malloc+free pair come from callgrind (two runs, N1 and N2 pairs).
+RSS is ok when its median RSS ratio to glibc is <= 1/0.95. The launcher also
+reports each run's minor faults; the tables show their median and hakmem's
+ratio to the fewest of any peer, and the jobs with memory targets (burst,
+large_churn) get a second mark: faults at most 1.5x the fewest, peak RSS at
+most 1.10x glibc's. Instruction counts per malloc+free pair come from
+callgrind (two runs, N1 and N2 pairs).
 
 Results go to --out (default results/): raw.csv, summary.csv,
 instructions.csv, results.json and ratios.png (matplotlib, else gnuplot,
@@ -28,6 +32,7 @@ import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -46,6 +51,11 @@ PEER_LIBDIR = Path('/usr/lib/x86_64-linux-gnu')
 
 AHEAD_RATIO = 1.05      # "ahead": a median ratio of at least 1.05 against every peer
 RSS_NOT_BEHIND = 0.95   # RSS "ok": glibc_rss / hakmem_rss >= 0.95
+# The memory targets of the jobs that have them (Job.memory_targets: burst and
+# large_churn): hakmem's median minor faults at most 1.5x the fewest median of
+# any peer, and its peak RSS at most 1.10x glibc's (median paired ratio).
+FAULTS_TARGET = 1.5
+RSS_TARGET = 1.10
 HAKMEM = 'hakmem'
 GLIBC = 'glibc'
 
@@ -59,7 +69,7 @@ METRICS = {
 }
 
 PROGRAMS = ('larson', 'bench_random_mixed', 'bench_producer_consumer',
-            'micro_fastpath_bench', 'micro_mincore_bench', 'peak_rss')
+            'bench_burst', 'bench_large_churn', 'micro_fastpath_bench', 'micro_mincore_bench', 'peak_rss')
 LAUNCHER = 'peak_rss'   # runs each benchmark and reports its peak RSS (see peak_rss.c)
 
 
@@ -136,6 +146,8 @@ class Job:
     compact: bool = False          # one matrix for all cases instead of a table each
     verdict: bool = True           # judge hakmem against the peers (not where the
                                    # allocator plays no part, as in micro_mincore)
+    memory_targets: bool = False   # also mark hakmem's faults and RSS against
+                                   # FAULTS_TARGET and RSS_TARGET
     timeout: float = 300.0
 
     def argv(self, bindir: Path) -> list[str]:
@@ -160,6 +172,22 @@ class Plan:
 
 FASTPATH_SIZES = (8, 16, 24, 32, 48, 64, 96, 128, 256, 512, 1024, 1032, 2048, 4096)
 
+KIB, MIB = 1024, 1024 * 1024
+# bench_burst: the size ranges of its bursts, the small blocks live beside
+# them, and the bytes a burst may hold at most (NBUF = min(1500, this / the
+# range's mean size)).
+BURST_RANGES = ((1 * KIB, 4 * KIB), (4 * KIB, 16 * KIB), (16 * KIB, 32 * KIB),
+                (32 * KIB, 64 * KIB), (128 * KIB, 256 * KIB), (256 * KIB, 1 * MIB))
+BURST_LIVE = 20000
+BURST_MAX_NBUF = 1500
+BURST_MAX_BYTES = 256 * MIB
+
+
+def burst_nbuf(lo: int, hi: int) -> int:
+    """Buffers per burst: 1500, fewer where 1500 of the range's mean size
+    would pass 256 MiB."""
+    return min(BURST_MAX_NBUF, BURST_MAX_BYTES // ((lo + hi) // 2))
+
 
 def cmd_job(short: str, program: str, args, metric: str = 'mops', **kw) -> Job:
     """A job labelled like its command line, with the program's short name."""
@@ -179,6 +207,10 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
             Job('micro_fastpath exact', 'micro_fastpath_bench', ('--exact', 'live', '64', '1000'),
                 'pairs', ('mode', 'size')),
             Job('micro_mincore', 'micro_mincore_bench', ('1000',), 'ticks', ('check', 'where')),
+            Job('burst', 'bench_burst', ('2', '100', str(4 * KIB), str(16 * KIB)), 'mops',
+                memory_targets=True),
+            Job('large_churn', 'bench_large_churn', ('20', '4', str(MIB), str(4 * MIB)), 'mops',
+                memory_targets=True),
         ]
         return Plan('smoke', jobs, [])
 
@@ -189,6 +221,9 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
     pc_items = 10000000 if full else 1000000
     fast_pairs = 1000000 if full else 100000
     mincore_calls = 200000 if full else 20000
+    burst_rounds = 60 if full else 20
+    huge_churn_iters = 500 if full else 200       # 20 live blocks of 5-25 MiB
+    large_churn_iters = 20000 if full else 4000   # 16 live blocks of 1-4 MiB
 
     jobs = [cmd_job('larson', 'larson', (headline_s, 8, 1000, 5000, 100, 4141, t)) for t in threads]
     jobs.append(cmd_job('larson', 'larson', (churn1_s, 8, 128, 1024, 1, 12345, 1)))
@@ -197,6 +232,13 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
              for maxsize in (1024, 4096, 32768) for t in threads]
     jobs += [cmd_job('producer_consumer', 'bench_producer_consumer', (t, t, pc_items, 1024))
              for t in threads]
+    jobs += [cmd_job('burst', 'bench_burst', (burst_rounds, burst_nbuf(lo, hi), lo, hi, BURST_LIVE),
+                     memory_targets=True) for lo, hi in BURST_RANGES]
+    jobs += [cmd_job('large_churn', 'bench_large_churn', (iters, live, lo, hi, t),
+                     memory_targets=True)
+             for iters, live, lo, hi, t in ((huge_churn_iters, 20, 5 * MIB, 25 * MIB, 1),
+                                            (large_churn_iters, 16, MIB, 4 * MIB, 1),
+                                            (large_churn_iters, 16, MIB, 4 * MIB, 2))]
     jobs.append(Job('micro_fastpath', 'micro_fastpath_bench', (str(fast_pairs),), 'ticks',
                     ('mode', 'size'), compact=True))
     jobs.append(Job('micro_mincore', 'micro_mincore_bench', (str(mincore_calls),), 'ticks',
@@ -209,8 +251,10 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
         cases = [(m, s) for m in ('alone', 'live') for s in (16, 64, 256, 1024)] + [('batch', 1024)]
         note = ('quick mode: durations and iterations scaled down (larson headline 1 s '
                 'instead of 5, churn 0.5 s instead of 1 and 10, random_mixed 2M iterations '
-                'instead of 20M, producer_consumer 1M items instead of 10M, micro '
-                'benchmarks 10x fewer pairs, callgrind on 9 cases); --full for the real thing')
+                'instead of 20M, producer_consumer 1M items instead of 10M, burst 20 rounds '
+                'instead of 60, large_churn 200 iterations instead of 500 (5-25 MiB) and '
+                '4000 instead of 20000 (1-4 MiB), micro benchmarks 10x fewer pairs, '
+                'callgrind on 9 cases); --full for the real thing')
     return Plan(mode, jobs, cases, note=note)
 
 
@@ -232,10 +276,29 @@ def parse_results(text: str) -> list[dict[str, str]]:
     return results
 
 
+def parse_launcher(stderr: str) -> dict[str, str]:
+    """The key=value fields of the launcher's last PEAK_RSS line ({} if none)."""
+    found = re.findall(r'^PEAK_RSS (.*)$', stderr, re.MULTILINE)
+    if not found:
+        return {}
+    return dict(tok.partition('=')[::2] for tok in found[-1].split() if '=' in tok)
+
+
+def launcher_int(stderr: str, key: str) -> int | None:
+    """One integer field of the launcher's last PEAK_RSS line (None when the
+    line or the field is missing: an older launcher prints no faults)."""
+    value = parse_launcher(stderr).get(key, '')
+    return int(value) if value.isdigit() else None
+
+
 def parse_peak_rss(stderr: str) -> int | None:
     """The peak RSS in KiB from the launcher's last 'PEAK_RSS maxrss_kib=N' line."""
-    found = re.findall(r'^PEAK_RSS maxrss_kib=(\d+)', stderr, re.MULTILINE)
-    return int(found[-1]) if found else None
+    return launcher_int(stderr, 'maxrss_kib')
+
+
+def parse_minflt(stderr: str) -> int | None:
+    """The minor faults from the launcher's last PEAK_RSS line ('minflt=N')."""
+    return launcher_int(stderr, 'minflt')
 
 
 def parse_callgrind_total(stderr: str) -> int | None:
@@ -273,6 +336,21 @@ def rss_ok(rss_ratio_to_glibc: float | None) -> bool:
     return rss_ratio_to_glibc is not None and rss_ratio_to_glibc <= 1.0 / RSS_NOT_BEHIND
 
 
+def within(ratio: float | None, limit: float) -> bool | None:
+    """ratio <= limit (None when there is no ratio)."""
+    return None if ratio is None else ratio <= limit
+
+
+def fewest_faults(medians: dict[str, float], mine: str) -> tuple[str | None, float | None]:
+    """The peer (not hakmem nor a hakmem variant, nor `mine`) with the fewest
+    median minor faults, and that median."""
+    peers = {a: v for a, v in medians.items() if a != mine and not a.startswith(HAKMEM)}
+    if not peers:
+        return None, None
+    best = min(peers, key=peers.get)
+    return best, peers[best]
+
+
 @dataclass
 class Row:
     """One allocator's summary of one case."""
@@ -290,16 +368,32 @@ class Row:
     ratios_vs_peers: dict[str, float | None] = field(default_factory=dict)
     ahead: bool | None = None     # hakmem only
     rss_ok: bool | None = None    # hakmem only
+    minflt_median: float | None = None      # median minor faults per run
+    faults_fewest_peer: str | None = None   # hakmem and its variants: the peer with
+    faults_ratio_fewest: float | None = None  # the fewest, and median / its median
+    faults_ok: bool | None = None      # hakmem, memory-target jobs: ratio <= FAULTS_TARGET
+    rss_target_ok: bool | None = None  # hakmem, memory-target jobs: RSS/glibc <= RSS_TARGET
 
 
 def summarize_case(case: str, values: dict[str, dict[int, float]],
-                   rss: dict[str, dict[int, float]], higher_is_better: bool) -> list[Row]:
-    """Rows for one case from {allocator: {round: value}} and the same for RSS (KiB).
+                   rss: dict[str, dict[int, float]], higher_is_better: bool,
+                   faults: dict[str, dict[int, float]] | None = None,
+                   memory_targets: bool = False) -> list[Row]:
+    """Rows for one case from {allocator: {round: value}} and the same for RSS
+    (KiB) and minor faults.
 
     The order of the rows follows `values`. Ratios are medians of per-round
     paired ratios; the best peer is the non-hakmem allocator other than the
-    row's own with the best median."""
+    row's own with the best median. The faults ratio is a ratio of medians:
+    hakmem's median over the fewest median of any peer. With
+    `memory_targets`, hakmem's row also says whether its faults and RSS
+    meet FAULTS_TARGET and RSS_TARGET."""
     medians = {a: statistics.median(v.values()) for a, v in values.items() if v}
+    fault_medians = {}
+    for a, per_round in (faults or {}).items():
+        present = [v for v in per_round.values() if v is not None]
+        if present:
+            fault_medians[a] = statistics.median(present)
     pick = max if higher_is_better else min
     rows = []
     for alloc, per_round in values.items():
@@ -323,9 +417,17 @@ def summarize_case(case: str, values: dict[str, dict[int, float]],
             glibc_rss = {r: v for r, v in rss.get(GLIBC, {}).items() if v is not None}
             if glibc_rss:
                 row.rss_ratio_glibc = median_or_none(paired_ratios(my_rss, glibc_rss, True))
+        row.minflt_median = fault_medians.get(alloc)
+        if row.minflt_median is not None and alloc.startswith(HAKMEM):
+            row.faults_fewest_peer, fewest = fewest_faults(fault_medians, alloc)
+            if fewest:
+                row.faults_ratio_fewest = row.minflt_median / fewest
         if alloc == HAKMEM:
             row.ahead = is_ahead(row.ratios_vs_peers)
             row.rss_ok = rss_ok(row.rss_ratio_glibc) if my_rss else None
+            if memory_targets:
+                row.faults_ok = within(row.faults_ratio_fewest, FAULTS_TARGET)
+                row.rss_target_ok = within(row.rss_ratio_glibc, RSS_TARGET)
         rows.append(row)
     return rows
 
@@ -333,17 +435,31 @@ def summarize_case(case: str, values: dict[str, dict[int, float]],
 # --------------------------------------------------------------- formatting
 
 def fmt_num(x: float | None, digits: int = 4) -> str:
-    """A number with about `digits` significant digits ('-' for none)."""
+    """A number with about `digits` significant digits ('-' for none); below 1
+    the digits count from the first non-zero one (0.0002240, not 0.0002)."""
     if x is None:
         return '-'
     if x == 0:
         return '0'
-    mag = len(str(int(abs(x)))) if abs(x) >= 1 else 0
+    mag = len(str(int(abs(x)))) if abs(x) >= 1 else math.floor(math.log10(abs(x))) + 1
     return f'{x:.{max(0, digits - mag)}f}'
 
 
 def fmt_ratio(x: float | None) -> str:
     return '-' if x is None else f'{x:.2f}x'
+
+
+def fmt_count(x: float | None) -> str:
+    """A count with 3 significant digits and a k/M/G suffix: 850, 12.3k, 1.15M."""
+    if x is None:
+        return '-'
+    x = float(f'{x:.3g}')       # round first: 999960 is 1.00M, not 1000k
+    if abs(x) < 1000:
+        return f'{x:.0f}'
+    for div, suffix in ((1e3, 'k'), (1e6, 'M'), (1e9, 'G')):
+        if abs(x) < 1000 * div or suffix == 'G':
+            return fmt_num(x / div, 3) + suffix
+    raise AssertionError('unreachable')
 
 
 def render_table(headers: list[str], rows: list[list[str]], indent: str = '  ') -> str:
@@ -367,25 +483,46 @@ def hakmem_verdict(row: Row) -> str:
     return f'not ahead ({present[worst]:.3f}x vs {worst})'   # 3 digits: 1.049 is not 1.05
 
 
-def format_case_table(title: str, rows: list[Row], metric: str, runs: int) -> str:
-    """The table of one case: one line per allocator."""
+def memory_verdict(row: Row) -> str:
+    """The memory-target mark: 'faults ok|HIGH  RSS ok|HIGH' ('-' where unmeasured)."""
+    def mark(ok: bool | None) -> str:
+        return '-' if ok is None else 'ok' if ok else 'HIGH'
+    return f'faults {mark(row.faults_ok)}  RSS {mark(row.rss_target_ok)}'
+
+
+def format_case_table(title: str, rows: list[Row], metric: str, runs: int,
+                      memory_targets: bool = False) -> str:
+    """The table of one case: one line per allocator. With `memory_targets`
+    hakmem's line gets the memory-target mark after its speed verdict, and
+    its RSS/glibc cell no ok/HIGH of its own (the mark judges RSS against
+    RSS_TARGET instead)."""
     unit, hib = METRICS[metric]
     headers = ['allocator', f'median {unit}', 'vs glibc', 'vs best peer', 'min-max',
-               'RSS MiB', 'RSS/glibc', '']
+               'RSS MiB', 'RSS/glibc', 'faults', 'faults/fewest', ''] + \
+        ([''] if memory_targets else [])
     body = []
     for r in rows:
         best = f'{fmt_ratio(r.ratio_best_peer)} {r.best_peer}' if r.best_peer else '-'
         rss_mib = None if r.rss_median_kib is None else r.rss_median_kib / 1024
         rss_ratio = fmt_ratio(r.rss_ratio_glibc)
-        mark = ''
+        fewest = (f'{fmt_ratio(r.faults_ratio_fewest)} {r.faults_fewest_peer}'
+                  if r.faults_ratio_fewest is not None else '-')
+        marks = ['']
         if r.allocator == HAKMEM:
-            mark = hakmem_verdict(r)
-            if r.rss_ok is not None:
+            marks = [hakmem_verdict(r)]
+            if memory_targets:
+                marks.append(memory_verdict(r))
+            elif r.rss_ok is not None:
                 rss_ratio += ' ok' if r.rss_ok else ' HIGH'
+        elif memory_targets:
+            marks.append('')
         body.append([r.allocator, fmt_num(r.median), fmt_ratio(r.ratio_glibc), best,
-                     f'{fmt_num(r.vmin)}-{fmt_num(r.vmax)}', fmt_num(rss_mib, 3), rss_ratio, mark])
+                     f'{fmt_num(r.vmin)}-{fmt_num(r.vmax)}', fmt_num(rss_mib, 3), rss_ratio,
+                     fmt_count(r.minflt_median), fewest, *marks])
     better = 'higher' if hib else 'lower'
-    return f'{title}  ({unit}, {better} is better; ratios > 1 are better; {runs} runs)\n' + \
+    targets = (f'; targets: faults <= {FAULTS_TARGET:g}x the fewest, RSS <= {RSS_TARGET:.2f}x glibc'
+               if memory_targets else '')
+    return f'{title}  ({unit}, {better} is better; ratios > 1 are better; {runs} runs{targets})\n' + \
         render_table(headers, body)
 
 
@@ -432,13 +569,15 @@ class RunOutcome:
     maxrss_kib: int | None
     wall_s: float
     stderr_tail: str
+    minflt: int | None = None
 
 
 def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> RunOutcome:
     """Run the launcher with a benchmark in its own process group, capture the
     output, wait for it with os.wait4(), and take the benchmark's peak RSS
-    from the launcher's PEAK_RSS line (the launcher got it from wait4's
-    rusage; ours would include Python's own peak, see peak_rss.c)."""
+    and minor faults from the launcher's PEAK_RSS line (the launcher got
+    them from wait4's rusage; ours would include Python's own peak, see
+    peak_rss.c)."""
     with tempfile.TemporaryDirectory(prefix='hakbench-') as tmp:
         out_path, err_path = os.path.join(tmp, 'out'), os.path.join(tmp, 'err')
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
@@ -464,7 +603,8 @@ def run_measured(argv: list[str], env: dict[str, str], timeout: float) -> RunOut
         rc = os.waitstatus_to_exitcode(status)
         out = Path(out_path).read_text(errors='replace')
         err = Path(err_path).read_text(errors='replace')
-    return RunOutcome(rc, parse_results(out), parse_peak_rss(err), wall, err[-2000:])
+    return RunOutcome(rc, parse_results(out), parse_peak_rss(err), wall, err[-2000:],
+                      parse_minflt(err))
 
 
 class Progress:
@@ -522,7 +662,8 @@ def run_interleaved(plan: Plan, allocators: list[Allocator], bindir: Path, runs:
                     records.append({'round': rnd, 'job': job.label, 'case': job.case_name(res),
                                     'allocator': alloc.name, 'metric': job.metric,
                                     'value': float(res[job.metric]), 'rss_kib': out.maxrss_kib,
-                                    'wall_s': round(out.wall_s, 4), 'result': res})
+                                    'minflt': out.minflt, 'wall_s': round(out.wall_s, 4),
+                                    'result': res})
     return records, failures
 
 
@@ -578,15 +719,19 @@ def measure_instructions(plan: Plan, allocators: list[Allocator], bindir: Path,
 
 def summarize(plan: Plan, records: list[dict], allocators: list[str]) -> dict[str, list[Row]]:
     """{case: rows} for every case seen, in the order the jobs produced them."""
-    grouped: dict[str, tuple[str, dict, dict]] = {}
+    targets = {j.label for j in plan.jobs if j.memory_targets}
+    grouped: dict[str, tuple[str, bool, dict, dict, dict]] = {}
     for rec in records:
-        metric, values, rss = grouped.setdefault(
-            rec['case'], (rec['metric'], {a: {} for a in allocators}, {a: {} for a in allocators}))
+        metric, _, values, rss, faults = grouped.setdefault(
+            rec['case'], (rec['metric'], rec['job'] in targets,
+                          *({a: {} for a in allocators} for _ in range(3))))
         values[rec['allocator']][rec['round']] = rec['value']
         rss[rec['allocator']][rec['round']] = rec['rss_kib']
+        faults[rec['allocator']][rec['round']] = rec.get('minflt')
     return {case: summarize_case(case, {a: v for a, v in values.items() if v},
-                                 {a: r for a, r in rss.items() if r}, METRICS[metric][1])
-            for case, (metric, values, rss) in grouped.items()}
+                                 {a: r for a, r in rss.items() if r}, METRICS[metric][1],
+                                 {a: f for a, f in faults.items() if f}, memory_targets)
+            for case, (metric, memory_targets, values, rss, faults) in grouped.items()}
 
 
 def report_text(plan: Plan, summary: dict[str, list[Row]], records: list[dict],
@@ -607,7 +752,8 @@ def report_text(plan: Plan, summary: dict[str, list[Row]], records: list[dict],
             parts.append(format_matrix(job.label, cases, summary, allocators, unit, job.label,
                                        job.verdict))
         else:
-            parts.extend(format_case_table(c, summary[c], job.metric, runs) for c in cases)
+            parts.extend(format_case_table(c, summary[c], job.metric, runs, job.memory_targets)
+                         for c in cases)
     return '\n\n'.join(parts)
 
 
@@ -618,21 +764,24 @@ def write_outputs(outdir: Path, meta: dict, records: list[dict], summary: dict[s
     raw = outdir / 'raw.csv'
     with raw.open('w', newline='') as f:
         w = csv.writer(f)
-        w.writerow(['round', 'job', 'case', 'allocator', 'metric', 'value', 'rss_kib', 'wall_s'])
+        w.writerow(['round', 'job', 'case', 'allocator', 'metric', 'value', 'rss_kib', 'wall_s',
+                    'minflt'])
         for r in records:
             w.writerow([r['round'], r['job'], r['case'], r['allocator'], r['metric'], r['value'],
-                        r['rss_kib'], r['wall_s']])
+                        r['rss_kib'], r['wall_s'], r.get('minflt')])
     summ = outdir / 'summary.csv'
     with summ.open('w', newline='') as f:
         w = csv.writer(f)
         w.writerow(['case', 'allocator', 'runs', 'median', 'min', 'max', 'ratio_glibc',
                     'best_peer', 'ratio_best_peer', 'rss_median_kib', 'rss_ratio_glibc',
-                    'ahead', 'rss_ok'])
+                    'ahead', 'rss_ok', 'minflt_median', 'faults_fewest_peer',
+                    'faults_ratio_fewest', 'faults_ok', 'rss_target_ok'])
         for rows in summary.values():
             for r in rows:
                 w.writerow([r.case, r.allocator, r.runs, r.median, r.vmin, r.vmax, r.ratio_glibc,
                             r.best_peer, r.ratio_best_peer, r.rss_median_kib, r.rss_ratio_glibc,
-                            r.ahead, r.rss_ok])
+                            r.ahead, r.rss_ok, r.minflt_median, r.faults_fewest_peer,
+                            r.faults_ratio_fewest, r.faults_ok, r.rss_target_ok])
     instr = outdir / 'instructions.csv'
     with instr.open('w', newline='') as f:
         w = csv.writer(f)
@@ -872,10 +1021,11 @@ def main(argv: list[str] | None = None) -> int:
             'threads': args.thread_list, 'host': platform.node(), 'cpus': os.cpu_count(),
             'kernel': platform.release(), 'note': plan.note,
             'allocators': [{'name': a.name, 'library': a.library} for a in allocators],
-            'jobs': [{'label': j.label, 'argv': [j.program, *j.args], 'metric': j.metric}
-                     for j in plan.jobs],
+            'jobs': [{'label': j.label, 'argv': [j.program, *j.args], 'metric': j.metric,
+                      'memory_targets': j.memory_targets} for j in plan.jobs],
             'callgrind_pairs': list(plan.callgrind_pairs),
-            'ahead_ratio': AHEAD_RATIO, 'rss_not_behind': RSS_NOT_BEHIND}
+            'ahead_ratio': AHEAD_RATIO, 'rss_not_behind': RSS_NOT_BEHIND,
+            'faults_target': FAULTS_TARGET, 'rss_target': RSS_TARGET}
     outdir = Path(args.out)
     written = write_outputs(outdir, meta, records, summary, instructions, failures)
     cases, series = chart_series(summary, plan)

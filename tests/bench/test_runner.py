@@ -48,6 +48,12 @@ PEAK_RSS maxrss_kib=999 utime_s=0.1 stime_s=0.0
 PEAK_RSS maxrss_kib=20480 utime_s=1.000 stime_s=0.010
 """
 
+# The launcher's line with the fault counts (bench/peak_rss.c since they were added).
+LAUNCHER_FAULTS_ERR = """\
+PEAK_RSS maxrss_kib=999 utime_s=0.1 stime_s=0.0 minflt=5 majflt=0
+PEAK_RSS maxrss_kib=270008 utime_s=0.255 stime_s=3.770 minflt=1310002 majflt=3
+"""
+
 
 def rounds(*values):
     """{round: value} for consecutive rounds."""
@@ -74,6 +80,18 @@ class ParsingTest(unittest.TestCase):
     def test_peak_rss_takes_the_last_launcher_line(self):
         self.assertEqual(run.parse_peak_rss(LAUNCHER_ERR), 20480)
         self.assertIsNone(run.parse_peak_rss('nothing'))
+
+    def test_minor_faults_from_the_launcher_line(self):
+        self.assertEqual(run.parse_minflt(LAUNCHER_FAULTS_ERR), 1310002)
+        self.assertEqual(run.parse_peak_rss(LAUNCHER_FAULTS_ERR), 270008)   # the old fields stay
+        self.assertEqual(run.parse_launcher(LAUNCHER_FAULTS_ERR)['majflt'], '3')
+
+    def test_minor_faults_missing_from_an_older_launcher(self):
+        self.assertIsNone(run.parse_minflt(LAUNCHER_ERR))       # the line without the new fields
+        self.assertIsNone(run.parse_minflt('nothing'))
+        self.assertIsNone(run.parse_minflt('PEAK_RSS maxrss_kib=1 minflt=?\n'))
+        # only the last line counts: an older line after a newer one has no faults
+        self.assertIsNone(run.parse_minflt(LAUNCHER_FAULTS_ERR + LAUNCHER_ERR))
 
     def test_case_names(self):
         job = run.Job('micro_fastpath', 'micro_fastpath_bench', ('100',), 'ticks', ('mode', 'size'))
@@ -161,6 +179,55 @@ class StatisticsTest(unittest.TestCase):
         self.assertEqual(rows['hakmem'].rss_median_kib, 300)
         self.assertEqual(rows['hakmem'].rss_ratio_glibc, 1.5)
 
+    def faults_case(self, hk_faults, hk_rss=100, memory_targets=True, variant_faults=None):
+        values = {'hakmem': rounds(10, 10, 10), 'glibc': rounds(5, 5, 5),
+                  'mimalloc': rounds(8, 8, 8), 'tcmalloc': rounds(9, 9, 9)}
+        rss = {'hakmem': rounds(hk_rss, hk_rss, hk_rss), 'glibc': rounds(100, 100, 100)}
+        faults = {'hakmem': rounds(*hk_faults), 'glibc': rounds(90000, 100000, 110000),
+                  'mimalloc': rounds(3000, 2000, 2500), 'tcmalloc': rounds(4000, 4000, 4000)}
+        if variant_faults is not None:
+            values['hakmem-x'] = rounds(10, 10, 10)
+            faults['hakmem-x'] = rounds(*variant_faults)
+        rows = run.summarize_case('burst', values, rss, True, faults, memory_targets)
+        return {r.allocator: r for r in rows}
+
+    def test_faults_ratio_to_the_fewest_peer(self):
+        rows = self.faults_case([3000, 3500, 3100], variant_faults=[10, 10, 10])
+        hk = rows['hakmem']
+        self.assertEqual(hk.minflt_median, 3100)
+        self.assertEqual(rows['glibc'].minflt_median, 100000)
+        self.assertEqual(hk.faults_fewest_peer, 'mimalloc')      # median 2500, a variant is no peer
+        self.assertAlmostEqual(hk.faults_ratio_fewest, 3100 / 2500)   # a ratio of medians
+        self.assertEqual(rows['hakmem-x'].faults_fewest_peer, 'mimalloc')
+        self.assertAlmostEqual(rows['hakmem-x'].faults_ratio_fewest, 10 / 2500)
+        self.assertIsNone(rows['mimalloc'].faults_ratio_fewest)  # hakmem's figure only
+        self.assertIsNone(rows['hakmem-x'].faults_ok)            # the marks are hakmem's only
+
+    def test_memory_target_marks_at_their_boundaries(self):
+        ok = self.faults_case([3750, 3750, 3750], hk_rss=110)    # 1.5x the fewest, 1.10x glibc
+        self.assertTrue(ok['hakmem'].faults_ok)
+        self.assertTrue(ok['hakmem'].rss_target_ok)
+        self.assertFalse(ok['hakmem'].rss_ok)                    # the general rule is stricter
+        high = self.faults_case([3751, 3751, 3751], hk_rss=111)
+        self.assertFalse(high['hakmem'].faults_ok)
+        self.assertFalse(high['hakmem'].rss_target_ok)
+        plain = self.faults_case([3751, 3751, 3751], hk_rss=111, memory_targets=False)
+        self.assertIsNone(plain['hakmem'].faults_ok)             # a job without memory targets
+        self.assertIsNone(plain['hakmem'].rss_target_ok)
+        self.assertAlmostEqual(plain['hakmem'].faults_ratio_fewest, 3751 / 2500)
+
+    def test_faults_missing(self):
+        values = {'hakmem': rounds(1, 1), 'glibc': rounds(1, 1)}
+        rows = {r.allocator: r for r in run.summarize_case('c', values, {}, True, None, True)}
+        self.assertIsNone(rows['hakmem'].minflt_median)
+        self.assertIsNone(rows['hakmem'].faults_ratio_fewest)
+        self.assertIsNone(rows['hakmem'].faults_ok)
+        faults = {'hakmem': {0: None, 1: 40}, 'glibc': {0: None, 1: None}}
+        rows = {r.allocator: r for r in run.summarize_case('c', values, {}, True, faults, True)}
+        self.assertEqual(rows['hakmem'].minflt_median, 40)
+        self.assertIsNone(rows['glibc'].minflt_median)
+        self.assertIsNone(rows['hakmem'].faults_ratio_fewest)    # no peer has a count
+
     def test_instructions_per_pair(self):
         self.assertEqual(run.instructions_per_pair(1_000_000, 8_600_000, 10000, 110000), 76.0)
         self.assertIsNone(run.instructions_per_pair(None, 5, 1, 2))
@@ -172,8 +239,15 @@ class FormattingTest(unittest.TestCase):
         self.assertEqual(run.fmt_num(51.234567), '51.23')
         self.assertEqual(run.fmt_num(2345.6), '2346')
         self.assertEqual(run.fmt_num(0.5), '0.5000')
+        self.assertEqual(run.fmt_num(0.000224), '0.0002240')   # significant digits below 1
         self.assertEqual(run.fmt_num(None), '-')
         self.assertEqual(run.fmt_ratio(1.234), '1.23x')
+
+    def test_counts(self):
+        for value, text in ((None, '-'), (0, '0'), (850, '850'), (999.6, '1.00k'),
+                            (12345, '12.3k'), (123456, '123k'), (999960, '1.00M'),
+                            (1154000, '1.15M'), (5e9, '5.00G')):
+            self.assertEqual(run.fmt_count(value), text, value)
 
     def test_render_table_aligns_columns(self):
         text = run.render_table(['name', 'value'], [['a', '1.5'], ['longer', '100.25']])
@@ -203,6 +277,38 @@ class FormattingTest(unittest.TestCase):
         text = run.format_case_table('c', rows, 'mops', 2)
         self.assertIn('not ahead (1.020x vs tcmalloc)', text)
         self.assertIn('2.00x HIGH', text)
+
+    def memory_table(self, memory_targets):
+        values = {'hakmem': rounds(100, 100), 'glibc': rounds(50, 50), 'tcmalloc': rounds(90, 90)}
+        rss = {'hakmem': rounds(1200, 1200), 'glibc': rounds(1024, 1024), 'tcmalloc': rounds(2048, 2048)}
+        faults = {'hakmem': rounds(12300, 12300), 'glibc': rounds(1310002, 1310002),
+                  'tcmalloc': rounds(7000, 7000)}
+        rows = run.summarize_case('burst x', values, rss, True, faults, memory_targets)
+        text = run.format_case_table('burst x', rows, 'mops', 2, memory_targets)
+        lines = text.splitlines()
+        return lines, next(line for line in lines if line.strip().startswith('hakmem'))
+
+    def test_case_table_faults_columns(self):
+        lines, hk_line = self.memory_table(False)
+        self.assertIn('faults/fewest', lines[1])
+        self.assertIn('12.3k', hk_line)
+        self.assertIn('1.76x tcmalloc', hk_line)                 # 12300 / 7000
+        self.assertIn('1.17x HIGH', hk_line)                     # the general RSS rule
+        self.assertNotIn('faults HIGH', hk_line)                 # no memory targets here
+        glibc_line = next(line for line in lines if line.strip().startswith('glibc'))
+        self.assertIn('1.31M', glibc_line)
+
+    def test_case_table_memory_target_marks(self):
+        lines, hk_line = self.memory_table(True)
+        self.assertIn('targets: faults <= 1.5x the fewest, RSS <= 1.10x glibc', lines[0])
+        self.assertRegex(hk_line, r'AHEAD +faults HIGH  RSS HIGH$')   # after the speed verdict
+        self.assertNotIn('1.17x HIGH', hk_line)                  # the mark judges RSS instead
+
+    def test_memory_verdict_text(self):
+        row = run.Row('c', 'hakmem', 1, 1.0, 1.0, 1.0, faults_ok=True, rss_target_ok=False)
+        self.assertEqual(run.memory_verdict(row), 'faults ok  RSS HIGH')
+        row = run.Row('c', 'hakmem', 1, 1.0, 1.0, 1.0, faults_ok=None, rss_target_ok=True)
+        self.assertEqual(run.memory_verdict(row), 'faults -  RSS ok')
 
     def test_matrix_and_instructions(self):
         rows = {
@@ -241,6 +347,30 @@ class PlanTest(unittest.TestCase):
         self.assertIn('quick mode', plan.note)
         self.assertIn('larson 1 8 1000 5000 100 4141 4', [j.label for j in plan.jobs])
         self.assertLess(len(plan.callgrind_cases), len(run.make_plan('full', [1]).callgrind_cases))
+
+    def test_burst_and_large_churn_jobs(self):
+        for mode, rounds_, huge, large in (('quick', 20, 200, 4000), ('full', 60, 500, 20000)):
+            jobs = {j.label: j for j in run.make_plan(mode, [1, 2]).jobs}
+            for nbuf, lo, hi in ((1500, 1024, 4096), (1500, 4096, 16384), (1500, 16384, 32768),
+                                 (1500, 32768, 65536), (1365, 131072, 262144),
+                                 (409, 262144, 1048576)):
+                job = jobs[f'burst {rounds_} {nbuf} {lo} {hi} 20000']
+                self.assertEqual(job.program, 'bench_burst')
+                self.assertTrue(job.memory_targets)
+            for label in (f'large_churn {huge} 20 5242880 26214400 1',
+                          f'large_churn {large} 16 1048576 4194304 1',
+                          f'large_churn {large} 16 1048576 4194304 2'):
+                self.assertTrue(jobs[label].memory_targets, label)
+            others = [j for j in jobs.values() if j.program not in ('bench_burst', 'bench_large_churn')]
+            self.assertFalse(any(j.memory_targets for j in others))
+        smoke = {j.program: j.args for j in run.make_plan('smoke', [1]).jobs}
+        self.assertEqual(smoke['bench_burst'], ('2', '100', '4096', '16384'))
+        self.assertEqual(smoke['bench_large_churn'], ('20', '4', '1048576', '4194304'))
+
+    def test_burst_buffers_per_round(self):
+        self.assertEqual(run.burst_nbuf(1024, 4096), 1500)
+        self.assertEqual(run.burst_nbuf(131072, 262144), 1365)   # 256 MiB / 192 KiB
+        self.assertEqual(run.burst_nbuf(262144, 1048576), 409)
 
     def test_every_program_is_in_every_mode(self):
         for mode in ('smoke', 'quick', 'full'):
@@ -292,6 +422,39 @@ class ReportTest(unittest.TestCase):
         cases, series = run.chart_series(summary, plan)
         self.assertEqual(cases, ['larson x'])
         self.assertAlmostEqual(series['tcmalloc'][0], 1.8, places=1)
+
+    def test_faults_in_the_summary_and_files(self):
+        plan = run.Plan('quick', [run.Job('burst x', 'bench_burst', (), 'mops', memory_targets=True),
+                                  run.Job('larson x', 'larson', (), 'mops')], [])
+        recs = []
+        for rnd in range(3):
+            for alloc, mops, faults in (('hakmem', 60, 3000), ('glibc', 50, 90000), ('tcmalloc', 40, 2500)):
+                recs.append({'round': rnd, 'job': 'burst x', 'case': 'burst x', 'allocator': alloc,
+                             'metric': 'mops', 'value': float(mops), 'rss_kib': 1000,
+                             'minflt': faults + rnd, 'wall_s': 1.0})
+        old = [dict(r, job='larson x', case='larson x') for r in self.records()]   # no 'minflt'
+        summary = run.summarize(plan, recs + old, ['hakmem', 'glibc', 'tcmalloc'])
+        hk = next(r for r in summary['burst x'] if r.allocator == 'hakmem')
+        self.assertAlmostEqual(hk.faults_ratio_fewest, 3001 / 2501)
+        self.assertTrue(hk.faults_ok)
+        self.assertTrue(hk.rss_target_ok)
+        self.assertTrue(all(r.minflt_median is None for r in summary['larson x']))
+        text = run.report_text(plan, summary, recs + old, ['hakmem', 'glibc', 'tcmalloc'], 3)
+        self.assertIn('faults ok  RSS ok', text)
+        with tempfile.TemporaryDirectory() as tmp:
+            run.write_outputs(Path(tmp), {'mode': 'quick'}, recs + old, summary, {}, [])
+            with (Path(tmp) / 'raw.csv').open() as f:
+                raw = list(csv.DictReader(f))
+            self.assertEqual(raw[0]['minflt'], '3000')
+            self.assertEqual(raw[-1]['minflt'], '')               # a record without a count
+            with (Path(tmp) / 'summary.csv').open() as f:
+                summ = {(r['case'], r['allocator']): r for r in csv.DictReader(f)}
+            self.assertEqual(summ[('burst x', 'hakmem')]['faults_fewest_peer'], 'tcmalloc')
+            self.assertEqual(summ[('burst x', 'hakmem')]['faults_ok'], 'True')
+            self.assertEqual(summ[('burst x', 'glibc')]['minflt_median'], '90001')
+            data = json.loads((Path(tmp) / 'results.json').read_text())
+            self.assertEqual(data['summary']['burst x'][0]['minflt_median'], 3001)
+            self.assertEqual(data['runs'][0]['minflt'], 3000)
 
     def test_smoke_exit_status(self):
         plan = run.Plan('smoke', [run.Job('larson x', 'larson', (), 'mops')], [])
