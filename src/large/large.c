@@ -279,11 +279,11 @@ static void cache_put(uintptr_t base, size_t len)
         cache_unmap(base, len);
         return;
     }
-    uint32_t now = hak_purge_stamp();
     hak_lock(&g_cache.lock);
     if (g_cache.n == LARGE_CACHE_SLOTS)
         evict = cache_remove_locked(0);
-    g_cache.slot[g_cache.n] = (large_mapping_t){base, len, now};
+    /* stamped under the lock: the slots stay in the order of their stamps */
+    g_cache.slot[g_cache.n] = (large_mapping_t){base, len, hak_purge_stamp()};
     __atomic_store_n(&g_cache.n, g_cache.n + 1, __ATOMIC_RELAXED);
     g_cache.bytes += len;
     hak_purge_dirty_add(len);
