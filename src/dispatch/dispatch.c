@@ -308,10 +308,13 @@ static size_t usable_of(const void *p, int *tier, const char *op, bool pool_magi
 #endif
     default:
 #if HAK_HAVE_LARGE
-        if (hak_large_owns(p)) {
+    {
+        size_t n = hak_large_usable_size(p); /* 0: not a live large block (one lookup) */
+        if (n != 0) {
             *tier = HAK_TIER_LARGE;
-            return hak_large_usable_size(p);
+            return n;
         }
+    }
 #endif
         if (hak_sys_owns_(p)) {
             *tier = HAK_TIER_SYSTEM;

@@ -44,7 +44,9 @@
  * next one four times as many, up to half its bound (4, 16, 64): a thread
  * that uses a few blocks of a class does not take tens of KiB of them
  * (3,000 threads with 8 small blocks each held 26 KiB of refills apiece:
- * 104 MB of RSS against glibc's 30; now 33). Drains are not affected. */
+ * 104 MB of RSS against glibc's 30; now 33). Drains are not affected.
+ * Once per thread (its TLS starts zeroed): a trim resets the bounds, not
+ * the slow start of a thread that has shown what it uses. */
 #define HAK_TINY_RAMP_FIRST  4
 #define HAK_TINY_RAMP_STEPS  3
 
@@ -701,8 +703,7 @@ static void tc_reset_bounds(tiny_tcache_t *tc)
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
         tiny_bin_set_max(&tc->bins[c], cache_max(c));
         tc->bound_bytes += (size_t)cache_max(c) * hak_tiny_stride_[c];
-        tc->contended[c] = 0;
-        tc->ramp[c] = 0;
+        tc->contended[c] = 0; /* not tc->ramp: a thread's slow start is once, at its start */
     }
 }
 

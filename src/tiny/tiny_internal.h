@@ -116,7 +116,7 @@ typedef struct tiny_tcache {
     size_t bound_bytes;
     uint8_t contended[HAK_TINY_NCLASSES];
     uint8_t ramp[HAK_TINY_NCLASSES];      /* refills so far, up to HAK_TINY_RAMP_STEPS:
-                                             the first take few blocks (slow start) */
+                                             a thread's first take few blocks (slow start) */
 } tiny_tcache_t;
 
 #if !HAK_PLATFORM_ARENA
