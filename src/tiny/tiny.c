@@ -318,7 +318,7 @@ static void ss_unmap(tiny_ss_t *ss)
 
 /* The SuperSlab has no slab in use (g_ss_lock held): unmap it or keep it as
  * the spare (its dirty slabs stay on the dirty list). */
-static void ss_retire(tiny_ss_t *ss)
+POSIX_ONLY static void ss_retire(tiny_ss_t *ss)
 {
 #if HAK_PLATFORM_ARENA
     (void)ss; /* arena SuperSlabs stay formatted and linked */
