@@ -422,9 +422,12 @@ HAK_INTERNAL int hak_os_atfork_(void)
 uint64_t hak_random_word(void)
 {
     uint64_t w = hak_cycles() ^ (uint64_t)(uintptr_t)&w;
-    const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
-    if (r)
+    const void *at = (const void *)getauxval(AT_RANDOM); /* 16 bytes, any alignment */
+    if (at) {
+        uint64_t r[2];
+        memcpy(r, at, sizeof r);
         w ^= r[0] ^ (r[1] << 1);
+    }
     w ^= w >> 33;
     w *= 0xff51afd7ed558ccdULL;
     w ^= w >> 33;
