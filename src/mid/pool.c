@@ -615,7 +615,8 @@ static void central_flush_all(hak_pool_t *pool)
 
 /* A linked list of blocks of cls: a whole parked batch, else at most `want`
  * from its spans; returns its length, 0 with ENOMEM. */
-static uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
+/* Inlined: the refill's hot call, and its cold retry after hak_purge_oom. */
+HAK_INLINE uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
 {
     hak_pool_central_t *c = &pool->t->central[cls];
     uint32_t n;

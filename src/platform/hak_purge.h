@@ -62,6 +62,7 @@ typedef struct hak_purge_state {
     size_t peak_prev;      /* ... and of the one before */
     uint32_t next_tick;    /* the next poll that looks at ages */
     uint32_t epoch_start;
+    size_t budget_seen;    /* the budget as the last run computed it */
     int64_t delay_ms;      /* options, set once at start (hak_purge_configure) */
     uint32_t budget_pct;
     size_t floor;
@@ -100,12 +101,19 @@ void hak_purge_used_add(size_t b);
 size_t hak_purge_budget(void);
 
 HAK_INTERNAL void hak_purge_run_(void);
+extern __thread uint32_t hak_purge_polls_ HAK_INTERNAL;
+#define HAK_PURGE_POLL_EVERY 8 /* slow paths between clock reads, per thread */
 
-/* The poll: call from slow paths with no lock held. */
+/* The poll: call from slow paths with no lock held. Nothing dirty: return.
+ * Dirty within the budget: every HAK_PURGE_POLL_EVERY-th poll of a thread
+ * looks at the clock (ages need no better grain than a few slow paths). */
 HAK_INLINE void hak_purge_poll(void)
 {
     size_t d = __atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED);
     if (HAK_LIKELY(d == 0))
+        return;
+    if (HAK_LIKELY(++hak_purge_polls_ % HAK_PURGE_POLL_EVERY != 0) &&
+        d <= __atomic_load_n(&hak_purge_.budget_seen, __ATOMIC_RELAXED))
         return;
     hak_purge_run_();
 }

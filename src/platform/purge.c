@@ -128,11 +128,16 @@ void hak_purge_used_add(size_t b)
         __atomic_store_n(&hak_purge_.peak_cur, u, __ATOMIC_RELAXED);
 }
 
+__thread uint32_t hak_purge_polls_;
+
 void hak_purge_run_(void)
 {
     size_t budget = hak_purge_budget();
     size_t dirty = __atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED);
     int64_t delay = __atomic_load_n(&hak_purge_.delay_ms, __ATOMIC_RELAXED);
+    /* what the polls compare with before they read the clock; 0 with no
+     * delay, so that every poll gives back at once */
+    __atomic_store_n(&hak_purge_.budget_seen, delay == 0 ? 0 : budget, __ATOMIC_RELAXED);
     uint32_t now = 0;
     bool aged = false;
     if (delay >= 0) {

@@ -664,7 +664,8 @@ POSIX_ONLY static bool central_put(unsigned cls, void *head, uint32_t n, bool dr
 
 /* A linked list of blocks of cls (at most `want` from the slabs, or a whole
  * batch); returns its length, 0 with ENOMEM. */
-POSIX_ONLY static uint32_t central_get(unsigned cls, uint32_t want, void **out, bool *contended)
+/* Inlined: the refill's hot call, and its cold retry after hak_purge_oom. */
+POSIX_ONLY HAK_INLINE uint32_t central_get(unsigned cls, uint32_t want, void **out, bool *contended)
 {
     tiny_central_t *c = &g_central[cls];
     uint32_t n;

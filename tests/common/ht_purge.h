@@ -5,7 +5,7 @@
  * ht_purge_install() makes the policy read ht_clock_ms instead of the OS
  * clock, so that a test decides when the purge delay has passed:
  * ht_purge_later() moves the clock past the delay (and past the next age
- * check) and polls, as the next slow path would. */
+ * check) and runs what the next poll that reads the clock runs. */
 #ifndef HT_PURGE_H
 #define HT_PURGE_H
 
@@ -22,7 +22,10 @@ static inline void ht_purge_later(void)
 {
     int64_t d = hak_purge_.delay_ms;
     ht_clock_advance((uint32_t)(d > 0 ? 2 * d + 1 : 2 * HAK_PURGE_EPOCH_IDLE_MS + 1));
-    hak_purge_poll();
+    /* what a poll runs once it reads the clock (a thread's polls read it
+     * every HAK_PURGE_POLL_EVERY slow paths) */
+    if (__atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED) != 0)
+        hak_purge_run_();
 }
 
 #endif
