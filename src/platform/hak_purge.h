@@ -120,8 +120,9 @@ HAK_INLINE void hak_purge_poll(void)
 
 /* Give back every dirty unit of every tier now; the bytes given back. */
 size_t hak_purge_trim(void);
-/* An allocation found no memory: hak_purge_trim(); true if anything went
- * back (worth one more try). */
+/* An allocation found no memory: what hak_purge_trim() does, unless a pass
+ * is running (then nothing: it may be the caller's own, interrupted by a
+ * signal); true if anything went back (worth one more try). */
 bool hak_purge_oom(void);
 
 #endif /* HAK_PURGE_H */

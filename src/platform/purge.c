@@ -184,7 +184,13 @@ size_t hak_purge_trim(void)
 
 bool hak_purge_oom(void)
 {
-    return hak_purge_trim() != 0;
+    /* A try: the pass in progress may be this very thread's, interrupted
+     * by a signal whose handler allocates (a blocking wait would hang). */
+    if (!hak_trylock(&g_run_lock))
+        return false;
+    size_t got = purge_each(0, true, SIZE_MAX);
+    hak_unlock(&g_run_lock);
+    return got != 0;
 }
 
 /* A fork child is single-threaded: no purge is running in it. */
