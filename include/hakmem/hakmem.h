@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hakmem/hakmem.h - the whole public API of hakmem.
  *
  * libhakmem.so and libhakmem.a export the C allocation functions with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hakmem/tiny.h - the tiny tier alone (libhakmem-tiny).
  *
  * Serves requests of 0 to hak_tiny_max_size() bytes (1023 with the default

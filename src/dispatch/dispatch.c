@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* dispatch.c - the public entry points: tier selection by size, the free
  * chain by address, realloc, aligned allocation, and the glibc-compatible
  * names (exported as aliases of the hak_ functions).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `dispatch`: the drop-in API with glibc 2.36's semantics, through
  * the real names (this program links libhakmem.so, so malloc is hakmem's). */
 #include "common/hak_test.h"

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Suite `dispatch`: libhakmem.so exports exactly the brief's list (the
 glibc names, C23's sized frees, and the hak_ API), nothing else."""
 import re
