@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "hakmem/tiny.h"
+#include "hakmem/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +73,10 @@ HAK_API hak_failure_fn hak_set_failure_handler(hak_failure_fn fn);
 
 /* The effective build options and environment, as HAKMEM_VERBOSE prints. */
 HAK_API const char *hak_build_options(void);
+
+/* The version of the library loaded ("0.1.0"); HAKMEM_VERSION_STRING is
+ * the one the program was compiled against. */
+HAK_API const char *hak_version(void);
 
 #ifdef __cplusplus
 }

@@ -129,6 +129,8 @@ int hak_tier_for(size_t size)
     return HAK_HAVE_LARGE ? HAK_TIER_LARGE : HAK_TIER_SYSTEM;
 }
 
+HAK_EXPORT const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
+
 int hak_owner(const void *p)
 {
     if (p == NULL)
