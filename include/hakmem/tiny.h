@@ -50,6 +50,16 @@ HAK_API void hak_tiny_trim(void);
  * build: ENOSYS). Call once, before the first allocation. */
 HAK_API int hak_tiny_init_arena(void *buf, size_t len);
 
+/* Validation reports (validation=full, and magic where it checks): the
+ * handler receives the entry point ("free", "realloc", ...), the reason
+ * ("double free", "invalid pointer ...") and the address. The default
+ * writes "hakmem: free(): double free at 0x..." to stderr without
+ * allocating and aborts (the arena build has no stderr: it traps, so
+ * an embedded program sets its own). A handler that returns makes the call a no-op
+ * (tests count reports this way). Returns the previous handler. */
+typedef void (*hak_failure_fn)(const char *op, const char *reason, const void *p);
+HAK_API hak_failure_fn hak_set_failure_handler(hak_failure_fn fn);
+
 typedef struct hak_tiny_stats {
     size_t superslabs;       /* SuperSlabs mapped */
     size_t slabs_in_use;     /* slabs bound to a class */
