@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* bench_burst: bursts of buffers allocated, written once and all freed,
  * round after round, beside a steady set of small live blocks: what a
  * program that builds and drops a batch of buffers (a request, a frame, a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* bench_common.h: helpers shared by the benchmark programs of bench/.
  *
  * Header only, so that every benchmark is one C file that links nothing but

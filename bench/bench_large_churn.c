@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* bench_large_churn: large blocks replaced at random, each written whole
  * (as a program filling a fresh buffer does; mimalloc-bench's malloc-large
  * shape: 20 live buffers of 5..25 MiB). Each iteration frees a random live

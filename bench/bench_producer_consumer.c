@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* bench_producer_consumer: threads that allocate, other threads that free.
  *
  * PRODUCERS threads allocate ITEMS blocks in all (random sizes in

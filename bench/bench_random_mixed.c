@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* bench_random_mixed: random sizes, random free order, a working set.
  *
  * Each of THREADS threads keeps SLOTS (1000) slots of live blocks, empty at

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # A/B of hakmem builds on a many-core machine: 5 interleaved rounds at 1, 4, 16
 # threads, tcmalloc and mimalloc as yardsticks. Put the builds in lib/ under
 # the names in $libs (edit it), with the benchmarks beside this script; OUT=dir.

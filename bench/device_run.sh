@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # Thread scaling on a many-core machine: each allocator in turn, 3 rounds.
 # Usage: copy larson, bench_random_mixed, bench_producer_consumer (build/bench)
 # and lib/ (libhakmem.so and the peers' .so files) beside this script; OUT=dir.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* larson: the server benchmark of Larson and Krishnan ("Memory allocation
  * for long-running server applications", ISMM 1998), written from its
  * description for hakmem.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* micro_fastpath_bench: the cost of one malloc+free pair through the public
  * malloc/free, per size.
  *

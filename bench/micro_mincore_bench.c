@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* micro_mincore_bench: what the hybrid readability check saves.
  *
  * Before reading a 16-byte header at p-16 of a pointer that may not be its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* peak_rss: run a program and report its peak RSS from wait4()'s rusage.
  *
  * Why a launcher: on exec the kernel records the peak RSS of the process's

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # real_programs.sh - time real programs under glibc malloc and under hakmem.
 #
 # What it measures: a set of everyday programs (node, python3, perl, sqlite3,

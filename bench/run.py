@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Run hakmem's benchmarks side by side with glibc, mimalloc, jemalloc and tcmalloc.
 
     python3 bench/run.py                 quick mode (about 13 minutes on 2 cores)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* sampler.c - a sampling profiler for machines without perf (this one:
  * no hardware counters; the 16-core device: no perf binary). Preload it
  * beside an allocator:

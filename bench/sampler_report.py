@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Report of a bench/sampler.c profile: the share of samples per function,
 and with LIBRARY the hottest addresses inside that library (offsets to
 read beside `objdump -d`).

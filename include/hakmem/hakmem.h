@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hakmem/hakmem.h - the whole public API of hakmem.
  *
  * libhakmem.so and libhakmem.a export the C allocation functions with
@@ -16,6 +17,7 @@
 #include <stddef.h>
 
 #include "hakmem/tiny.h"
+#include "hakmem/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,17 +62,14 @@ HAK_API void hak_get_stats(hak_stats_t *out);
 /* The HAKMEM_STATS table, on stderr, now. */
 HAK_API void hak_print_stats(void);
 
-/* Validation reports (validation=full, and magic where it checks): the
- * handler receives the entry point ("free", "realloc", ...), the reason
- * ("double free", "invalid pointer ...") and the address. The default
- * writes "hakmem: free(): double free at 0x..." to stderr without
- * allocating and aborts. A handler that returns makes the call a no-op
- * (tests count reports this way). Returns the previous handler. */
-typedef void (*hak_failure_fn)(const char *op, const char *reason, const void *p);
-HAK_API hak_failure_fn hak_set_failure_handler(hak_failure_fn fn);
+/* hak_set_failure_handler(): declared in hakmem/tiny.h, included above. */
 
 /* The effective build options and environment, as HAKMEM_VERBOSE prints. */
 HAK_API const char *hak_build_options(void);
+
+/* The version of the library loaded ("0.1.0"); HAKMEM_VERSION_STRING is
+ * the one the program was compiled against. */
+HAK_API const char *hak_version(void);
 
 #ifdef __cplusplus
 }

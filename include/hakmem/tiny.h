@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hakmem/tiny.h - the tiny tier alone (libhakmem-tiny).
  *
  * Serves requests of 0 to hak_tiny_max_size() bytes (1023 with the default
@@ -48,6 +49,16 @@ HAK_API void hak_tiny_trim(void);
  * least 4 KiB). Returns 0, or -1 with EINVAL (bad buffer, or not the arena
  * build: ENOSYS). Call once, before the first allocation. */
 HAK_API int hak_tiny_init_arena(void *buf, size_t len);
+
+/* Validation reports (validation=full, and magic where it checks): the
+ * handler receives the entry point ("free", "realloc", ...), the reason
+ * ("double free", "invalid pointer ...") and the address. The default
+ * writes "hakmem: free(): double free at 0x..." to stderr without
+ * allocating and aborts (the arena build has no stderr: it traps, so
+ * an embedded program sets its own). A handler that returns makes the call a no-op
+ * (tests count reports this way). Returns the previous handler. */
+typedef void (*hak_failure_fn)(const char *op, const char *reason, const void *p);
+HAK_API hak_failure_fn hak_set_failure_handler(hak_failure_fn fn);
 
 typedef struct hak_tiny_stats {
     size_t superslabs;       /* SuperSlabs mapped */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* dispatch.c - the public entry points: tier selection by size, the free
  * chain by address, realloc, aligned allocation, and the glibc-compatible
  * names (exported as aliases of the hak_ functions).
@@ -127,6 +128,8 @@ int hak_tier_for(size_t size)
 #endif
     return HAK_HAVE_LARGE ? HAK_TIER_LARGE : HAK_TIER_SYSTEM;
 }
+
+HAK_EXPORT const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
 
 int hak_owner(const void *p)
 {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* dispatch.h - internal interface of src/dispatch: tier selection, the
  * free chain, the system-allocator fallback and the runtime options. */
 #ifndef HAK_DISPATCH_H

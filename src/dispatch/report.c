@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* report.c - runtime options (environment), statistics, the exit reports
  * and glibc's introspection API (mallinfo, mallinfo2, malloc_stats,
  * malloc_info, mallopt, malloc_trim).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* sysalloc.c - glibc's own allocator, for two cases:
  *   - foreign pointers (memory hakmem did not allocate: libraries opened
  *     with RTLD_DEEPBIND, blocks from before interposition) are handed to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_large.h - the large tier (libhakmem-large): blocks mapped one by one
  * with hak_os_map, each preceded by a 16-byte AllocHeader
  * (hak_alloc_header.h), tracked in a registry of live mappings

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* large.c - the large tier: one private mapping per block, a registry of
  * live mappings, mremap for realloc.
  *

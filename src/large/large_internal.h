@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* large_internal.h - names the large tier shares with its tests (and, for
  * debugging, with dispatch). The public API is hak_large.h. */
 #ifndef HAK_LARGE_INTERNAL_H

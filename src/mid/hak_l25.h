@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_l25.h - the L25 pool alone (libhakmem-l25): requests above 32 KiB
  * up to 1 MiB (HAK_L25_MAX_SIZE).
  *

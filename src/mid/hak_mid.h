@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_mid.h - the mid pool alone (libhakmem-mid): requests above the tiny
  * tier up to 32 KiB (HAK_MID_MAX_SIZE).
  *

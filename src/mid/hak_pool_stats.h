@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_pool_stats.h - the statistics of the mid and L25 pools (one layout
  * for both; hak_mid_get_stats / hak_l25_get_stats fill it). */
 #ifndef HAK_POOL_STATS_H

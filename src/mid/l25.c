@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* l25.c - the L25 pool: its class table, its instance of the pool engine
  * (pool.c), its thread cache and its public entry points (hak_l25.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* l25_inline.h - the L25 pool's fast paths, for dispatch and for the
  * pool's own entry points (l25.c). Same engine as mid (pool_internal.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* mid.c - the mid pool: its class table, its instance of the pool engine
  * (pool.c), its thread cache and its public entry points (hak_mid.h).
  *

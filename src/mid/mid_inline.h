@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* mid_inline.h - the mid pool's fast paths, for dispatch and for the
  * pool's own entry points (mid.c). One predicted branch each into the
  * out-of-line slow paths (pool.c).

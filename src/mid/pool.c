@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* pool.c - the engine of the mid and L25 pools: chunks, spans, class
  * lists, thread caches, validation, fork, trim (the slow paths of the
  * inline functions in pool_internal.h).

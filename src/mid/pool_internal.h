@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* pool_internal.h - the engine shared by the mid pool and the L25 pool:
  * chunks, spans, class lists, thread caches. Each tier (mid.c, l25.c) is
  * one instance (hak_pool_t) with its own class table, chunk tag, locks and

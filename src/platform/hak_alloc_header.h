@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_alloc_header.h - the 16-byte AllocHeader in front of a large block
  * (method mmap) and of a system-allocator fallback block (method malloc).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_large_registry.h - a table of live blocks: user pointer -> (base,
  * length, method). The large tier keeps one instance for its mappings;
  * dispatch can keep a second instance of the same type for the system-

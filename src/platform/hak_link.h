@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_link.h - the free-list links of the tiers (tiny, mid, L25): a free
  * block's first word links it to the next free block of its list.
  *

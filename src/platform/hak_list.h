@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_list.h - intrusive doubly linked lists, for the tiers' bookkeeping
  * (SuperSlabs, slabs, chunks, spans, thread-cache registries).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_platform.h - the only interface between hakmem and the operating system.
  *
  * Contract (every function below):

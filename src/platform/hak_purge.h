@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_purge.h - when freed pages go back to the OS: one policy for every
  * tier (docs/design.md, "Memory return").
  *

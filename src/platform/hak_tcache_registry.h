@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_tcache_registry.h - the registry of a tier's thread caches (the tiny
  * tier's, each pool's): which caches exist, for the statistics and for the
  * fork child, which adopts the caches of the threads it does not have.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_tier.h - the narrow interface every tier exposes to dispatch.
  *
  * Declared once here (every tier depends on the platform layer) so that

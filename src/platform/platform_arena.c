@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* platform_arena.c - the embedded backend: no mmap, no pthread, no mincore,
  * no system call at all. The caller hands one buffer to
  * hak_platform_arena_init(); hak_os_map carves it front to back, aligned as

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* platform_common.c - the parts of the platform layer shared by both
  * backends: locks, allocation-free formatting and error output, the
  * mapped/committed byte counters, the free-list secret. The only OS call here is write(2)

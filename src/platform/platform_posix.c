@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* platform_posix.c - the posix backend: mmap, madvise, mincore, pthread
  * keys and atfork, rdtsc, the environment. See hak_platform.h for the
  * contract. Every function preserves errno unless it reports a failure. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* purge.c - the memory-return policy shared by every tier (hak_purge.h).
  *
  * Invariants:

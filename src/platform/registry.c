@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* large_registry.c - the table of live blocks (design and invariants in
  * hak_large_registry.h).
  *

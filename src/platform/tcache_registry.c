@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tcache_registry.c - the registries of thread caches (design and why the
  * links stay out of the TLS: hak_tcache_registry.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tiny.c - the tiny tier: SuperSlabs, slabs, central free lists, thread
  * caches, and everything rare (the slow paths of tiny_inline.h).
  *

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tiny_classes.h - the tiny tier's size classes and header byte.
  *
  * Every pointer is 16-byte aligned, so a class is a stride S (a multiple of

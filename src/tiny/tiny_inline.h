@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tiny_inline.h - the tiny tier's fast paths, inlined into dispatch and
  * into the tier's own entry points. One predicted branch each into the
  * out-of-line slow path (tiny.c).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tiny_internal.h - the tiny tier's data structures, shared by its files
  * and by the inline fast paths (tiny_inline.h).
  *

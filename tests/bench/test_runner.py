@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Tests of bench/run.py's parsing, statistics and formatting on canned
 outputs (suite 'bench'). Nothing here runs a benchmark or asserts a timing.
 

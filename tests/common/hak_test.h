@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* hak_test.h - helpers shared by the cmocka suites: a seeded PRNG, block
  * patterns, VmRSS, death tests (fork, run the misuse in the child, read its
  * stderr through a pipe). Header-only so each suite links only the

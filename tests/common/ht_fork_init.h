@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* ht_fork_init.h - a tier's first use registers its fork participant
  * before it publishes its init. A thread that sees the tier initialised
  * takes its locks; if a fork could still miss the participant, the child

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* ht_purge.h - a test clock for the purge policy (hak_purge.h), for the
  * tests that link a tier's static library (the policy's internals are
  * hidden in libhakmem.so).

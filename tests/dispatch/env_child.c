@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* A small workload for the environment-variable tests: allocates over
  * every tier, frees, optionally forks a child (argv[1] = "fork"), or
  * closes stderr and writes argv[2]'s file through the fd 2 it gets back

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* fork_locks.c - fork() and the allocator's locks (found by running glibc
  * 2.36's malloc tests on hakmem: tst-mallocfork2 and
  * tst-malloc-fork-deadlock hung). A deadlock shows as this test's timeout.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `dispatch`: the first allocator calls of a process come from many
  * threads at once (released together by a barrier), and every entry point
  * works for each; no recursion, no deadlock (meson's timeout catches a

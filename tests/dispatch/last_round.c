@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* last_round.c - threads whose first allocation comes in the last round of
  * pthread key destructors. glibc runs PTHREAD_DESTRUCTOR_ITERATIONS (4)
  * rounds and none after, so the exit hook such a thread arms never runs:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `dispatch`: the drop-in API with glibc 2.36's semantics, through
  * the real names (this program links libhakmem.so, so malloc is hakmem's). */
 #include "common/hak_test.h"
@@ -495,6 +496,20 @@ static void test_trim_and_info(void **state)
     free(buf);
 }
 
+/* hak_version() is the MAJOR.MINOR.PATCH of hakmem/version.h (generated
+ * from meson.build's project version), and the build options name it. */
+static void test_version(void **state)
+{
+    (void)state;
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", HAKMEM_VERSION_MAJOR, HAKMEM_VERSION_MINOR, HAKMEM_VERSION_PATCH);
+    assert_string_equal(hak_version(), want);
+    assert_string_equal(hak_version(), HAKMEM_VERSION_STRING);
+    assert_int_equal(HAKMEM_VERSION,
+                     HAKMEM_VERSION_MAJOR * 10000 + HAKMEM_VERSION_MINOR * 100 + HAKMEM_VERSION_PATCH);
+    assert_true(HAKMEM_VERSION_MAJOR >= 0 && HAKMEM_VERSION_MINOR >= 0 && HAKMEM_VERSION_PATCH >= 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -509,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_ten_thousand_threads),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_trim_and_info),
+        cmocka_unit_test(test_version),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Suite `dispatch`: HAKMEM_STATS, HAKMEM_SIZE_HIST, HAKMEM_MEM_TRACE and
 HAKMEM_VERBOSE print their tables on stderr, once per process (a forked
 child does not repeat its parent's), and nothing without them;

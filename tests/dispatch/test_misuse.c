@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `dispatch`: misuse of the allocation API, at the build's validation
  * level (../shared/BRIEF.md, "The free path" and "Compile-time options").
  * This program links libhakmem.so, so malloc, free, realloc and

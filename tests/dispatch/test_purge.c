@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `dispatch`: the purge policy as a program sees it through the
  * glibc API (libhakmem.so is malloc): malloc_trim gives back the large
  * tier's cached mappings, mallopt's knobs take effect, a forked child uses

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `dispatch` (global-dynamic builds): a program dlopen()s a plugin
  * that links libhakmem.a; the plugin allocates from several threads. */
 #include <dlfcn.h>

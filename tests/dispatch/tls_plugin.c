@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* A plugin that links libhakmem.a (built with -Dtls_model=global-dynamic)
  * and allocates through the hak_ API from several threads; loaded with
  * dlopen() by test_tls_dlopen. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* fuzz_alloc.c - a differential fuzzer of hakmem's hak_ API against a model.
  *
  * The input's bytes decode into operations on 32 slots: allocate (malloc,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* fuzz_alloc.h - the fuzz target shared by the libFuzzer build and the
  * plain replay driver (fuzz_replay.c). */
 #ifndef FUZZ_ALLOC_H

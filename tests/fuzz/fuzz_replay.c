@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* fuzz_replay.c - the plain driver of fuzz_alloc.c, for any compiler (CI
  * runs it with gcc as the test `fuzz-replay`, suite `fuzz`):
  *

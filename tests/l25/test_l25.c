@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `l25`: the L25 pool (src/mid, hak_l25.h) through its entry points,
  * with the engine's tests shared with suite `mid` (pool_suite.h). */
 #include "hak_l25.h"

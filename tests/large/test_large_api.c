@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `large`, api: alignment, usable size, errno and overflow, realloc
  * with mremap, ownership, statistics, the vtable, fork. */
 #include "common/hak_test.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `large`, hardening: deliberate misuse. Invalid pointers and forged
  * or corrupted AllocHeaders never change what is unmapped (the registry
  * decides); the validation level decides what is reported. Failures

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `large`, unit: the registry of live blocks (hak_large_registry.h),
  * on private instances, as dispatch would use a second one. */
 #include "common/hak_test.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `large`, stress: churn with patterns and an overlap check, a
  * random model test, cross-thread frees, thread churn, concurrent moving
  * reallocs, fork while other threads allocate. Seeded; nothing is timed. */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* The mid pool registers its fork participant before it publishes its
  * init (common/ht_fork_init.h; linked with --wrap=hak_fork_register). */
 #include "hak_mid.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* pool_suite.h - the tests shared by the suites `mid` and `l25`: both
  * pools are instances of one engine (src/mid/pool.c), so one body of
  * tests runs against each, through the tier's public entry points plus

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `mid`: the mid pool (src/mid, hak_mid.h) through its entry points,
  * with the engine's tests shared with suite `l25` (pool_suite.h). */
 #include "hak_mid.h"

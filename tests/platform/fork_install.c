@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `platform`: hak_fork_register returns only once a fork would run
  * the participant. The first registration installs the platform's atfork
  * handler (pthread_atfork, which may allocate); a second one, from another

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `platform`: the OS layer's contract (hak_platform.h). */
 #include "common/hak_test.h"
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Suite `preload`: real programs under LD_PRELOAD=libhakmem.so behave as
 # they do on glibc: same output, same exit code. One program per call:
 #   programs.sh LIBHAKMEM PROGRAM

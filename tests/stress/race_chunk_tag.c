@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* race_chunk_tag.c - suite `stress`, TSan builds only: the chunk map's tag
  * byte is written atomically (hak_chunk_set_tag, src/platform/
  * platform_posix.c) but read with a plain load (hak_chunk_tag,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* stress.c - suite `stress`: threads doing random allocations of every tier
  * through every entry point, with a pattern in every block verified before
  * the block is freed or reallocated, blocks handed to other threads to

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `stress`: memory goes back to the OS. The suite runs with
  * HAKMEM_PURGE_DELAY_MS=200 (meson.build); "settled" below means: the
  * program went on calling malloc and free for a little more than the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `stress`: out of memory. Under RLIMIT_AS (the usage at start plus
  * 256 MiB), allocations of every tier (16 B tiny, 2 KiB mid, 100 KiB L25,
  * 8 MiB large) through every entry point fail with NULL and ENOMEM

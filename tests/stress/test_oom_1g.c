@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `stress`: a program that sets a 1 GiB RLIMIT_AS before its first
  * allocation (RLIMIT_AS counts every reservation, even PROT_NONE) works
  * normally with mixed sizes of every tier, from two threads; then it

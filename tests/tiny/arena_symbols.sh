@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Suite `tiny` (arena backend): libhakmem-tiny.a references no OS memory or
 # thread call: no mmap, munmap, madvise, mincore, mremap or pthread symbol.
 lib=$1

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* embedded_example.c - a firmware-style program on libhakmem-tiny built with
  * -Dplatform=arena (docs/embedded.md): no mmap, no threads, one static
  * buffer carved by the tiny tier. Built and run by CI as a test. */

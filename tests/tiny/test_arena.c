@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `tiny` (arena backend): the tier carves one caller buffer of any
  * size and alignment; exhaustion gives NULL and ENOMEM; freed blocks are
  * reused; no OS call is made (test_arena_symbols checks the library). */

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `tiny`: the tiny tier alone, through its public API (hakmem/tiny.h)
  * plus the class table (tiny_classes.h) for the expected header bytes. */
 #include "common/hak_test.h"

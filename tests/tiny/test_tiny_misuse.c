@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `tiny`: misuse at each validation level. What full catches, what
  * magic catches, what none does not -- all asserted, in the configuration
  * this test is built in (HAK_VALIDATION, HAK_HEADER_CLASSIDX). */

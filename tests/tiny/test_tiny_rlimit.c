@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* Suite `tiny`: the tier works under a 1 GiB RLIMIT_AS set before its first
  * allocation (RLIMIT_AS counts every reservation, even PROT_NONE), and
  * fails cleanly (NULL, ENOMEM) when the limit is reached, then recovers. */
