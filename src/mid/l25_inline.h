@@ -33,6 +33,8 @@ extern __thread hak_pool_tcache_t hak_l25_tc_ HAK_INTERNAL;
 
 /* Bytes of blocks with the user (mallinfo). */
 size_t hak_l25_bytes_in_use_(void) HAK_INTERNAL;
+/* The calling thread's cache home (hak_thread_flush). */
+void hak_l25_flush_(void) HAK_INTERNAL;
 
 HAK_INLINE bool hak_l25_owns_inline(const void *p) { return hak_chunk_tag(p) == HAK_TAG_L25; }
 

@@ -1045,6 +1045,12 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
 
 /* --------------------------------------------------------------- trim */
 
+void hak_pool_flush_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    if (tc->state == HAK_POOL_TC_LIVE)
+        tcache_flush(pool, tc);
+}
+
 void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))

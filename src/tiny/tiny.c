@@ -1124,6 +1124,16 @@ bool hak_tiny_owns(const void *p) { return hak_tiny_owns_inline(p); }
 
 size_t hak_tiny_max_size(void) { return HAK_TINY_MAX_SIZE; }
 
+/* The calling thread's cached blocks to the central lists, nothing more
+ * (hak_thread_flush): no slab is released, no bound reset. */
+void hak_tiny_flush_(void)
+{
+#if !HAK_PLATFORM_ARENA
+    if (hak_tiny_tc_.state == TINY_TC_LIVE)
+        tcache_flush(&hak_tiny_tc_);
+#endif
+}
+
 void hak_tiny_trim(void)
 {
 #if !HAK_PLATFORM_ARENA
