@@ -59,6 +59,16 @@ typedef struct hak_stats {
 HAK_API void hak_get_stats(hak_stats_t *out);
 /* The HAKMEM_STATS table, on stderr, now. */
 HAK_API void hak_print_stats(void);
+/* The same report through a callback (as mimalloc's mi_stats_print_out or
+ * jemalloc's malloc_stats_print): write_cb(arg, text) once per line, text
+ * a NUL-terminated line ending in '\n', in a buffer of hakmem's (copy it
+ * to keep it). The callback may call malloc. */
+HAK_API void hak_stats_print(void (*write_cb)(void *arg, const char *text), void *arg);
+/* Give the calling thread's cached free blocks back to the shared lists of
+ * every tier, where other threads can take them (a thread that goes idle
+ * for long, or before measuring). Nothing goes back to the OS: that is
+ * hak_trim / malloc_trim. */
+HAK_API void hak_thread_flush(void);
 
 /* Validation reports (validation=full, and magic where it checks): the
  * handler receives the entry point ("free", "realloc", ...), the reason
