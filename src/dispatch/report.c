@@ -639,6 +639,34 @@ static const char *const known_vars[] = {
     "HAKMEM_VERBOSE", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_BUDGET",
 };
 
+/* The edit distance of a[0..n) and b (insertions, deletions,
+ * substitutions; names of up to 47 characters, else a large value). */
+static size_t edit_distance(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b), row[48];
+    if (n >= 48 || m >= 48)
+        return 99;
+    for (size_t j = 0; j <= m; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+/* One line for each HAKMEM_ variable of the environment that hakmem does
+ * not read, with the known name it is within three edits of, if any. */
 static void env_check_unknown(void)
 {
     const char *e;
@@ -647,17 +675,29 @@ static void env_check_unknown(void)
             continue;
         const char *eq = strchr(e, '=');
         size_t len = eq ? (size_t)(eq - e) : strlen(e);
-        bool known = false;
-        for (size_t k = 0; k < sizeof known_vars / sizeof known_vars[0] && !known; k++)
-            known = strlen(known_vars[k]) == len && strncmp(known_vars[k], e, len) == 0;
-        if (known)
+        const char *near = NULL;
+        size_t best = 4;
+        for (size_t k = 0; k < sizeof known_vars / sizeof known_vars[0]; k++) {
+            size_t d = edit_distance(e, len, known_vars[k]);
+            if (d < best) {
+                best = d;
+                near = known_vars[k];
+            }
+        }
+        if (best == 0)
             continue;
         line_t l = LINE_ERR;
         put(&l, "hakmem: ignoring unknown variable ");
         size_t room = sizeof l.buf - 2 - l.n - 64;
         memcpy(l.buf + l.n, e, len < room ? len : room);
         l.n += len < room ? len : room;
-        put(&l, " (docs/options.md lists the HAKMEM_ variables)");
+        if (near) {
+            put(&l, " (did you mean ");
+            put(&l, near);
+            put(&l, "?)");
+        } else {
+            put(&l, " (docs/options.md lists the HAKMEM_ variables)");
+        }
         emit(&l);
     }
 }
