@@ -275,35 +275,44 @@ static void put_pool_line(line_t *l, const char *head, const hak_pool_stats_t *s
 }
 #endif
 
-/* Bytes of live blocks per tier (index: hak_tier_id): mallinfo2's
+/* Per tier (index: hak_tier_id): the bytes of live blocks, mallinfo2's
  * in-use computation (the small tiers' blocks with the user, in class
- * sizes; other threads' caches count as in use, the caller's as free),
- * and the large tier's blocks. Takes every lock of the tiers. */
-static void live_bytes(size_t live[6])
+ * sizes; other threads' caches count as in use, the caller's as free) and
+ * the large tier's blocks; and the highest committed bytes since load, at
+ * least the current ones. Takes every lock of the tiers. */
+static void tier_figures(const hak_stats_t *st, size_t live[6], size_t peak[6])
 {
     memset(live, 0, 6 * sizeof live[0]);
+    memset(peak, 0, 6 * sizeof peak[0]);
 #if HAK_HAVE_TINY
     live[HAK_TIER_TINY] = hak_tiny_bytes_in_use_();
+    peak[HAK_TIER_TINY] = hak_tiny_committed_peak_();
 #endif
 #if HAK_HAVE_MID
     live[HAK_TIER_MID] = hak_mid_bytes_in_use_();
+    peak[HAK_TIER_MID] = hak_mid_committed_peak_();
 #endif
 #if HAK_HAVE_L25
     live[HAK_TIER_L25] = hak_l25_bytes_in_use_();
+    peak[HAK_TIER_L25] = hak_l25_committed_peak_();
 #endif
 #if HAK_HAVE_LARGE
     hak_tier_stats_t gs;
     hak_large_stats(&gs);
     live[HAK_TIER_LARGE] = gs.bytes_in_use;
+    peak[HAK_TIER_LARGE] = hak_large_committed_peak_();
 #endif
+    for (int t = 0; t < 6; t++)
+        if (peak[t] < st->committed[t])
+            peak[t] = st->committed[t];
 }
 
 static void stats_report(line_t *l)
 {
     hak_stats_t st;
     hak_get_stats(&st);
-    size_t live[6], live_all = 0;
-    live_bytes(live);
+    size_t live[6], peak[6], live_all = 0;
+    tier_figures(&st, live, peak);
     put(l, "hakmem stats (pid ");
     put_u(l, (uint64_t)hak_os_pid(), 0);
     put(l, ")");
@@ -311,6 +320,7 @@ static void stats_report(line_t *l)
     put(l, "  tier  ");
     put_right(l, "live", 14);
     put_right(l, "committed", 16);
+    put_right(l, "peak committed", 16);
     put_right(l, "mapped", 16);
     emit(l);
     for (int t = HAK_TIER_TINY; t <= HAK_TIER_LARGE; t++) {
@@ -318,6 +328,7 @@ static void stats_report(line_t *l)
         put_pad(l, tier_names[t], 6);
         put_size(l, live[t], 14);
         put_size(l, st.committed[t], 16);
+        put_size(l, peak[t], 16);
         put_size(l, st.mapped[t], 16);
         emit(l);
         live_all += live[t];
@@ -326,14 +337,13 @@ static void stats_report(line_t *l)
     put_pad(l, "all", 6); /* committed and mapped: with the allocator's own metadata */
     put_size(l, live_all, 14);
     put_size(l, st.os_committed, 16);
+    put_size(l, hak_os_committed_peak_bytes(), 16);
     put_size(l, st.os_mapped, 16);
     emit(l);
     /* The peak of live blocks is kept at the granularity the purge
      * policy counts them in (hak_purge_.used): whole slabs, spans and
      * large blocks in use, an upper bound of the live bytes. */
-    put(l, "  peak committed ");
-    put_size(l, hak_os_committed_peak_bytes(), 0);
-    put(l, ", peak live ");
+    put(l, "  peak live ");
     put_size(l, __atomic_load_n(&hak_purge_.peak_all, __ATOMIC_RELAXED), 0);
     put(l, " (counted in whole slabs, spans and large blocks: ");
     put_size(l, __atomic_load_n(&hak_purge_.used, __ATOMIC_RELAXED), 0);

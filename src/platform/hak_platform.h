@@ -74,6 +74,14 @@ size_t hak_os_committed_bytes(void);
  * fresh mapping's untouched pages, records nothing (the mapping's
  * untouched part was never committed). */
 size_t hak_os_committed_peak_bytes(void);
+/* *peak = max(*peak, v), racy by design (relaxed): for the tiers' own
+ * peaks of committed bytes, noted as the platform's before they fall. */
+HAK_INLINE void hak_peak_note(size_t *peak, size_t v)
+{
+    size_t p = __atomic_load_n(peak, __ATOMIC_RELAXED);
+    while (v > p && !__atomic_compare_exchange_n(peak, &p, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
 /* A tier reports pages it recommits (reuses after hak_os_decommit, or
  * touches for the first time after hak_os_note_decommit). */
 void hak_os_note_recommit(size_t size);

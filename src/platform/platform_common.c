@@ -136,13 +136,7 @@ void hak_os_note_decommit(size_t size) { __atomic_fetch_add(&g_decommitted, size
  * design (relaxed): a statistic, as the counters themselves. */
 static size_t g_committed_peak;
 
-static void record_peak(void)
-{
-    size_t c = hak_os_committed_bytes();
-    size_t p = __atomic_load_n(&g_committed_peak, __ATOMIC_RELAXED);
-    while (c > p && !__atomic_compare_exchange_n(&g_committed_peak, &p, c, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        ;
-}
+static void record_peak(void) { hak_peak_note(&g_committed_peak, hak_os_committed_bytes()); }
 
 size_t hak_os_committed_peak_bytes(void)
 {

@@ -29,6 +29,17 @@ def run(env, *args):
     return p.stderr
 
 
+UNITS = {"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+
+
+def table_row(err, tier):
+    """A row of HAKMEM_STATS's table, in bytes (to the report's rounding)."""
+    m = re.search(r"\n  %s((?:\s+\d+\.\d [KMG]iB){4})\n" % tier, err)
+    vals = re.findall(r"(\d+\.\d) ([KMG]iB)", m.group(1))
+    return dict(zip(("live", "committed", "peak committed", "mapped"),
+                    (float(v) * UNITS[u] for v, u in vals)))
+
+
 def tiers():
     """The tiers of this build, from HAKMEM_VERBOSE's line."""
     err = run({"HAKMEM_VERBOSE": "1"})
@@ -43,14 +54,15 @@ class EnvTest(unittest.TestCase):
     def test_stats(self):
         err = run({"HAKMEM_STATS": "1"}, "fork")
         self.assertEqual(err.count("hakmem stats (pid"), 1, err)  # once: not the child
-        self.assertRegex(err, r"\n  tier\s+live\s+committed\s+mapped\n")
+        self.assertRegex(err, r"\n  tier\s+live\s+committed\s+peak committed\s+mapped\n")
         for tier in ("tiny", "mid", "l25", "large", "all"):
-            self.assertRegex(err, r"\n  %s\s+%s\s+%s\s+%s\n" % (tier, SIZE, SIZE, SIZE))
-        self.assertRegex(err, r"\n  peak committed %s, peak live %s \(" % (SIZE, SIZE))
+            self.assertRegex(err, r"\n  %s\s+%s\s+%s\s+%s\s+%s\n" % (tier, SIZE, SIZE, SIZE, SIZE))
+        self.assertRegex(err, r"\n  peak live %s \(counted in whole slabs, spans and large blocks: %s now\)\n"
+                         % (SIZE, SIZE))
         if "tiny" in tiers():
             self.assertRegex(err, r"tiny: superslabs \d+, slabs in use \d+, refills \d+")
         # no raw byte counts in the table: every figure of its rows has a unit
-        table = err.split("  tier")[1].split("  peak committed")[0]
+        table = err.split("  tier")[1].split("  peak live")[0]
         self.assertNotRegex(table, r"\d\s*\n")
         # the hit-rate note of builds without -Dstats=true only with HAKMEM_VERBOSE
         self.assertNotIn("hit rate needs", err)
@@ -64,13 +76,30 @@ class EnvTest(unittest.TestCase):
         err = run({"HAKMEM_STATS": "1"}, "keep")
         if "large" not in tiers():
             return
-        m = re.search(r"\n  large\s+(\d+\.\d) (KiB|MiB|GiB)", err)
+        row = table_row(err, "large")
+        self.assertGreaterEqual(row["live"], 3 << 20)
+        self.assertGreaterEqual(row["peak committed"], 3 << 20)
+        self.assertGreaterEqual(table_row(err, "all")["peak committed"], 3 << 20)
+        m = re.search(r"peak live (\d+\.\d) (KiB|MiB|GiB)", err)
         self.assertEqual(m.group(2), "MiB", err)
         self.assertGreaterEqual(float(m.group(1)), 3.0)
-        m = re.search(r"peak committed (\d+\.\d) (KiB|MiB|GiB), peak live (\d+\.\d) (KiB|MiB|GiB)", err)
-        self.assertEqual((m.group(2), m.group(4)), ("MiB", "MiB"), err)
-        self.assertGreaterEqual(float(m.group(1)), 3.0)
-        self.assertGreaterEqual(float(m.group(3)), 3.0)
+
+    def test_stats_peaks_per_tier(self):
+        # 16 MiB of mid blocks and an 8 MiB large block, freed and trimmed:
+        # committed falls, each tier's peak stays
+        err = run({"HAKMEM_STATS": "1"}, "peak")
+        built = tiers()
+        if "mid" in built:
+            mid = table_row(err, "mid")
+            self.assertGreaterEqual(mid["peak committed"], 15 << 20, err)
+            self.assertLess(mid["committed"], mid["peak committed"] - (8 << 20), err)
+        if "large" in built:
+            large = table_row(err, "large")
+            self.assertGreaterEqual(large["peak committed"], 8 << 20, err)
+            self.assertLess(large["committed"], 1 << 20, err)
+        total = table_row(err, "all")
+        self.assertGreaterEqual(total["peak committed"], 23 << 20, err)
+        self.assertLess(total["committed"], total["peak committed"])
 
     def test_flag_spellings(self):
         for on in ("1", "true", "TRUE", "True", "yes", "YES", "on", "On"):
