@@ -79,7 +79,9 @@ HAK_API void hak_thread_flush(void);
 typedef void (*hak_failure_fn)(const char *op, const char *reason, const void *p);
 HAK_API hak_failure_fn hak_set_failure_handler(hak_failure_fn fn);
 
-/* The effective build options and environment, as HAKMEM_VERBOSE prints. */
+/* The build options as numbers ("header_classidx=0 class7_header_width=2
+ * validation=1 platform=0 stats=0 tls_global_dynamic=0 tiers=..."), for
+ * programs that parse them; HAKMEM_VERBOSE=1 prints them in words. */
 HAK_API const char *hak_build_options(void);
 
 #ifdef __cplusplus
