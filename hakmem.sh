@@ -6,7 +6,12 @@
 #   ./hakmem.sh matrix       every header_classidx x class7_header_width x validation
 #                            combination, and the arena backend of the standalone tiny build
 #   ./hakmem.sh deps         only install what the others need (root, Debian 12)
+#   ./hakmem.sh run [--builddir DIR] PROGRAM ARGS...
+#                            build (DIR, default build) if needed, then run PROGRAM
+#                            with LD_PRELOAD=DIR/libhakmem.so (bin/hakmem is the
+#                            installed form, with --stats and --verbose)
 set -euo pipefail
+CALLER_PWD=$PWD
 cd "$(dirname "$0")"
 
 BUILD_DEPS=(gcc meson ninja-build pkg-config libcmocka-dev python3 binutils valgrind)
@@ -117,6 +122,25 @@ matrix)
     done; done; done
     echo "hakmem: every combination passed"
     ;;
+run)
+    shift
+    dir=build
+    if [ "${1:-}" = --builddir ]; then
+        [ $# -ge 2 ] || { echo "hakmem: run --builddir needs a directory" >&2; exit 2; }
+        dir=$(cd "$CALLER_PWD" && cd "$2" && pwd)
+        shift 2
+    fi
+    [ $# -ge 1 ] || { echo "usage: ./hakmem.sh run [--builddir DIR] PROGRAM ARGS..." >&2; exit 2; }
+    # build only what is missing or stale; a directory never configured gets
+    # the default build (quiet: the build's output is shown only if it fails)
+    if [ ! -f "$dir/build.ninja" ]; then
+        out=$(meson setup "$dir" . 2>&1) || { echo "$out" >&2; exit 1; }
+    fi
+    out=$(ninja -C "$dir" 2>&1) || { echo "$out" >&2; echo "hakmem: the build in $dir failed" >&2; exit 1; }
+    lib=$(cd "$dir" && pwd)/libhakmem.so
+    cd "$CALLER_PWD"
+    LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}" exec "$@"
+    ;;
 bench)
     shift
     install_deps "${BUILD_DEPS[@]}"
@@ -125,7 +149,7 @@ bench)
     python3 bench/run.py --builddir build "$@"
     ;;
 *)
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

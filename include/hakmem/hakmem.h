@@ -61,10 +61,22 @@ typedef struct hak_stats {
 HAK_API void hak_get_stats(hak_stats_t *out);
 /* The HAKMEM_STATS table, on stderr, now. */
 HAK_API void hak_print_stats(void);
+/* The same report through a callback (as mimalloc's mi_stats_print_out or
+ * jemalloc's malloc_stats_print): write_cb(arg, text) once per line, text
+ * a NUL-terminated line ending in '\n', in a buffer of hakmem's (copy it
+ * to keep it). The callback may call malloc. */
+HAK_API void hak_stats_print(void (*write_cb)(void *arg, const char *text), void *arg);
+/* Give the calling thread's cached free blocks back to the shared lists of
+ * every tier, where other threads can take them (a thread that goes idle
+ * for long, or before measuring). Nothing goes back to the OS: that is
+ * hak_trim / malloc_trim. */
+HAK_API void hak_thread_flush(void);
 
 /* hak_set_failure_handler(): declared in hakmem/tiny.h, included above. */
 
-/* The effective build options and environment, as HAKMEM_VERBOSE prints. */
+/* The build options as numbers ("header_classidx=0 class7_header_width=2
+ * validation=1 platform=0 stats=0 tls_global_dynamic=0 tiers=..."), for
+ * programs that parse them; HAKMEM_VERBOSE=1 prints them in words. */
 HAK_API const char *hak_build_options(void);
 
 /* The version of the library loaded ("0.1.0"); HAKMEM_VERSION_STRING is

@@ -60,7 +60,16 @@ static uint64_t g_err_id; /* stderr at load (reports are written only to it) */
 
 /* ------------------------------------------------------------- output */
 
-typedef struct { char buf[512]; size_t n; } line_t;
+/* A line being built, and where it goes when emitted: the callback of
+ * hak_stats_print, else fd (2: stderr at load; or the HAKMEM_STATS_FILE). */
+typedef struct {
+    char buf[512];
+    size_t n;
+    void (*cb)(void *arg, const char *text);
+    void *arg;
+    int fd;
+} line_t;
+#define LINE_ERR {.n = 0, .fd = 2}
 
 static void put(line_t *l, const char *s)
 {
@@ -86,6 +95,13 @@ static void put_pad(line_t *l, const char *s, int width)
         put(l, " ");
 }
 
+static void put_right(line_t *l, const char *s, int width)
+{
+    for (int i = (int)strlen(s); i < width; i++)
+        put(l, " ");
+    put(l, s);
+}
+
 /* percentage with one decimal of num/den */
 static void put_pct(line_t *l, uint64_t num, uint64_t den, int width)
 {
@@ -106,8 +122,33 @@ static void emit(line_t *l)
 {
     l->buf[l->n++] = '\n';
     l->buf[l->n] = 0;
-    hak_write_err(l->buf);
+    if (l->cb)
+        l->cb(l->arg, l->buf);
+    else if (l->fd == 2)
+        hak_write_err(l->buf);
+    else
+        hak_os_write_fd(l->fd, l->buf);
     l->n = 0;
+}
+
+/* A byte count in human units, one decimal, right-aligned in `width`
+ * columns: KiB below 1 MiB, MiB below 1 GiB, then GiB ("132.0 KiB"). */
+static void put_size(line_t *l, uint64_t bytes, int width)
+{
+    static const char *const units[] = {" KiB", " MiB", " GiB"};
+    unsigned u = bytes < ((uint64_t)1 << 20) ? 0 : bytes < ((uint64_t)1 << 30) ? 1 : 2;
+    uint64_t unit = (uint64_t)1 << (10 * (u + 1));
+    uint64_t tenths = (bytes / unit) * 10 + ((bytes % unit) * 10 + unit / 2) / unit;
+    char a[24], b[24];
+    hak_fmt_u64(a, tenths / 10);
+    hak_fmt_u64(b, tenths % 10);
+    int len = (int)(strlen(a) + 2 + 4);
+    for (int i = len; i < width; i++)
+        put(l, " ");
+    put(l, a);
+    put(l, ".");
+    put(l, b);
+    put(l, units[u]);
 }
 
 /* ---------------------------------------------------------- statistics */
@@ -235,29 +276,80 @@ static void put_pool_line(line_t *l, const char *head, const hak_pool_stats_t *s
 }
 #endif
 
-HAK_EXPORT void hak_print_stats(void)
+/* Per tier (index: hak_tier_id): the bytes of live blocks, mallinfo2's
+ * in-use computation (the small tiers' blocks with the user, in class
+ * sizes; other threads' caches count as in use, the caller's as free) and
+ * the large tier's blocks; and the highest committed bytes since load, at
+ * least the current ones. Takes every lock of the tiers. */
+static void tier_figures(const hak_stats_t *st, size_t live[6], size_t peak[6])
 {
-    line_t l = {.n = 0};
+    memset(live, 0, 6 * sizeof live[0]);
+    memset(peak, 0, 6 * sizeof peak[0]);
+#if HAK_HAVE_TINY
+    live[HAK_TIER_TINY] = hak_tiny_bytes_in_use_();
+    peak[HAK_TIER_TINY] = hak_tiny_committed_peak_();
+#endif
+#if HAK_HAVE_MID
+    live[HAK_TIER_MID] = hak_mid_bytes_in_use_();
+    peak[HAK_TIER_MID] = hak_mid_committed_peak_();
+#endif
+#if HAK_HAVE_L25
+    live[HAK_TIER_L25] = hak_l25_bytes_in_use_();
+    peak[HAK_TIER_L25] = hak_l25_committed_peak_();
+#endif
+#if HAK_HAVE_LARGE
+    hak_tier_stats_t gs;
+    hak_large_stats(&gs);
+    live[HAK_TIER_LARGE] = gs.bytes_in_use;
+    peak[HAK_TIER_LARGE] = hak_large_committed_peak_();
+#endif
+    for (int t = 0; t < 6; t++)
+        if (peak[t] < st->committed[t])
+            peak[t] = st->committed[t];
+}
+
+static void stats_report(line_t *l)
+{
     hak_stats_t st;
     hak_get_stats(&st);
-    put(&l, "hakmem stats (pid ");
-    put_u(&l, (uint64_t)hak_os_pid(), 0);
-    put(&l, ")");
-    emit(&l);
-    put(&l, "  tier         mapped KiB   committed KiB");
-    emit(&l);
+    size_t live[6], peak[6], live_all = 0;
+    tier_figures(&st, live, peak);
+    put(l, "hakmem stats (pid ");
+    put_u(l, (uint64_t)hak_os_pid(), 0);
+    put(l, ")");
+    emit(l);
+    put(l, "  tier  ");
+    put_right(l, "live", 14);
+    put_right(l, "committed", 16);
+    put_right(l, "peak committed", 16);
+    put_right(l, "mapped", 16);
+    emit(l);
     for (int t = HAK_TIER_TINY; t <= HAK_TIER_LARGE; t++) {
-        put(&l, "  ");
-        put_pad(&l, tier_names[t], 8);
-        put_u(&l, st.mapped[t] >> 10, 15);
-        put_u(&l, st.committed[t] >> 10, 16);
-        emit(&l);
+        put(l, "  ");
+        put_pad(l, tier_names[t], 6);
+        put_size(l, live[t], 14);
+        put_size(l, st.committed[t], 16);
+        put_size(l, peak[t], 16);
+        put_size(l, st.mapped[t], 16);
+        emit(l);
+        live_all += live[t];
     }
-    put(&l, "  ");
-    put_pad(&l, "os", 8);
-    put_u(&l, st.os_mapped >> 10, 15);
-    put_u(&l, st.os_committed >> 10, 16);
-    emit(&l);
+    put(l, "  ");
+    put_pad(l, "all", 6); /* committed and mapped: with the allocator's own metadata */
+    put_size(l, live_all, 14);
+    put_size(l, st.os_committed, 16);
+    put_size(l, hak_os_committed_peak_bytes(), 16);
+    put_size(l, st.os_mapped, 16);
+    emit(l);
+    /* The peak of live blocks is kept at the granularity the purge
+     * policy counts them in (hak_purge_.used): whole slabs, spans and
+     * large blocks in use, an upper bound of the live bytes. */
+    put(l, "  peak live ");
+    put_size(l, __atomic_load_n(&hak_purge_.peak_all, __ATOMIC_RELAXED), 0);
+    put(l, " (counted in whole slabs, spans and large blocks: ");
+    put_size(l, __atomic_load_n(&hak_purge_.used, __ATOMIC_RELAXED), 0);
+    put(l, " now)");
+    emit(l);
 #if HAK_HAVE_TINY
     hak_tiny_stats_t ts;
     hak_tiny_get_stats(&ts);
@@ -265,76 +357,107 @@ HAK_EXPORT void hak_print_stats(void)
                                              ", slab releases ", ", superslab unmaps "};
     const size_t tv[] = {ts.superslabs, ts.slabs_in_use, ts.refills, ts.drains,
                          ts.spills, ts.slab_releases, ts.ss_unmaps};
-    put_counters(&l, "  tiny: superslabs ", tiny_names, tv, 7);
+    put_counters(l, "  tiny: superslabs ", tiny_names, tv, 7);
 #if HAK_STATS
     uint64_t fa = __atomic_load_n(&hak_tiny_count_[0], __ATOMIC_RELAXED);
     uint64_t sa = __atomic_load_n(&hak_tiny_count_[1], __ATOMIC_RELAXED);
     uint64_t ff = __atomic_load_n(&hak_tiny_count_[2], __ATOMIC_RELAXED);
     uint64_t sf = __atomic_load_n(&hak_tiny_count_[3], __ATOMIC_RELAXED);
-    put(&l, "  tiny fast path: malloc hits ");
-    put_pct(&l, fa, fa + sa, 0);
-    put(&l, " (");
-    put_u(&l, fa, 0);
-    put(&l, " of ");
-    put_u(&l, fa + sa, 0);
-    put(&l, "), free hits ");
-    put_pct(&l, ff - sf, ff, 0);
-    put(&l, " (");
-    put_u(&l, ff - sf, 0);
-    put(&l, " of ");
-    put_u(&l, ff, 0);
-    put(&l, ")");
-    emit(&l);
+    put(l, "  tiny fast path: malloc hits ");
+    put_pct(l, fa, fa + sa, 0);
+    put(l, " (");
+    put_u(l, fa, 0);
+    put(l, " of ");
+    put_u(l, fa + sa, 0);
+    put(l, "), free hits ");
+    put_pct(l, ff - sf, ff, 0);
+    put(l, " (");
+    put_u(l, ff - sf, 0);
+    put(l, " of ");
+    put_u(l, ff, 0);
+    put(l, ")");
+    emit(l);
 #else
-    put(&l, "  tiny fast path: hit rate needs a -Dstats=true build");
-    emit(&l);
+    if (hak_env_.verbose) {
+        put(l, "  tiny fast path: hit rate needs a -Dstats=true build");
+        emit(l);
+    }
 #endif
 #endif
 #if HAK_HAVE_MID
     hak_pool_stats_t ms;
     hak_mid_get_stats(&ms);
-    put_pool_line(&l, "  mid: chunks ", &ms);
+    put_pool_line(l, "  mid: chunks ", &ms);
 #endif
 #if HAK_HAVE_L25
     hak_pool_stats_t ls;
     hak_l25_get_stats(&ls);
-    put_pool_line(&l, "  l25: chunks ", &ls);
+    put_pool_line(l, "  l25: chunks ", &ls);
+#endif
+}
+
+HAK_EXPORT void hak_print_stats(void)
+{
+    line_t l = LINE_ERR;
+    stats_report(&l);
+}
+
+HAK_EXPORT void hak_stats_print(void (*write_cb)(void *arg, const char *text), void *arg)
+{
+    line_t l = LINE_ERR;
+    l.cb = write_cb;
+    l.arg = arg;
+    stats_report(&l);
+}
+
+/* The calling thread's cached blocks back to the shared lists of every
+ * tier (the central lists, or their spans): what the tiers' trims do
+ * first, without their releases and purges. */
+HAK_EXPORT void hak_thread_flush(void)
+{
+#if HAK_HAVE_TINY
+    hak_tiny_flush_();
+#endif
+#if HAK_HAVE_MID
+    hak_mid_flush_();
+#endif
+#if HAK_HAVE_L25
+    hak_l25_flush_();
 #endif
 }
 
 
-static void print_size_hist(void)
+static void print_size_hist(line_t *l)
 {
-    line_t l = {.n = 0};
     uint64_t total = __atomic_load_n(&g_req_count, __ATOMIC_RELAXED);
-    put(&l, "hakmem size histogram (pid ");
-    put_u(&l, (uint64_t)hak_os_pid(), 0);
-    put(&l, "): ");
-    put_u(&l, total, 0);
-    put(&l, " requests");
-    emit(&l);
-    put(&l, "  size <=          count   share");
-    emit(&l);
+    put(l, "hakmem size histogram (pid ");
+    put_u(l, (uint64_t)hak_os_pid(), 0);
+    put(l, "): ");
+    put_u(l, total, 0);
+    put(l, " requests");
+    emit(l);
+    put(l, "  size <=          count   share");
+    emit(l);
     for (unsigned b = 0; b < HIST_BUCKETS; b++) {
         uint64_t c = __atomic_load_n(&g_size_hist[b], __ATOMIC_RELAXED);
         if (!c)
             continue;
-        put(&l, "  ");
+        put(l, "  ");
         if (b == HIST_BUCKETS - 1)
-            put(&l, "     more");
+            put(l, "     more");
         else
-            put_u(&l, (uint64_t)1 << (b + 4), 9);
-        put_u(&l, c, 15);
-        put_pct(&l, c, total, 8);
-        emit(&l);
+            put_u(l, (uint64_t)1 << (b + 4), 9);
+        put_u(l, c, 15);
+        put_pct(l, c, total, 8);
+        emit(l);
     }
-    put(&l, "  served by             count   share");
-    emit(&l);
+    put(l, "  served by             count   share");
+    emit(l);
     for (unsigned s = 0; s < SERVED_SLOTS; s++) {
         uint64_t c = __atomic_load_n(&g_served[s], __ATOMIC_RELAXED);
         if (!c)
             continue;
-        put(&l, "  ");
+        put(l, "  ");
         char name[32];
         unsigned other = s - HAK_TINY_NCLASSES_OR_0; /* wraps for tiny classes */
         if (other < 4) {
@@ -347,53 +470,40 @@ static void print_size_hist(void)
             strcat(name, num);
 #endif
         }
-        put_pad(&l, name, 14);
-        put_u(&l, c, 15);
-        put_pct(&l, c, total, 8);
-        emit(&l);
+        put_pad(l, name, 14);
+        put_u(l, c, 15);
+        put_pct(l, c, total, 8);
+        emit(l);
     }
 }
 
-static void print_mem_trace(void)
+static void print_mem_trace(line_t *l)
 {
-    line_t l = {.n = 0};
     hak_stats_t st;
     hak_get_stats(&st);
     size_t committed = 0;
     for (int t = 0; t < 6; t++)
         committed += st.committed[t];
     uint64_t live = __atomic_load_n(&g_live_usable, __ATOMIC_RELAXED);
-    put(&l, "hakmem memory trace (pid ");
-    put_u(&l, (uint64_t)hak_os_pid(), 0);
-    put(&l, ")");
-    emit(&l);
-    put(&l, "  requests                  ");
-    put_u(&l, __atomic_load_n(&g_req_count, __ATOMIC_RELAXED), 14);
-    emit(&l);
-    put(&l, "  frees                     ");
-    put_u(&l, __atomic_load_n(&g_frees, __ATOMIC_RELAXED), 14);
-    emit(&l);
-    put(&l, "  requested bytes (total)   ");
-    put_u(&l, __atomic_load_n(&g_req_bytes, __ATOMIC_RELAXED), 14);
-    emit(&l);
-    put(&l, "  live usable bytes         ");
-    put_u(&l, live, 14);
-    emit(&l);
-    put(&l, "  peak live usable bytes    ");
-    put_u(&l, __atomic_load_n(&g_peak_usable, __ATOMIC_RELAXED), 14);
-    emit(&l);
-    put(&l, "  committed bytes (tiers)   ");
-    put_u(&l, committed, 14);
-    emit(&l);
-    put(&l, "  committed bytes (os)      ");
-    put_u(&l, st.os_committed, 14);
-    emit(&l);
-    put(&l, "  resident bytes (VmRSS)    ");
-    put_u(&l, hak_os_rss_bytes(), 14);
-    emit(&l);
-    put(&l, "  overhead (committed-live) ");
-    put_u(&l, committed > live ? committed - live : 0, 14);
-    emit(&l);
+    put(l, "hakmem memory trace (pid ");
+    put_u(l, (uint64_t)hak_os_pid(), 0);
+    put(l, ")");
+    emit(l);
+    static const char *const names[] = {
+        "requests", "frees", "requested bytes (total)", "live usable bytes", "peak live usable bytes",
+        "committed bytes (tiers)", "committed bytes (os)", "resident bytes (VmRSS)", "overhead (committed-live)",
+    };
+    const uint64_t v[] = {
+        __atomic_load_n(&g_req_count, __ATOMIC_RELAXED), __atomic_load_n(&g_frees, __ATOMIC_RELAXED),
+        __atomic_load_n(&g_req_bytes, __ATOMIC_RELAXED), live, __atomic_load_n(&g_peak_usable, __ATOMIC_RELAXED),
+        committed, st.os_committed, hak_os_rss_bytes(), committed > live ? committed - live : 0,
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        put(l, "  ");
+        put_pad(l, names[i], 26);
+        put_u(l, v[i], 14);
+        emit(l);
+    }
 }
 
 HAK_EXPORT const char *hak_build_options(void)
@@ -407,20 +517,90 @@ HAK_EXPORT const char *hak_build_options(void)
            " tiers=" HAK_TIERS_STR;
 }
 
+static const char *on_off(int v) { return v ? "on" : "off"; }
+
+/* The build options in words (hak_build_options has them as numbers). */
+static void put_build_options(line_t *l)
+{
+    static const char *const validation[] = {"none", "magic", "full"};
+    put(l, "hakmem: build header_classidx=");
+    put(l, HAK_HEADER_CLASSIDX ? "true" : "false");
+    put(l, " class7_header_width=" HAK_STR(HAK_CLASS7_HEADER_WIDTH) " validation=");
+    put(l, validation[HAK_VALIDATION]);
+    put(l, " platform=");
+    put(l, HAK_PLATFORM_ARENA ? "arena" : "posix");
+    put(l, " stats=");
+    put(l, HAK_STATS ? "true" : "false");
+    put(l, " tls_model=");
+    put(l, HAK_TLS_GLOBAL_DYNAMIC ? "global-dynamic" : "initial-exec");
+    put(l, " tiers=" HAK_TIERS_STR);
+    emit(l);
+}
+
+/* glibc's malloc tunables: hakmem replaces that malloc, so none acts. */
+static const char *const glibc_malloc_vars[] = {
+    "MALLOC_ARENA_MAX", "MALLOC_ARENA_TEST", "MALLOC_TOP_PAD_", "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_PERTURB_", "MALLOC_CHECK_",
+};
+
+static void put_ignored(line_t *l, const char *what, size_t len)
+{
+    put(l, "hakmem: ignoring ");
+    size_t room = sizeof l->buf - 2 - l->n;
+    if (len > room)
+        len = room;
+    memcpy(l->buf + l->n, what, len);
+    l->n += len;
+    put(l, " (a glibc malloc tunable; hakmem replaces glibc's malloc)");
+    emit(l);
+}
+
+static void print_ignored_tunables(line_t *l)
+{
+    const char *t = hak_getenv("GLIBC_TUNABLES");
+    /* "glibc.malloc.arena_max=2:glibc.elision.enable=1": one line per malloc entry */
+    while (t && *t) {
+        const char *end = strchr(t, ':');
+        size_t len = end ? (size_t)(end - t) : strlen(t);
+        if (strncmp(t, "glibc.malloc.", 13) == 0)
+            put_ignored(l, t, len);
+        t = end ? end + 1 : NULL;
+    }
+    for (size_t i = 0; i < sizeof glibc_malloc_vars / sizeof glibc_malloc_vars[0]; i++) {
+        const char *v = hak_getenv(glibc_malloc_vars[i]);
+        if (v == NULL)
+            continue;
+        /* the whole NAME=VALUE string of the environment */
+        const char *entry = v - strlen(glibc_malloc_vars[i]) - 1;
+        put_ignored(l, entry, strlen(entry));
+    }
+}
+
+static char g_stats_file[4096]; /* HAKMEM_STATS_FILE, copied at load */
+
 static void print_verbose(void)
 {
-    line_t l = {.n = 0};
-    put(&l, "hakmem: ");
-    put(&l, hak_build_options());
+    line_t l = LINE_ERR;
+#ifdef HAKMEM_VERSION_MAJOR
+    put(&l, "hakmem: version " HAK_STR(HAKMEM_VERSION_MAJOR) "." HAK_STR(HAKMEM_VERSION_MINOR) "." HAK_STR(
+                HAKMEM_VERSION_PATCH));
     emit(&l);
+#endif
+    const char *self = hak_os_self_path();
+    put(&l, "hakmem: library ");
+    put(&l, self ? self : "(unknown)");
+    emit(&l);
+    put_build_options(&l);
     put(&l, "hakmem: HAKMEM_STATS=");
-    put_u(&l, (uint64_t)hak_env_.stats, 0);
+    put(&l, on_off(hak_env_.stats));
     put(&l, " HAKMEM_SIZE_HIST=");
-    put_u(&l, (uint64_t)hak_env_.size_hist, 0);
+    put(&l, on_off(hak_env_.size_hist));
     put(&l, " HAKMEM_MEM_TRACE=");
-    put_u(&l, (uint64_t)hak_env_.mem_trace, 0);
+    put(&l, on_off(hak_env_.mem_trace));
     put(&l, " HAKMEM_VERBOSE=");
-    put_u(&l, (uint64_t)hak_env_.verbose, 0);
+    put(&l, on_off(hak_env_.verbose));
+    put(&l, " HAKMEM_STATS_FILE=");
+    put(&l, g_stats_file[0] ? g_stats_file : "(stderr)");
     emit(&l);
     put(&l, "hakmem: HAKMEM_PURGE_DELAY_MS=");
     if (hak_purge_.delay_ms < 0)
@@ -430,12 +610,107 @@ static void print_verbose(void)
     put(&l, " HAKMEM_PURGE_BUDGET=");
     put_u(&l, hak_purge_.budget_pct, 0);
     emit(&l);
+    print_ignored_tunables(&l);
 }
 
-static int env_flag(const char *name)
+/* Case-insensitive equality with a lower-case word. */
+static bool word_is(const char *v, const char *word)
+{
+    for (; *word; v++, word++) {
+        char c = *v >= 'A' && *v <= 'Z' ? (char)(*v - 'A' + 'a') : *v;
+        if (c != *word)
+            return false;
+    }
+    return *v == 0;
+}
+
+/* A flag as mimalloc reads its options: 1/true/yes/on (any case) on,
+ * 0/false/no/off or empty off, unset the default; anything else gets a
+ * one-line warning and keeps the default. */
+static int env_flag(const char *name, int dflt)
 {
     const char *v = hak_getenv(name);
-    return v && *v && !(v[0] == '0' && v[1] == 0);
+    if (v == NULL)
+        return dflt;
+    if (*v == 0 || word_is(v, "0") || word_is(v, "false") || word_is(v, "no") || word_is(v, "off"))
+        return 0;
+    if (word_is(v, "1") || word_is(v, "true") || word_is(v, "yes") || word_is(v, "on"))
+        return 1;
+    hak_write_err("hakmem: ignoring ");
+    hak_write_err(name);
+    hak_write_err("=");
+    hak_write_err(v);
+    hak_write_err(": not 1/true/yes/on or 0/false/no/off\n");
+    return dflt;
+}
+
+/* The variables hakmem reads: any other HAKMEM_* is a misspelling. */
+static const char *const known_vars[] = {
+    "HAKMEM_STATS", "HAKMEM_STATS_FILE", "HAKMEM_SIZE_HIST", "HAKMEM_MEM_TRACE",
+    "HAKMEM_VERBOSE", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_BUDGET",
+};
+
+/* The edit distance of a[0..n) and b (insertions, deletions,
+ * substitutions; names of up to 47 characters, else a large value). */
+static size_t edit_distance(const char *a, size_t n, const char *b)
+{
+    size_t m = strlen(b), row[48];
+    if (n >= 48 || m >= 48)
+        return 99;
+    for (size_t j = 0; j <= m; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= n; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= m; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[m];
+}
+
+/* One line for each HAKMEM_ variable of the environment that hakmem does
+ * not read, with the known name it is within three edits of, if any. */
+static void env_check_unknown(void)
+{
+    const char *e;
+    for (size_t i = 0; (e = hak_env_at(i)) != NULL; i++) {
+        if (strncmp(e, "HAKMEM_", 7) != 0)
+            continue;
+        const char *eq = strchr(e, '=');
+        size_t len = eq ? (size_t)(eq - e) : strlen(e);
+        const char *near = NULL;
+        size_t best = 4;
+        for (size_t k = 0; k < sizeof known_vars / sizeof known_vars[0]; k++) {
+            size_t d = edit_distance(e, len, known_vars[k]);
+            if (d < best) {
+                best = d;
+                near = known_vars[k];
+            }
+        }
+        if (best == 0)
+            continue;
+        line_t l = LINE_ERR;
+        put(&l, "hakmem: ignoring unknown variable ");
+        size_t room = sizeof l.buf - 2 - l.n - 64;
+        memcpy(l.buf + l.n, e, len < room ? len : room);
+        l.n += len < room ? len : room;
+        if (near) {
+            put(&l, " (did you mean ");
+            put(&l, near);
+            put(&l, "?)");
+        } else {
+            put(&l, " (docs/options.md lists the HAKMEM_ variables)");
+        }
+        emit(&l);
+    }
 }
 
 /* A whole decimal integer (optional sign) of the variable, or false. */
@@ -487,14 +762,30 @@ static void env_purge(void)
     hak_purge_configure(delay, pct);
 }
 
+/* HAKMEM_STATS_FILE: where the exit reports go. Set (non-empty), it turns
+ * HAKMEM_STATS on unless HAKMEM_STATS says off. */
+static void env_stats_file(void)
+{
+    const char *v = hak_getenv("HAKMEM_STATS_FILE");
+    if (v == NULL || *v == 0)
+        return;
+    if (strlen(v) >= sizeof g_stats_file) {
+        env_warn("HAKMEM_STATS_FILE", "longer than 4095 bytes (reports go to stderr)");
+        return;
+    }
+    strcpy(g_stats_file, v);
+}
+
 /* Runs at load, before main (and before most other constructors). */
 __attribute__((constructor(102))) void hak_env_init_(void)
 {
-    hak_env_.stats = env_flag("HAKMEM_STATS");
-    hak_env_.size_hist = env_flag("HAKMEM_SIZE_HIST");
-    hak_env_.mem_trace = env_flag("HAKMEM_MEM_TRACE");
-    hak_env_.verbose = env_flag("HAKMEM_VERBOSE");
+    env_stats_file();
+    hak_env_.stats = env_flag("HAKMEM_STATS", g_stats_file[0] != 0);
+    hak_env_.size_hist = env_flag("HAKMEM_SIZE_HIST", 0);
+    hak_env_.mem_trace = env_flag("HAKMEM_MEM_TRACE", 0);
+    hak_env_.verbose = env_flag("HAKMEM_VERBOSE", 0);
     env_purge();
+    env_check_unknown();
     g_report_pid = hak_os_pid();
     g_err_id = hak_os_err_id();
     if (hak_env_.size_hist || hak_env_.mem_trace) {
@@ -513,16 +804,28 @@ __attribute__((destructor)) static void hak_exit_reports(void)
 {
     if (hak_os_pid() != g_report_pid)
         return; /* a forked child does not repeat its parent's report */
+    if (!hak_env_.stats && !hak_env_.size_hist && !hak_env_.mem_trace)
+        return;
+    line_t l = LINE_ERR;
+    if (g_stats_file[0]) {
+        l.fd = hak_os_open_report(g_stats_file);
+        if (l.fd < 0) {
+            env_warn("HAKMEM_STATS_FILE", "cannot be opened for writing (reports go to stderr)");
+            l.fd = 2;
+        }
+    }
     /* A program that closed stderr may have opened a file of its own on fd
      * 2 since (coreutils close it at exit): write nothing into that. */
-    if (g_err_id == 0 || hak_os_err_id() != g_err_id)
+    if (l.fd == 2 && (g_err_id == 0 || hak_os_err_id() != g_err_id))
         return;
     if (hak_env_.stats)
-        hak_print_stats();
+        stats_report(&l);
     if (hak_env_.size_hist)
-        print_size_hist();
+        print_size_hist(&l);
     if (hak_env_.mem_trace)
-        print_mem_trace();
+        print_mem_trace(&l);
+    if (l.fd != 2)
+        hak_os_close_fd(l.fd);
 }
 
 /* ----------------------------------------------- glibc introspection API */
@@ -631,6 +934,41 @@ HAK_EXPORT int malloc_info(int options, FILE *fp)
  * the largest freed large block whose mapping is cached (larger ones are
  * unmapped at free, as glibc unmaps its mmapped chunks). The others have
  * no meaning here. */
+/* HAKMEM_VERBOSE: one line per mallopt call that does nothing. */
+static int mallopt_ignored(int param, int value, int rc)
+{
+    if (!hak_env_.verbose)
+        return rc;
+    static const struct { int param; const char *name; } names[] = {
+        {M_MXFAST, "M_MXFAST"}, {M_TOP_PAD, "M_TOP_PAD"}, {M_MMAP_MAX, "M_MMAP_MAX"},
+        {M_CHECK_ACTION, "M_CHECK_ACTION"}, {M_PERTURB, "M_PERTURB"}, {M_ARENA_TEST, "M_ARENA_TEST"},
+        {M_ARENA_MAX, "M_ARENA_MAX"},
+    };
+    line_t l = LINE_ERR;
+    char num[24];
+    put(&l, "hakmem: mallopt(");
+    const char *name = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (names[i].param == param)
+            name = names[i].name;
+    if (name) {
+        put(&l, name);
+    } else {
+        if (param < 0)
+            put(&l, "-");
+        hak_fmt_u64(num, param < 0 ? -(uint64_t)param : (uint64_t)param);
+        put(&l, num);
+    }
+    put(&l, ", ");
+    if (value < 0)
+        put(&l, "-");
+    hak_fmt_u64(num, value < 0 ? -(uint64_t)value : (uint64_t)value);
+    put(&l, num);
+    put(&l, name ? ") ignored: no meaning in hakmem" : ") ignored: unknown parameter");
+    emit(&l);
+    return rc;
+}
+
 HAK_EXPORT int mallopt(int param, int value)
 {
     switch (param) {
@@ -651,8 +989,8 @@ HAK_EXPORT int mallopt(int param, int value)
     case M_PERTURB:
     case M_ARENA_TEST:
     case M_ARENA_MAX:
-        return 1;
+        return mallopt_ignored(param, value, 1);
     default:
-        return 0;
+        return mallopt_ignored(param, value, 0);
     }
 }

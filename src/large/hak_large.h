@@ -92,6 +92,8 @@ __attribute__((visibility("hidden"))) bool hak_large_freed_(const void *p);
  * decommits, it unmaps), in use (usable bytes of live blocks), live blocks, and the
  * counts of allocations and frees. */
 HAK_API void hak_large_stats(hak_tier_stats_t *out);
+/* The highest mapped bytes of the tier since load (HAKMEM_STATS). */
+__attribute__((visibility("hidden"))) size_t hak_large_committed_peak_(void);
 
 /* The tier's vtable (hak_tier.h). thread_exit does nothing (no per-thread
  * state); trim is hak_large_trim. The fork hooks are the ones the tier registers with

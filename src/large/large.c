@@ -89,6 +89,17 @@ static struct {
 #define ST_SUB(f, v) __atomic_fetch_sub(&g_st.f, (v), __ATOMIC_RELAXED)
 #define ST_GET(f)    __atomic_load_n(&g_st.f, __ATOMIC_RELAXED)
 
+/* The peak of the mapped (all committed) bytes of large blocks and cached
+ * mappings, noted before they fall and when read (HAKMEM_STATS). */
+static size_t g_committed_peak;
+#define NOTE_PEAK() hak_peak_note(&g_committed_peak, ST_GET(bytes_mapped))
+
+size_t hak_large_committed_peak_(void)
+{
+    NOTE_PEAK();
+    return __atomic_load_n(&g_committed_peak, __ATOMIC_RELAXED);
+}
+
 /* ------------------------------------------------------------- fork */
 
 /* Idempotent within one fork, like the registry's: the tier is both a
@@ -205,6 +216,7 @@ static large_mapping_t cache_remove_locked(size_t i)
 
 static void cache_unmap(uintptr_t base, size_t len)
 {
+    NOTE_PEAK();
     hak_os_unmap((void *)base, len);
     ST_SUB(bytes_mapped, len);
 }
@@ -379,6 +391,7 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
     hak_ah_write(user, len - lead, lead, HAK_METHOD_MMAP);
     if (hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0 &&
         (!hak_purge_oom() || hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0)) {
+        NOTE_PEAK();
         hak_os_unmap(base, len);
         ST_SUB(bytes_mapped, len);
         errno = ENOMEM;
@@ -487,6 +500,7 @@ void *hak_large_realloc(void *p, size_t size)
     hak_ah_write(q, len - off, off, HAK_METHOD_MMAP);
     hak_large_registry_unlock_(&g_reg);
     if (len < e.len) {
+        NOTE_PEAK();
         ST_SUB(bytes_mapped, e.len - len);
         ST_SUB(bytes_in_use, e.len - len);
         hak_purge_used_sub(e.len - len);

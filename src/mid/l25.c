@@ -113,6 +113,8 @@ size_t hak_l25_max_align(size_t size)
 }
 
 void hak_l25_trim(void) { hak_pool_trim_(&hak_l25_pool_, &hak_l25_tc_); }
+void hak_l25_flush_(void) { hak_pool_flush_(&hak_l25_pool_, &hak_l25_tc_); }
+size_t hak_l25_committed_peak_(void) { return hak_pool_committed_peak_(&hak_l25_pool_); }
 
 void hak_l25_thread_exit(void) { hak_pool_thread_exit_(&hak_l25_pool_, &hak_l25_tc_); }
 
@@ -144,6 +146,8 @@ size_t hak_l25_max_align(size_t size)
     return 0;
 }
 void hak_l25_trim(void) {}
+void hak_l25_flush_(void) {}
+size_t hak_l25_committed_peak_(void) { return 0; }
 void hak_l25_thread_exit(void) {}
 void hak_l25_get_stats(hak_pool_stats_t *out) { *out = (hak_pool_stats_t){0}; }
 size_t hak_l25_bytes_in_use_(void) { return 0; }

@@ -117,6 +117,8 @@ size_t hak_mid_max_align(size_t size)
 }
 
 void hak_mid_trim(void) { hak_pool_trim_(&hak_mid_pool_, &hak_mid_tc_); }
+void hak_mid_flush_(void) { hak_pool_flush_(&hak_mid_pool_, &hak_mid_tc_); }
+size_t hak_mid_committed_peak_(void) { return hak_pool_committed_peak_(&hak_mid_pool_); }
 
 void hak_mid_thread_exit(void) { hak_pool_thread_exit_(&hak_mid_pool_, &hak_mid_tc_); }
 
@@ -148,6 +150,8 @@ size_t hak_mid_max_align(size_t size)
     return 0;
 }
 void hak_mid_trim(void) {}
+void hak_mid_flush_(void) {}
+size_t hak_mid_committed_peak_(void) { return 0; }
 void hak_mid_thread_exit(void) {}
 void hak_mid_get_stats(hak_pool_stats_t *out) { *out = (hak_pool_stats_t){0}; }
 size_t hak_mid_bytes_in_use_(void) { return 0; }

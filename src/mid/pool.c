@@ -35,6 +35,21 @@
 #define ST_ADD(pool, f, v) __atomic_fetch_add(&(pool)->st.f, (v), __ATOMIC_RELAXED)
 #define ST_SUB(pool, f, v) __atomic_fetch_sub(&(pool)->st.f, (v), __ATOMIC_RELAXED)
 
+/* The pool's committed bytes, noted in its peak before they fall (a
+ * chunk unmapped, pages decommitted) and when read (HAKMEM_STATS). */
+static void note_committed_peak(hak_pool_t *pool)
+{
+    size_t m = __atomic_load_n(&pool->st.bytes_mapped, __ATOMIC_RELAXED);
+    size_t d = __atomic_load_n(&pool->st.bytes_decommitted, __ATOMIC_RELAXED);
+    hak_peak_note(&pool->committed_peak, m > d ? m - d : 0);
+}
+
+size_t hak_pool_committed_peak_(hak_pool_t *pool)
+{
+    note_committed_peak(pool);
+    return __atomic_load_n(&pool->committed_peak, __ATOMIC_RELAXED);
+}
+
 #define USABLE_PAGES_MASK (((uint32_t)0xFFFFFFFFu) & ~(uint32_t)1) /* pages 1..31 */
 
 /* ----------------------------------------------------- free-list links
@@ -300,6 +315,7 @@ static void chunk_unmap(hak_pool_t *pool, hak_pool_chunk_t *ch)
     chunk_unlink(pool, ch);
     dirty_sub(pool, dirty);
     hak_chunk_set_tag(ch, HAK_CHUNK_SIZE, HAK_TAG_NONE);
+    note_committed_peak(pool);
     hak_os_note_recommit(dec); /* the decommitted part leaves with the mapping */
     ST_SUB(pool, bytes_decommitted, dec);
     ch->magic = 0;
@@ -325,6 +341,7 @@ static size_t chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch, uint32_t dirty
         if (hak_os_decommit((uint8_t *)ch + ((size_t)lo << HAK_POOL_PAGE_SHIFT), bytes) == 0) {
             ch->dec_mask |= run;
             dirty_sub(pool, bytes);
+            note_committed_peak(pool);
             ST_ADD(pool, bytes_decommitted, bytes);
             ST_ADD(pool, bytes_purged, bytes);
             got += bytes;
@@ -1045,6 +1062,12 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
 }
 
 /* --------------------------------------------------------------- trim */
+
+void hak_pool_flush_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    if (tc->state == HAK_POOL_TC_LIVE)
+        tcache_flush(pool, tc);
+}
 
 void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {

@@ -233,6 +233,7 @@ typedef struct hak_pool {
     hak_lock_t init_lock;
     int init_done;
     hak_pool_counters_t st;
+    size_t committed_peak; /* noted before the committed bytes fall (HAKMEM_STATS) */
 } hak_pool_t;
 
 /* ---------------------------------------------------- slow paths (pool.c) */
@@ -271,6 +272,10 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
 size_t hak_pool_max_align_(hak_pool_t *pool, size_t size) HAK_INTERNAL;
 void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
 void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
+/* The calling thread's cached blocks home to their spans, nothing more. */
+void hak_pool_flush_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
+/* The highest committed bytes of the pool since load. */
+size_t hak_pool_committed_peak_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_prepare_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_parent_(hak_pool_t *pool) HAK_INTERNAL;
 void hak_pool_fork_child_(hak_pool_t *pool, hak_pool_tcache_t *self) HAK_INTERNAL;

@@ -69,6 +69,20 @@ void *hak_os_remap(void *p, size_t old_size, size_t new_size, bool may_move);
  * Updated with relaxed atomics; used by stats and tests. */
 size_t hak_os_mapped_bytes(void);
 size_t hak_os_committed_bytes(void);
+/* The highest hak_os_committed_bytes() since load. Recorded before every
+ * unmap and decommit (where the committed bytes fall) and compared with
+ * the current value when read; hak_os_note_decommit, which follows a
+ * fresh mapping's untouched pages, records nothing (the mapping's
+ * untouched part was never committed). */
+size_t hak_os_committed_peak_bytes(void);
+/* *peak = max(*peak, v), racy by design (relaxed): for the tiers' own
+ * peaks of committed bytes, noted as the platform's before they fall. */
+HAK_INLINE void hak_peak_note(size_t *peak, size_t v)
+{
+    size_t p = __atomic_load_n(peak, __ATOMIC_RELAXED);
+    while (v > p && !__atomic_compare_exchange_n(peak, &p, v, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
 /* A tier reports pages it recommits (reuses after hak_os_decommit, or
  * touches for the first time after hak_os_note_decommit). */
 void hak_os_note_recommit(size_t size);
@@ -343,6 +357,26 @@ size_t hak_fmt_hex(char *buf, uint64_t v);
  * constructors (reads /proc/self/environ's copy: environ). NULL if absent
  * or if the process is setuid/setgid (AT_SECURE). */
 const char *hak_getenv(const char *name);
+/* The i-th "NAME=VALUE" string of the environment (from 0), NULL past the
+ * last one, and always NULL where hak_getenv would be (setuid/setgid, the
+ * arena backend). Does not allocate. */
+const char *hak_env_at(size_t i);
+
+/* The path of the file hakmem's code was loaded from (libhakmem.so, or the
+ * program it is linked into), from dladdr: NULL if unknown. Does not
+ * allocate (glibc's dladdr reads the loader's tables). */
+const char *hak_os_self_path(void);
+
+/* Report files, without malloc or stdio. hak_os_open_report opens
+ * `pattern` for writing (created 0644, truncated; O_CLOEXEC) with every
+ * "%p" replaced by the process id and "%%" by "%": the fd, or -1 (errno
+ * kept) if it cannot be opened or the name is longer than 4095 bytes.
+ * hak_os_write_fd writes a whole string (retrying short writes and
+ * EINTR); hak_os_close_fd closes. errno is preserved. The arena backend
+ * has no files: -1, and no-ops. */
+int hak_os_open_report(const char *pattern);
+void hak_os_write_fd(int fd, const char *s);
+void hak_os_close_fd(int fd);
 
 /* Abort the process (raise SIGABRT) without allocating. */
 __attribute__((noreturn)) void hak_abort(void);

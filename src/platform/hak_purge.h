@@ -68,6 +68,7 @@ typedef struct hak_purge_state {
     uint32_t budget_pct;
     size_t floor;
     size_t cache_max;      /* the large tier caches freed mappings up to this size */
+    size_t peak_all;       /* the largest `used` since load (HAKMEM_STATS) */
 } hak_purge_state_t;
 extern hak_purge_state_t hak_purge_;
 

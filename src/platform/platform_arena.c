@@ -158,6 +158,28 @@ const char *hak_getenv(const char *name)
     return NULL;
 }
 
+const char *hak_env_at(size_t i)
+{
+    (void)i;
+    return NULL;
+}
+
+const char *hak_os_self_path(void) { return NULL; }
+
+int hak_os_open_report(const char *pattern)
+{
+    (void)pattern;
+    return -1;
+}
+
+void hak_os_write_fd(int fd, const char *s)
+{
+    (void)fd;
+    (void)s;
+}
+
+void hak_os_close_fd(int fd) { (void)fd; }
+
 uint64_t hak_os_err_id(void) { return 0; }
 uint64_t hak_os_pid(void) { return 0; }
 size_t hak_os_rss_bytes(void) { return 0; }

@@ -98,23 +98,9 @@ size_t hak_fmt_hex(char *buf, uint64_t v)
 
 void hak_write_err(const char *s)
 {
-#if HAK_PLATFORM_ARENA
-    (void)s; /* no OS: embedded builds route reports through the failure handler */
-#else
-    int saved = errno;
-    size_t len = strlen(s);
-    while (len > 0) {
-        ssize_t w = write(2, s, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        s += w;
-        len -= (size_t)w;
-    }
-    errno = saved;
-#endif
+    /* the arena backend writes nothing: embedded builds route reports
+     * through the failure handler */
+    hak_os_write_fd(2, s);
 }
 
 void hak_abort(void)
@@ -146,10 +132,31 @@ size_t hak_os_committed_bytes(void)
 void hak_os_note_recommit(size_t size) { __atomic_fetch_sub(&g_decommitted, size, __ATOMIC_RELAXED); }
 void hak_os_note_decommit(size_t size) { __atomic_fetch_add(&g_decommitted, size, __ATOMIC_RELAXED); }
 
+/* The committed bytes only fall at an unmap or a decommit: their highest
+ * value is the one just before one of those, or the current one. Racy by
+ * design (relaxed): a statistic, as the counters themselves. */
+static size_t g_committed_peak;
+
+static void record_peak(void) { hak_peak_note(&g_committed_peak, hak_os_committed_bytes()); }
+
+size_t hak_os_committed_peak_bytes(void)
+{
+    record_peak();
+    return __atomic_load_n(&g_committed_peak, __ATOMIC_RELAXED);
+}
+
 /* Internal to the backends. */
 HAK_INTERNAL void hak_os_count_map_(size_t size) { __atomic_fetch_add(&g_mapped, size, __ATOMIC_RELAXED); }
-HAK_INTERNAL void hak_os_count_unmap_(size_t size) { __atomic_fetch_sub(&g_mapped, size, __ATOMIC_RELAXED); }
-HAK_INTERNAL void hak_os_count_decommit_(size_t size) { __atomic_fetch_add(&g_decommitted, size, __ATOMIC_RELAXED); }
+HAK_INTERNAL void hak_os_count_unmap_(size_t size)
+{
+    record_peak();
+    __atomic_fetch_sub(&g_mapped, size, __ATOMIC_RELAXED);
+}
+HAK_INTERNAL void hak_os_count_decommit_(size_t size)
+{
+    record_peak();
+    __atomic_fetch_add(&g_decommitted, size, __ATOMIC_RELAXED);
+}
 
 /* --------------------------------------------------------------- fork */
 

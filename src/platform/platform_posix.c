@@ -8,6 +8,7 @@
 #include "hak_platform.h"
 #include "hak_purge.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -452,4 +453,80 @@ const char *hak_getenv(const char *name)
             return *env + n + 1;
     }
     return NULL;
+}
+
+const char *hak_env_at(size_t i)
+{
+    if (getauxval(AT_SECURE))
+        return NULL;
+    char **env = environ;
+    if (env == NULL)
+        return NULL;
+    for (size_t k = 0; k < i; k++)
+        if (env[k] == NULL)
+            return NULL;
+    return env[i];
+}
+
+/* ------------------------------------------------------------- files */
+
+const char *hak_os_self_path(void)
+{
+    Dl_info info;
+    int saved = errno;
+    int ok = dladdr((const void *)&hak_os_self_path, &info);
+    errno = saved;
+    return ok && info.dli_fname && info.dli_fname[0] ? info.dli_fname : NULL;
+}
+
+int hak_os_open_report(const char *pattern)
+{
+    char path[4096], pid[24];
+    size_t n = 0, plen = hak_fmt_u64(pid, hak_os_pid());
+    for (const char *c = pattern; *c; c++) {
+        const char *add = c;
+        size_t len = 1;
+        if (c[0] == '%' && c[1] == 'p') {
+            add = pid;
+            len = plen;
+            c++;
+        } else if (c[0] == '%' && c[1] == '%') {
+            c++;
+        }
+        if (n + len >= sizeof path)
+            return -1;
+        memcpy(path + n, add, len);
+        n += len;
+    }
+    if (n == 0)
+        return -1;
+    path[n] = 0;
+    int saved = errno;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    errno = saved;
+    return fd;
+}
+
+void hak_os_write_fd(int fd, const char *s)
+{
+    int saved = errno;
+    size_t len = strlen(s);
+    while (len > 0) {
+        ssize_t w = write(fd, s, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        s += w;
+        len -= (size_t)w;
+    }
+    errno = saved;
+}
+
+void hak_os_close_fd(int fd)
+{
+    int saved = errno;
+    close(fd);
+    errno = saved;
 }

@@ -127,6 +127,8 @@ void hak_purge_used_add(size_t b)
     size_t u = __atomic_add_fetch(&hak_purge_.used, b, __ATOMIC_RELAXED);
     if (u > __atomic_load_n(&hak_purge_.peak_cur, __ATOMIC_RELAXED))
         __atomic_store_n(&hak_purge_.peak_cur, u, __ATOMIC_RELAXED);
+    if (u > __atomic_load_n(&hak_purge_.peak_all, __ATOMIC_RELAXED))
+        __atomic_store_n(&hak_purge_.peak_all, u, __ATOMIC_RELAXED);
 }
 
 __thread uint32_t hak_purge_polls_;

@@ -108,6 +108,23 @@ static struct {
 #define ST_ADD(f, v) __atomic_fetch_add(&g_st.f, (v), __ATOMIC_RELAXED)
 #define ST_SUB(f, v) __atomic_fetch_sub(&g_st.f, (v), __ATOMIC_RELAXED)
 
+/* The peak of the tier's committed bytes (HAKMEM_STATS), noted before
+ * they fall (a slab decommitted, a SuperSlab unmapped) and when read. */
+static size_t g_committed_peak;
+
+static void note_committed_peak(void)
+{
+    size_t m = __atomic_load_n(&g_st.bytes_mapped, __ATOMIC_RELAXED);
+    size_t d = __atomic_load_n(&g_st.bytes_decommitted, __ATOMIC_RELAXED);
+    hak_peak_note(&g_committed_peak, m > d ? m - d : 0);
+}
+
+size_t hak_tiny_committed_peak_(void)
+{
+    note_committed_peak();
+    return __atomic_load_n(&g_committed_peak, __ATOMIC_RELAXED);
+}
+
 #if HAK_PLATFORM_ARENA
 tiny_ss_t *hak_tiny_arena_ss_;
 static uint8_t *g_arena_next;  /* next SuperSlab to set up */
@@ -308,6 +325,7 @@ static void ss_unmap(tiny_ss_t *ss)
         }
     }
     hak_chunk_set_tag(ss, HAK_TINY_SS_SIZE, HAK_TAG_NONE);
+    note_committed_peak();
     hak_os_note_recommit(dec);
     ST_SUB(bytes_decommitted, dec);
     hak_os_unmap(ss, HAK_TINY_SS_SIZE);
@@ -391,6 +409,7 @@ static size_t tiny_purge(uint32_t cutoff, bool all, size_t want)
         slab_page_range(ss, s, &lo, &hi);
         if (hi > lo && hak_os_decommit(lo, (size_t)(hi - lo)) == 0) {
             s->decommitted = 1;
+            note_committed_peak();
             ST_ADD(bytes_decommitted, (size_t)(hi - lo));
             got += (size_t)(hi - lo);
         }
@@ -1124,6 +1143,16 @@ size_t hak_tiny_usable_size(const void *p)
 bool hak_tiny_owns(const void *p) { return hak_tiny_owns_inline(p); }
 
 size_t hak_tiny_max_size(void) { return HAK_TINY_MAX_SIZE; }
+
+/* The calling thread's cached blocks to the central lists, nothing more
+ * (hak_thread_flush): no slab is released, no bound reset. */
+void hak_tiny_flush_(void)
+{
+#if !HAK_PLATFORM_ARENA
+    if (hak_tiny_tc_.state == TINY_TC_LIVE)
+        tcache_flush(&hak_tiny_tc_);
+#endif
+}
 
 void hak_tiny_trim(void)
 {

@@ -194,6 +194,10 @@ HAK_INLINE unsigned hak_tiny_slab_class(const void *p)
 void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
 /* Bytes of blocks with the user (mallinfo; takes every lock of the tier). */
 size_t hak_tiny_bytes_in_use_(void) HAK_INTERNAL;
+/* The calling thread's cache to the central lists (hak_thread_flush). */
+void hak_tiny_flush_(void) HAK_INTERNAL;
+/* The highest committed bytes of the tier since load (HAKMEM_STATS). */
+size_t hak_tiny_committed_peak_(void) HAK_INTERNAL;
 void hak_tiny_free_slow_(void *p, unsigned cls) HAK_INTERNAL;
 void hak_tiny_bad_free_(void *p, const char *reason) HAK_INTERNAL;
 unsigned hak_tiny_class_checked_(void *p) HAK_INTERNAL;

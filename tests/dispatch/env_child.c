@@ -6,7 +6,11 @@
  * grows a large block by realloc and shrinks it again (argv[1] =
  * "realloc-large", under HAKMEM_MEM_TRACE=1: mallinfo2's bytes in use
  * follow the block and come back to where they were; exit status 1 and a
- * line on stderr if not). */
+ * line on stderr if not), or calls mallopt with parameters hakmem ignores,
+ * one it takes and one unknown (argv[1] = "mallopt"), or exits with a
+ * 3 MiB block still allocated (argv[1] = "keep"), or holds 16 MiB of
+ * 8000-byte blocks and an 8 MiB block, frees them and trims (argv[1] =
+ * "peak": the peaks stay, the committed bytes fall). */
 #include <fcntl.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -69,6 +73,28 @@ int main(int argc, char **argv)
         free(v[i]);
     if (argc > 1 && strcmp(argv[1], "realloc-large") == 0 && realloc_large() != 0)
         return 1;
+    if (argc > 1 && strcmp(argv[1], "mallopt") == 0) {
+        if (mallopt(M_ARENA_MAX, 2) != 1 || mallopt(M_MXFAST, 0) != 1 || mallopt(M_TRIM_THRESHOLD, 1 << 24) != 1 ||
+            mallopt(12345, 1) != 0)
+            return 1;
+    }
+    if (argc > 1 && strcmp(argv[1], "keep") == 0) {
+        char *keep = malloc(3 << 20);
+        memset(keep, 1, 3 << 20);
+    }
+    if (argc > 1 && strcmp(argv[1], "peak") == 0) {
+        static void *mids[2048];
+        for (int i = 0; i < 2048; i++) {
+            mids[i] = malloc(8000);
+            memset(mids[i], 1, 8000);
+        }
+        char *big = malloc(8 << 20);
+        memset(big, 1, 8 << 20);
+        free(big);
+        for (int i = 0; i < 2048; i++)
+            free(mids[i]);
+        malloc_trim(0);
+    }
     if (argc > 2 && strcmp(argv[1], "reuse-stderr") == 0) {
         close(2);
         int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -510,6 +510,89 @@ static void test_version(void **state)
     assert_true(HAKMEM_VERSION_MAJOR >= 0 && HAKMEM_VERSION_MINOR >= 0 && HAKMEM_VERSION_PATCH >= 0);
 }
 
+/* hak_stats_print: the HAKMEM_STATS report, one line per call of the
+ * callback, each ending in a newline. */
+typedef struct { char text[8192]; size_t n; int calls, bad; } sink_t;
+
+static void sink_write(void *arg, const char *text)
+{
+    sink_t *s = arg;
+    size_t len = strlen(text);
+    s->calls++;
+    if (len == 0 || text[len - 1] != '\n' || memchr(text, '\n', len) != text + len - 1)
+        s->bad++;
+    if (s->n + len < sizeof s->text) {
+        memcpy(s->text + s->n, text, len + 1);
+        s->n += len;
+    }
+}
+
+static void test_stats_print_callback(void **state)
+{
+    (void)state;
+    void *p = malloc(100), *q = malloc(3 << 20);
+    static sink_t s;
+    hak_stats_print(sink_write, &s);
+    assert_int_equal(s.bad, 0);
+    assert_true(s.calls >= 8);
+    assert_non_null(strstr(s.text, "hakmem stats (pid "));
+    assert_non_null(strstr(s.text, "committed"));
+    assert_non_null(strstr(s.text, "peak committed "));
+    /* the large block is live: the large row's live column says MiB */
+    const char *large = strstr(s.text, "\n  large ");
+    assert_non_null(large);
+    assert_non_null(strstr(large, "MiB"));
+    free(p);
+    free(q);
+}
+
+/* hak_thread_flush: a thread's cached blocks go back to the shared lists.
+ * Another thread's cache counts as in use in mallinfo2 (docs/options.md),
+ * so the main thread sees the worker's cached blocks leave. */
+static pthread_barrier_t g_flush_bar;
+
+static void *flush_worker(void *arg)
+{
+    (void)arg;
+    static const size_t sizes[] = {64, 4000};
+    void *v[64];
+    for (size_t s = 0; s < 2; s++) {
+        for (int i = 0; i < 64; i++)
+            v[i] = malloc(sizes[s]);
+        for (int i = 0; i < 64; i++)
+            free(v[i]);
+    }
+    pthread_barrier_wait(&g_flush_bar); /* 1: cached */
+    pthread_barrier_wait(&g_flush_bar); /* 2: measured */
+    hak_thread_flush();
+    pthread_barrier_wait(&g_flush_bar); /* 3: flushed */
+    pthread_barrier_wait(&g_flush_bar); /* 4: measured */
+    return NULL;
+}
+
+static void test_thread_flush(void **state)
+{
+    (void)state;
+    if (hak_tier_for(64) >= HAK_TIER_LARGE && hak_tier_for(4000) >= HAK_TIER_LARGE)
+        skip(); /* no tier with a thread cache */
+    pthread_t t;
+    pthread_barrier_init(&g_flush_bar, NULL, 2);
+    size_t before = mallinfo2().uordblks;
+    assert_int_equal(pthread_create(&t, NULL, flush_worker, NULL), 0);
+    pthread_barrier_wait(&g_flush_bar);
+    size_t cached = mallinfo2().uordblks;
+    pthread_barrier_wait(&g_flush_bar);
+    pthread_barrier_wait(&g_flush_bar);
+    size_t flushed = mallinfo2().uordblks;
+    pthread_barrier_wait(&g_flush_bar);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&g_flush_bar);
+    print_message("in use: before %zu, worker's cache full %zu, flushed %zu\n", before, cached, flushed);
+    assert_true(cached > before);
+    assert_true(flushed < cached);
+    assert_true(flushed <= before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -525,6 +608,8 @@ int main(void)
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_trim_and_info),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_stats_print_callback),
+        cmocka_unit_test(test_thread_flush),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
