@@ -117,23 +117,6 @@ def all_allocators(builddir: Path) -> list[Allocator]:
     ]
 
 
-def install_missing_peers(allocators: list[Allocator], log) -> None:
-    """apt-get install the Debian packages of missing peers, when root."""
-    missing = [a for a in allocators if a.package and not a.available()]
-    if not missing:
-        return
-    pkgs = [a.package for a in missing]
-    if os.geteuid() != 0:
-        log(f'not root: cannot install {" ".join(pkgs)}')
-        return
-    log(f'installing missing peers: apt-get install -y {" ".join(pkgs)}')
-    try:
-        subprocess.run(['apt-get', 'install', '-y', *pkgs], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, timeout=600, check=False)
-    except (OSError, subprocess.SubprocessError) as exc:
-        log(f'apt-get failed: {exc}')
-
-
 # --------------------------------------------------------------------- jobs
 
 @dataclass(frozen=True)
@@ -903,6 +886,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help='also run another hakmem build (NAME must start with "hakmem-", e.g. '
                          'hakmem-headerless=build-hl/libhakmem.so); variants are measured '
                          'like the others but never count as peers')
+    ap.add_argument('--allocator', action='append', default=[], metavar='NAME=LIB',
+                    help='also run another allocator, preloaded from LIB (counts as a peer)')
+    ap.add_argument('--list', action='store_true', help='print the jobs of the selected mode and exit')
     ap.add_argument('--only', default='',
                     help='run only jobs whose label contains one of these comma-separated words')
     ap.add_argument('--no-build', action='store_true', help='do not run meson/ninja')
@@ -920,32 +906,44 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class SelectionError(ValueError):
+    """An allocator name or a NAME=PATH that names nothing the runner can run."""
+
+
 def select_allocators(args, builddir: Path, log) -> list[Allocator]:
-    """The requested allocators that are present, with a line for each one skipped."""
+    """The requested allocators that are present, with a line for each one
+    skipped. The runner installs nothing (./hakmem.sh deps does): a peer
+    whose library is missing is skipped with a note. Unknown names and
+    malformed NAME=PATH arguments raise SelectionError."""
     wanted = [w.strip() for w in args.allocators.split(',') if w.strip()]
     known = {a.name: a for a in all_allocators(builddir)}
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        log(f'unknown allocators ignored: {" ".join(unknown)} (known: {" ".join(known)})')
-    chosen = [known[w] for w in wanted if w in known]
+        raise SelectionError(f'unknown allocators: {" ".join(unknown)} (known: {" ".join(known)}; '
+                             f'--allocator NAME=PATH adds another)')
+    chosen = [known[w] for w in wanted]
     for v in args.variant:
         name, _, lib = v.partition('=')
         if not name.startswith(HAKMEM + '-') or not lib:
-            log(f'ignored --variant {v}: want hakmem-NAME=path/to/libhakmem.so')
-            continue
+            raise SelectionError(f'--variant {v}: want hakmem-NAME=path/to/libhakmem.so')
+        chosen.append(Allocator(name, str(Path(lib).resolve())))
+    for v in args.allocator:
+        name, _, lib = v.partition('=')
+        if not name or not lib or name in known or any(a.name == name for a in chosen):
+            raise SelectionError(f'--allocator {v}: want a new NAME=path/to/library.so')
         chosen.append(Allocator(name, str(Path(lib).resolve())))
     if args.smoke:
         chosen = [a for a in chosen if a.name in (GLIBC, HAKMEM)]
-    else:
-        install_missing_peers(chosen, log)
     present = []
     for a in chosen:
         if a.available():
             present.append(a)
         elif a.name == HAKMEM:
             log(f'skipping hakmem: {a.library} is not built')
+        elif a.package:
+            log(f'skipping {a.name}: {a.library} not found (Debian package {a.package}; ./hakmem.sh deps installs it)')
         else:
-            log(f'skipping {a.name}: {a.library} not found (Debian package {a.package})')
+            log(f'skipping {a.name}: {a.library} not found')
     return present
 
 
@@ -972,19 +970,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f'run.py: {msg}', file=sys.stderr, flush=True)
 
     builddir = Path(args.builddir)
-    if not ensure_built(builddir, args.no_build, log):
-        return 2
     bindir = builddir / 'bench'
     mode = 'smoke' if args.smoke else 'full' if args.full else 'quick'
     plan = make_plan(mode, args.thread_list)
     if args.only:
         words = [w for w in args.only.split(',') if w]
         jobs = [j for j in plan.jobs if any(w in j.label for w in words)]
+        if not jobs:
+            log(f'--only {args.only!r} matches no job of {mode} mode (--list names them)')
+            return 2
         fastpath = any(j.program == 'micro_fastpath_bench' for j in jobs)
         plan = Plan(plan.mode, jobs, plan.callgrind_cases if fastpath else [],
                     plan.callgrind_pairs, plan.note)
+    if args.list:
+        for j in plan.jobs:
+            print(j.label)
+        return 0
+    if not ensure_built(builddir, args.no_build, log):
+        return 2
     runs = 1 if args.smoke else args.runs
-    allocators = select_allocators(args, builddir, log)
+    try:
+        allocators = select_allocators(args, builddir, log)
+    except SelectionError as exc:
+        log(str(exc))
+        return 2
     if not any(a.name == GLIBC for a in allocators) and not args.smoke:
         log('glibc is not among the allocators: ratios to glibc will be missing')
     if not allocators:

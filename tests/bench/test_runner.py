@@ -385,6 +385,38 @@ class PlanTest(unittest.TestCase):
             with self.assertRaises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
                 run.parse_args(bad)
 
+    def test_selection_errors_and_added_allocators(self):
+        log = []
+        args = run.parse_args(['--allocators', 'hakmem,nosuch'])
+        with self.assertRaises(run.SelectionError):
+            run.select_allocators(args, Path('nowhere'), log.append)
+        for bad in (['--variant', 'other=x.so'], ['--allocator', 'tcmalloc=x.so'], ['--allocator', 'noname']):
+            with self.assertRaises(run.SelectionError):
+                run.select_allocators(run.parse_args(['--allocators', 'glibc', *bad]), Path('b'), log.append)
+        with tempfile.TemporaryDirectory() as d:
+            lib = Path(d) / 'libx.so'
+            lib.write_bytes(b'')
+            got = run.select_allocators(run.parse_args(['--allocators', 'glibc', '--allocator', f'x={lib}']),
+                                        Path('b'), log.append)
+            self.assertEqual([a.name for a in got], ['glibc', 'x'])
+            self.assertEqual(got[1].library, str(lib.resolve()))
+        # a missing peer is skipped with a note, never installed
+        got = run.select_allocators(run.parse_args(['--allocators', 'glibc', '--allocator', 'y=/no/such.so']),
+                                    Path('b'), log.append)
+        self.assertEqual([a.name for a in got], ['glibc'])
+        self.assertTrue(any('skipping y' in m for m in log))
+        self.assertFalse(hasattr(run, 'install_missing_peers'))
+
+    def test_list_and_empty_selection(self):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            self.assertEqual(run.main(['--list', '--only', 'burst']), 0)
+        labels = out.getvalue().splitlines()
+        self.assertTrue(labels and all('burst' in l for l in labels), labels)
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            self.assertEqual(run.main(['--list', '--only', 'no-such-job']), 2)
+        self.assertIn('matches no job', err.getvalue())
+
     def test_launcher_argv(self):
         glibc = run.Allocator('glibc', None)
         peer = run.Allocator('tcmalloc', '/lib/libtcmalloc.so')
