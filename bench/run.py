@@ -784,8 +784,71 @@ def write_outputs(outdir: Path, meta: dict, records: list[dict], summary: dict[s
     return [raw, summ, instr, js]
 
 
+def short_label(case: str) -> str:
+    """A chart label for a case: what, size range, threads ('larson 2T',
+    'mixed <=4K 1T', 'burst 16-32K', 'large 1-4M 2T', 'p/c 2+2')."""
+    def size(v: str) -> str:
+        n = int(v)
+        for unit, div in (('M', 1 << 20), ('K', 1 << 10)):
+            if n >= div and n % div == 0:
+                return f'{n // div}{unit}'
+        return str(n)
+    w = case.split()
+    try:
+        if w[0] == 'larson' and len(w) >= 8:
+            kind = 'larson' if w[3] == '1000' else 'larson churn'
+            return f'{kind} {w[7]}T'
+        if w[0] == 'random_mixed' and len(w) >= 5:
+            return f'mixed <={size(w[2])} {w[4]}T'
+        if w[0] == 'producer_consumer' and len(w) >= 3:
+            return f'p/c {w[1]}+{w[2]}'
+        if w[0] == 'burst' and len(w) >= 5:
+            return f'burst {size(w[3])}-{size(w[4])}'
+        if w[0] == 'large_churn' and len(w) >= 6:
+            return f'large {size(w[3])}-{size(w[4])} {w[5]}T'
+    except ValueError:
+        pass
+    return case
+
+
+@dataclass
+class ChartData:
+    cases: list[str]
+    labels: list[str]
+    vs_best: list[tuple[float, float, float]]   # hakmem's median ratio to its best peer, min, max
+    best_peer: list[str]
+    rss: dict[str, list[float]]                 # every allocator's median peak RSS / glibc's
+
+
+def chart_data(summary: dict[str, list[Row]], records: list[dict], plan: Plan) -> ChartData:
+    """What ratios.png shows, for the non-compact jobs: hakmem's speed
+    against the best peer of each case (median of the per-round paired
+    ratios, and their min and max: the spread of the runs), and peak RSS
+    against glibc's."""
+    wanted = {j.label for j in plan.jobs if not j.compact}
+    cases = [c for c in summary if c in wanted and any(r.allocator == HAKMEM for r in summary[c])]
+    allocs: list[str] = []
+    for c in cases:
+        allocs += [r.allocator for r in summary[c] if r.allocator not in allocs and r.allocator != GLIBC]
+    per: dict[tuple[str, str], dict[int, float]] = {}
+    for rec in records:
+        per.setdefault((rec['case'], rec['allocator']), {})[rec['round']] = rec['value']
+    vs_best, peers, rss = [], [], {a: [] for a in allocs}
+    for c in cases:
+        hk = next(r for r in summary[c] if r.allocator == HAKMEM)
+        hib = METRICS[next(rr['metric'] for rr in records if rr['case'] == c)][1]
+        ratios = paired_ratios(per.get((c, HAKMEM), {}), per.get((c, hk.best_peer), {}), hib) if hk.best_peer else []
+        med = hk.ratio_best_peer or 0.0
+        vs_best.append((med, min(ratios, default=med), max(ratios, default=med)))
+        peers.append(hk.best_peer or '-')
+        for a in allocs:
+            row = next((r for r in summary[c] if r.allocator == a), None)
+            rss[a].append(row.rss_ratio_glibc or 0.0 if row else 0.0)
+    return ChartData(cases, [short_label(c) for c in cases], vs_best, peers, rss)
+
+
 def chart_series(summary: dict[str, list[Row]], plan: Plan) -> tuple[list[str], dict[str, list[float]]]:
-    """Case names of the non-compact jobs and each allocator's median ratio to glibc."""
+    """Case names of the non-compact jobs and each allocator's median ratio to glibc (results.json)."""
     wanted = {j.label for j in plan.jobs if not j.compact}
     cases = [c for c in summary if c in wanted]
     allocs: list[str] = []
@@ -796,49 +859,44 @@ def chart_series(summary: dict[str, list[Row]], plan: Plan) -> tuple[list[str], 
     return cases, series
 
 
-def draw_chart(path: Path, cases: list[str], series: dict[str, list[float]]) -> str:
-    """ratios.png with matplotlib, else gnuplot; returns a line saying what happened."""
-    if not cases:
+def draw_chart(path: Path, data: ChartData, title: str) -> str:
+    """ratios.png with gnuplot: top, hakmem's throughput against the best
+    peer of each case with the spread of the runs (1.0 = parity, dashed
+    1.05 = "ahead"); bottom, each allocator's peak RSS against glibc's.
+    Returns a line saying what happened."""
+    if not data.cases:
         return 'chart: nothing to draw'
-    try:
-        import matplotlib
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        plt = None
-    if plt is not None:
-        fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(cases)), 5))
-        width = 0.8 / max(1, len(series))
-        for i, (alloc, vals) in enumerate(series.items()):
-            ax.bar([x + i * width for x in range(len(cases))], vals, width, label=alloc)
-        ax.axhline(1.0, color='grey', linewidth=0.8)
-        ax.axhline(AHEAD_RATIO, color='grey', linewidth=0.8, linestyle='--')
-        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(cases))])
-        ax.set_xticklabels(cases, rotation=30, ha='right', fontsize=8)
-        ax.set_ylabel('median throughput ratio to glibc')
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        return f'chart: {path} (matplotlib)'
     gnuplot = shutil.which('gnuplot')
     if gnuplot is None:
-        return 'chart: skipped (neither matplotlib nor gnuplot is installed)'
-    data = path.with_suffix('.dat')
-    with data.open('w') as f:
-        f.write('case ' + ' '.join(series) + '\n')
-        for i, c in enumerate(cases):
-            f.write('"' + c.replace('"', "'") + '" ' +
-                    ' '.join(f'{series[a][i]:.4f}' for a in series) + '\n')
+        return 'chart: skipped (gnuplot is not installed: ./hakmem.sh deps installs it)'
+    top = path.with_suffix('.dat')
+    with top.open('w') as f:
+        f.write('case median lo hi\n')
+        for i, lab in enumerate(data.labels):
+            med, lo, hi = data.vs_best[i]
+            f.write(f'"{lab} (vs {data.best_peer[i]})" {med:.4f} {lo:.4f} {hi:.4f}\n')
+    bottom = path.with_name(path.stem + '_rss.dat')
+    allocs = list(data.rss)
+    with bottom.open('w') as f:
+        f.write('case ' + ' '.join(allocs) + '\n')
+        for i, lab in enumerate(data.labels):
+            f.write(f'"{lab}" ' + ' '.join(f'{data.rss[a][i]:.4f}' for a in allocs) + '\n')
+    esc = title.replace('"', "'")
     script = '\n'.join([
-        'set terminal pngcairo size 1200,600 noenhanced',
+        'set terminal pngcairo size 1400,900 noenhanced font ",9"',
         f'set output "{path}"',
+        f'set multiplot layout 2,1 title "{esc}"',
+        'set style fill solid 0.6 border -1', 'set boxwidth 0.6', 'set grid ytics',
+        'set xtics rotate by -35 scale 0', 'set yrange [0:*]', 'set key off', 'set rmargin 12',
+        'set ylabel "hakmem throughput / best peer\\n(median of paired runs, bar: min-max)"',
+        f'plot "{top}" using 0:2:xtic(1) with boxes lc "#3060a0", '
+        f'"" using 0:2:3:4 with yerrorbars lc "black" pt 0, '
+        f'1 lc "grey" lw 1, {AHEAD_RATIO} lc "grey" dt 2',
+        'set key top left autotitle columnhead', 'unset boxwidth',
         'set style data histograms', 'set style histogram clustered gap 1',
-        'set style fill solid border -1', 'set key autotitle columnhead',
-        'set xtics rotate by -30 font ",8"', 'set ylabel "median throughput ratio to glibc"',
-        'set yrange [0:*]',
-        f'plot for [i=2:{len(series) + 1}] "{data}" using i:xtic(1), 1 notitle lc "grey", '
-        f'{AHEAD_RATIO} notitle dt 2 lc "grey"',
+        'set ylabel "peak RSS / glibc peak RSS"',
+        f'plot for [i=2:{len(allocs) + 1}] "{bottom}" using i:xtic(1), 1 notitle lc "grey"',
+        'unset multiplot',
     ])
     proc = subprocess.run([gnuplot], input=script, text=True, capture_output=True)
     if proc.returncode != 0 or not path.exists():
@@ -1038,10 +1096,13 @@ def main(argv: list[str] | None = None) -> int:
             'faults_target': FAULTS_TARGET, 'rss_target': RSS_TARGET}
     outdir = Path(args.out)
     written = write_outputs(outdir, meta, records, summary, instructions, failures)
-    cases, series = chart_series(summary, plan)
     print()
     print('wrote ' + ' '.join(str(p) for p in written))
-    print(draw_chart(outdir / 'ratios.png', cases, series))
+    commit = subprocess.run(['git', '-C', str(REPO_ROOT), 'rev-parse', '--short', 'HEAD'],
+                            capture_output=True, text=True).stdout.strip() or 'unknown commit'
+    title = (f'hakmem against mimalloc, jemalloc, tcmalloc and glibc: {mode} mode, {runs} runs, '
+             f'{started:%Y-%m-%d %H:%M}, commit {commit}, {os.cpu_count()} CPUs')
+    print(draw_chart(outdir / 'ratios.png', chart_data(summary, records, plan), title))
     return 1 if failures else 0
 
 

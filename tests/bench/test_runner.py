@@ -456,6 +456,31 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(cases, ['larson x'])
         self.assertAlmostEqual(series['tcmalloc'][0], 1.8, places=1)
 
+    def test_chart_labels_and_data(self):
+        for case, want in (('larson 1 8 1000 5000 100 4141 2', 'larson 2T'),
+                           ('larson 0.5 8 128 1024 1 12345 4', 'larson churn 4T'),
+                           ('random_mixed 2000000 4096 42 1', 'mixed <=4K 1T'),
+                           ('producer_consumer 2 2 1000000 1024', 'p/c 2+2'),
+                           ('burst 20 1500 16384 32768 20000', 'burst 16K-32K'),
+                           ('large_churn 200 20 5242880 26214400 1', 'large 5M-25M 1T'),
+                           ('something else', 'something else')):
+            self.assertEqual(run.short_label(case), want)
+        plan = run.Plan('quick', [run.Job('larson x', 'larson', (), 'mops')], [])
+        recs = []
+        for rnd, (hk, tc) in enumerate(((60, 50), (66, 50), (54, 60))):
+            for alloc, mops, rss in (('hakmem', hk, 900), ('glibc', 30, 1000), ('tcmalloc', tc, 1500)):
+                recs.append({'round': rnd, 'job': 'larson x', 'case': 'larson x', 'allocator': alloc,
+                             'metric': 'mops', 'value': float(mops), 'rss_kib': rss, 'wall_s': 1.0})
+        summary = run.summarize(plan, recs, ['hakmem', 'glibc', 'tcmalloc'])
+        d = run.chart_data(summary, recs, plan)
+        self.assertEqual((d.cases, d.best_peer), (['larson x'], ['tcmalloc']))
+        med, lo, hi = d.vs_best[0]
+        self.assertAlmostEqual(med, 1.2)                      # median of 1.2, 1.32, 0.9
+        self.assertAlmostEqual((lo, hi), (0.9, 1.32))
+        self.assertAlmostEqual(d.rss['hakmem'][0], 0.9)
+        self.assertAlmostEqual(d.rss['tcmalloc'][0], 1.5)
+        self.assertNotIn('glibc', d.rss)
+
     def test_faults_in_the_summary_and_files(self):
         plan = run.Plan('quick', [run.Job('burst x', 'bench_burst', (), 'mops', memory_targets=True),
                                   run.Job('larson x', 'larson', (), 'mops')], [])
