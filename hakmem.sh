@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hakmem.sh - the README's quick start.
 #   ./hakmem.sh bench        build, then run the benchmark comparison (the main job)
-#   ./hakmem.sh bench --full the same with the brief's full durations
+#   ./hakmem.sh bench --full the same with the full-length durations
 #   ./hakmem.sh test         build and run every test (the configurations CI runs)
 #   ./hakmem.sh matrix       every header_classidx x class7_header_width x validation
 #                            combination, and the arena backend of the standalone tiny build

@@ -3,7 +3,7 @@
 """Run hakmem's benchmarks side by side with glibc, mimalloc, jemalloc and tcmalloc.
 
     python3 bench/run.py                 quick mode (about 13 minutes on 2 cores)
-    python3 bench/run.py --full          the brief's full parameters
+    python3 bench/run.py --full          the full-length parameters
     python3 bench/run.py --smoke         every program once under glibc and hakmem (CI)
 
 Every benchmark program (bench/*.c) links only libc and pthread; the runner
@@ -230,7 +230,7 @@ def make_plan(mode: str, threads: list[int]) -> Plan:
 
     if full:
         cases = [(m, s) for m in ('alone', 'live') for s in FASTPATH_SIZES] + [('batch', 1024)]
-        note = 'full mode: the brief\'s parameters'
+        note = 'full mode: the full-length parameters'
     else:
         cases = [(m, s) for m in ('alone', 'live') for s in (16, 64, 256, 1024)] + [('batch', 1024)]
         note = ('quick mode: durations and iterations scaled down (larson headline 1 s '
@@ -310,7 +310,7 @@ def median_or_none(values) -> float | None:
 
 
 def is_ahead(ratios_vs_peers: dict[str, float | None]) -> bool:
-    """The brief's rule: a median ratio >= 1.05 against every peer."""
+    """AHEAD: a median ratio >= 1.05 against every peer."""
     present = [r for r in ratios_vs_peers.values() if r is not None]
     return bool(present) and len(present) == len(ratios_vs_peers) and min(present) >= AHEAD_RATIO
 
@@ -931,7 +931,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     mode = ap.add_mutually_exclusive_group()
-    mode.add_argument('--full', action='store_true', help="the brief's full parameters")
+    mode.add_argument('--full', action='store_true', help='the full-length parameters (larson 5 s and 10 s, 20M iterations, ...)')
     mode.add_argument('--smoke', action='store_true',
                       help='each program once under glibc and hakmem; non-zero exit on a missing RESULT')
     ap.add_argument('--runs', type=int, default=5, help='interleaved runs of each benchmark (default 5)')

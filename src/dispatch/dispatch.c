@@ -3,8 +3,8 @@
  * chain by address, realloc, aligned allocation, and the glibc-compatible
  * names (exported as aliases of the hak_ functions).
  *
- * The free chain (../shared/BRIEF.md, "The free path"): ownership by
- * address first, then trust metadata.
+ * The free chain: ownership by address first, then trust metadata; no
+ * byte in front of a pointer decides its tier.
  *   1. chunk map says TINY        -> tiny (header byte or slab metadata)
  *   2. chunk map says MID or L25  -> the pool (interior aligned pointers
  *                                    are resolved by the pool)

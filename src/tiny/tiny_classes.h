@@ -10,7 +10,8 @@
  *   with class7_header_width=2 the last class is 1040 (1038 usable, >= 1024).
  *
  * The 16-byte steps up to 256 match glibc's chunk granularity where most
- * requests fall (81-99% of the requests of ../shared/data are <= 1023 B, and
+ * requests fall (81-99% of the requests of the seven programs whose request sizes
+ * were recorded, docs/benchmarks.md, are <= 1023 B, and
  * most of those <= 128 B); above, spacing is at most 25% (320/256) and at
  * least 14% (1024/896), as jemalloc's and mimalloc's. docs/design.md has the
  * table with the bytes each class wastes.

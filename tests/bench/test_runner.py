@@ -337,7 +337,7 @@ class PlanTest(unittest.TestCase):
     def labels(self, mode, threads=(1, 2)):
         return [j.label for j in run.make_plan(mode, list(threads)).jobs]
 
-    def test_full_mode_uses_the_brief_parameters(self):
+    def test_full_mode_uses_the_full_length_parameters(self):
         labels = self.labels('full')
         for wanted in ('larson 5 8 1000 5000 100 4141 2', 'larson 1 8 128 1024 1 12345 1',
                        'larson 10 8 128 1024 1 12345 4'):

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Suite `dispatch`: misuse of the allocation API, at the build's validation
- * level (../shared/BRIEF.md, "The free path" and "Compile-time options").
+ * level (the free chain at the top of src/dispatch/dispatch.c; the
+ * validation option in meson_options.txt and docs/options.md).
  * This program links libhakmem.so, so malloc, free, realloc and
  * malloc_usable_size are hakmem's.
  *

@@ -8,6 +8,7 @@ CASE is one of
   pkg-config  `meson install --destdir` into a temporary directory; the
               installed headers are exactly hakmem.h, tiny.h and version.h
               and each compiles alone against that include directory only;
+              the man page is share/man/man3/hakmem.3 (mandir);
               `cc prog.c $(pkg-config --cflags --libs hakmem)` builds a
               program that runs on the installed libhakmem.so (hak_version,
               malloc from hakmem); `pkg-config --static` links libhakmem.a
@@ -86,6 +87,11 @@ def case_pkgconfig(tmp):
         with open(src, "w") as f:
             f.write("#include <hakmem/%s>\nint main(void) { return 0; }\n" % h)
         run(CC + ["-Werror", "-Wall", "-c", src, "-o", os.path.join(tmp, "h.o")] + cflags)
+
+    # the man page hakmem(3)
+    man = root + os.path.join(opts["prefix"], opts["mandir"], "man3", "hakmem.3")
+    if not os.path.isfile(man):
+        raise SystemExit("man page not installed: %s" % man)
 
     # shared: cc prog.c $(pkg-config --cflags --libs hakmem)
     prog = os.path.join(tmp, "prog")

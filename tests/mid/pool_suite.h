@@ -85,7 +85,7 @@ static int stamp_ok(const void *p, size_t n, uint64_t tag)
 static size_t rand_size(ht_rng_t *r)
 {
     /* mostly in the tier's own range, some from 1 byte, some exact powers
-     * of two and the hot sizes of the brief's data */
+     * of two and the hot sizes of recorded programs (1032, 1094) */
     uint64_t k = ht_range(r, 0, 15);
     if (k == 0)
         return (size_t)ht_range(r, 1, TIER.lo);

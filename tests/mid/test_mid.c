@@ -34,7 +34,8 @@ static const pool_tier_t TIER = {
     .trim_bytes = 64 * MIB,
 };
 
-/* The hot sizes of the brief's data waste little; powers of two none. */
+/* The hot sizes of recorded programs (sqlite3's 1032-byte page-cache
+ * entries, 1094) waste little; powers of two none. */
 static void test_mid_hot_sizes(void **state)
 {
     (void)state;
