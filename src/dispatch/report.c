@@ -281,6 +281,23 @@ static void put_pool_line(line_t *l, const char *head, const hak_pool_stats_t *s
  * sizes; other threads' caches count as in use, the caller's as free) and
  * the large tier's blocks; and the highest committed bytes since load, at
  * least the current ones. Takes every lock of the tiers. */
+/* The tier is part of this build. */
+static bool tier_built(int t)
+{
+    switch (t) {
+    case HAK_TIER_TINY:
+        return HAK_HAVE_TINY;
+    case HAK_TIER_MID:
+        return HAK_HAVE_MID;
+    case HAK_TIER_L25:
+        return HAK_HAVE_L25;
+    case HAK_TIER_LARGE:
+        return HAK_HAVE_LARGE;
+    default:
+        return false;
+    }
+}
+
 static void tier_figures(const hak_stats_t *st, size_t live[6], size_t peak[6])
 {
     memset(live, 0, 6 * sizeof live[0]);
@@ -910,6 +927,14 @@ HAK_EXPORT struct mallinfo mallinfo(void)
 
 HAK_EXPORT void malloc_stats(void) { hak_print_stats(); }
 
+/* In glibc 2.36's layout (malloc/malloc.c, __malloc_info), so that tools
+ * that parse it find the same elements: one <heap> per tier of small
+ * blocks (nr 0 tiny, 1 mid, 2 L25, as present in the build) with an
+ * empty <sizes> (hakmem's free blocks are not in size bins a reader could
+ * use), "rest" = free committed bytes (committed less live), system
+ * current/max = committed now / at its peak, aspace = mapped; then the
+ * totals, with the large tier's blocks as "mmap" (count and bytes mapped,
+ * as glibc counts its mmapped chunks). */
 HAK_EXPORT int malloc_info(int options, FILE *fp)
 {
     /* As glibc 2.36: no option is defined, and any is refused by returning
@@ -918,13 +943,39 @@ HAK_EXPORT int malloc_info(int options, FILE *fp)
         return EINVAL;
     hak_stats_t st;
     hak_get_stats(&st);
-    fprintf(fp, "<malloc version=\"hakmem-1\">\n");
-    for (int t = HAK_TIER_TINY; t <= HAK_TIER_LARGE; t++)
-        fprintf(fp, "<heap name=\"%s\"><total type=\"mapped\" size=\"%zu\"/><total type=\"committed\" size=\"%zu\"/></heap>\n",
-                tier_names[t], st.mapped[t], st.committed[t]);
-    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", st.os_committed,
-            st.os_mapped);
-    fprintf(fp, "</malloc>\n");
+    size_t live[6], peak[6], free_all = 0;
+    tier_figures(&st, live, peak);
+    fprintf(fp, "<malloc version=\"1\">\n");
+    int nr = 0;
+    for (int t = HAK_TIER_TINY; t <= HAK_TIER_L25; t++) {
+        if (st.mapped[t] == 0 && !tier_built(t))
+            continue;
+        size_t fr = st.committed[t] > live[t] ? st.committed[t] - live[t] : 0;
+        free_all += fr;
+        fprintf(fp,
+                "<heap nr=\"%d\">\n<sizes>\n</sizes>\n"
+                "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+                "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
+                "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+                "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+                "</heap>\n",
+                nr++, fr, st.committed[t], peak[t], st.mapped[t], st.mapped[t]);
+    }
+    size_t large_blocks = 0;
+#if HAK_HAVE_LARGE
+    hak_tier_stats_t ls;
+    hak_large_stats(&ls);
+    large_blocks = ls.blocks_in_use;
+#endif
+    fprintf(fp,
+            "<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+            "<total type=\"rest\" count=\"0\" size=\"%zu\"/>\n"
+            "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+            "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+            "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n"
+            "</malloc>\n",
+            free_all, large_blocks, st.mapped[HAK_TIER_LARGE], st.os_committed, hak_os_committed_peak_bytes(),
+            st.os_mapped, st.os_mapped);
     return 0;
 }
 
