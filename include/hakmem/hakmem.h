@@ -50,15 +50,27 @@ HAK_API int hak_owner(const void *p);
 /* The tier a request of `size` bytes goes to in this build. */
 HAK_API int hak_tier_for(size_t size);
 
-/* Statistics: what the allocator holds, by tier. */
+/* Statistics: what the allocator holds, by tier. New fields are only ever
+ * added at the end; `size` says how much of the structure was filled. */
 typedef struct hak_stats {
+    size_t size;          /* bytes of this structure that were filled */
     size_t mapped[6];     /* bytes of address space per tier (index: hak_tier_id) */
     size_t committed[6];  /* of which committed (not decommitted) */
     size_t os_mapped;     /* everything the platform layer has mapped */
     size_t os_committed;
     size_t thread_caches; /* threads with a live tiny cache (0 without the tiny tier) */
+    size_t live[6];       /* bytes of live blocks per tier, as mallinfo2's uordblks counts them */
+    size_t peak_committed[6]; /* the most committed[t] has been */
+    size_t os_peak_committed; /* the most os_committed has been */
+    size_t peak_in_use;   /* the most bytes of slabs, spans and large blocks holding live
+                             blocks (an upper bound of the peak of live bytes) */
 } hak_stats_t;
+/* Fill *out (all of it; it takes the tiers' locks for a moment). */
 HAK_API void hak_get_stats(hak_stats_t *out);
+/* The same for a caller built against another version of this header:
+ * fills the first min(size, sizeof(hak_stats_t)) bytes, out->size says
+ * how many (pass sizeof *out). */
+HAK_API void hak_get_stats_sized(hak_stats_t *out, size_t size);
 /* The HAKMEM_STATS table, on stderr, now. */
 HAK_API void hak_print_stats(void);
 /* The same report through a callback (as mimalloc's mi_stats_print_out or

@@ -155,9 +155,14 @@ static void put_size(line_t *l, uint64_t bytes, int width)
 
 static const char *const tier_names[6] = {"none", "tiny", "mid", "l25", "large", "system"};
 
-HAK_EXPORT void hak_get_stats(hak_stats_t *out)
+static void tier_figures(const hak_stats_t *st, size_t live[6], size_t peak[6]);
+
+/* The mapped and committed figures (cheap: counters); hak_get_stats adds
+ * the live and peak ones. */
+static void stats_base(hak_stats_t *out)
 {
     memset(out, 0, sizeof *out);
+    out->size = sizeof *out;
 #if HAK_HAVE_TINY
     hak_tiny_stats_t ts;
     hak_tiny_get_stats(&ts);
@@ -185,6 +190,26 @@ HAK_EXPORT void hak_get_stats(hak_stats_t *out)
 #endif
     out->os_mapped = hak_os_mapped_bytes();
     out->os_committed = hak_os_committed_bytes();
+}
+
+HAK_EXPORT void hak_get_stats(hak_stats_t *out)
+{
+    stats_base(out);
+    tier_figures(out, out->live, out->peak_committed);
+    out->os_peak_committed = hak_os_committed_peak_bytes();
+    if (out->os_peak_committed < out->os_committed)
+        out->os_peak_committed = out->os_committed;
+    out->peak_in_use = __atomic_load_n(&hak_purge_.peak_all, __ATOMIC_RELAXED);
+}
+
+HAK_EXPORT void hak_get_stats_sized(hak_stats_t *out, size_t size)
+{
+    hak_stats_t st;
+    hak_get_stats(&st);
+    if (size > sizeof st)
+        size = sizeof st;
+    st.size = size;
+    memcpy(out, &st, size);
 }
 
 /* ------------------------------------------------- per-request tracing */
@@ -328,7 +353,7 @@ static void tier_figures(const hak_stats_t *st, size_t live[6], size_t peak[6])
 static void stats_report(line_t *l)
 {
     hak_stats_t st;
-    hak_get_stats(&st);
+    stats_base(&st);
     size_t live[6], peak[6], live_all = 0;
     tier_figures(&st, live, peak);
     put(l, "hakmem stats (pid ");
@@ -497,7 +522,7 @@ static void print_size_hist(line_t *l)
 static void print_mem_trace(line_t *l)
 {
     hak_stats_t st;
-    hak_get_stats(&st);
+    stats_base(&st);
     size_t committed = 0;
     for (int t = 0; t < 6; t++)
         committed += st.committed[t];
@@ -855,7 +880,7 @@ HAK_EXPORT int hak_trim(size_t pad)
 {
     (void)pad;
     hak_stats_t before, after;
-    hak_get_stats(&before);
+    stats_base(&before);
 #if HAK_HAVE_TINY
     hak_tiny_trim();
 #endif
@@ -869,7 +894,7 @@ HAK_EXPORT int hak_trim(size_t pad)
     hak_large_trim();
 #endif
     hak_purge_trim();
-    hak_get_stats(&after);
+    stats_base(&after);
     return after.os_committed < before.os_committed;
 }
 
@@ -880,7 +905,7 @@ HAK_EXPORT struct mallinfo2 mallinfo2(void)
     struct mallinfo2 mi;
     memset(&mi, 0, sizeof mi);
     hak_stats_t st;
-    hak_get_stats(&st);
+    stats_base(&st);
     size_t committed = 0, mapped_large = st.mapped[HAK_TIER_LARGE];
     for (int t = 0; t < 6; t++)
         committed += st.committed[t];
@@ -942,7 +967,7 @@ HAK_EXPORT int malloc_info(int options, FILE *fp)
     if (options != 0)
         return EINVAL;
     hak_stats_t st;
-    hak_get_stats(&st);
+    stats_base(&st);
     size_t live[6], peak[6], free_all = 0;
     tier_figures(&st, live, peak);
     fprintf(fp, "<malloc version=\"1\">\n");

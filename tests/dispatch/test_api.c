@@ -4,6 +4,7 @@
 #include "common/hak_test.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -514,6 +515,41 @@ static void test_trim_and_info(void **state)
     free(buf);
 }
 
+/* hak_get_stats: the live and peak figures beside the mapped and
+ * committed ones, and hak_get_stats_sized fills no more than it is told. */
+static void test_stats_fields(void **state)
+{
+    (void)state;
+    void *big = malloc((size_t)3 << 20), *small = malloc(100);
+    assert_non_null(big);
+    assert_non_null(small);
+    hak_stats_t st;
+    memset(&st, 0xAB, sizeof st);
+    hak_get_stats(&st);
+    assert_int_equal(st.size, sizeof st);
+    if (hak_tier_for((size_t)3 << 20) == HAK_TIER_LARGE)
+        assert_true(st.live[HAK_TIER_LARGE] >= ((size_t)3 << 20));
+    for (int t = 0; t < 6; t++) {
+        assert_true(st.peak_committed[t] >= st.committed[t]);
+        assert_true(st.live[t] <= st.committed[t] || t == HAK_TIER_LARGE);
+    }
+    assert_true(st.os_peak_committed >= st.os_committed);
+    assert_true(st.peak_in_use >= ((size_t)3 << 20));
+    /* an older caller's smaller structure: nothing past its end is written */
+    unsigned char buf[sizeof(hak_stats_t) + 16];
+    memset(buf, 0x5A, sizeof buf);
+    size_t old_size = offsetof(hak_stats_t, live);
+    hak_get_stats_sized((hak_stats_t *)(void *)buf, old_size);
+    hak_stats_t part;
+    memcpy(&part, buf, old_size);
+    assert_int_equal(part.size, old_size);
+    assert_true(part.os_mapped > 0);
+    for (size_t i = old_size; i < sizeof buf; i++)
+        assert_int_equal(buf[i], 0x5A);
+    free(big);
+    free(small);
+}
+
 /* hak_version() is the MAJOR.MINOR.PATCH of hakmem/version.h (generated
  * from meson.build's project version), and the build options name it. */
 static void test_version(void **state)
@@ -626,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_trim_and_info),
         cmocka_unit_test(test_version),
+        cmocka_unit_test(test_stats_fields),
         cmocka_unit_test(test_stats_print_callback),
         cmocka_unit_test(test_thread_flush),
     };
