@@ -16,7 +16,7 @@ typedef struct hak_pool_stats {
     size_t spills;           /* blocks returned to their span */
     size_t span_releases;    /* spans emptied and given back to their chunk */
     size_t chunk_unmaps;     /* chunks unmapped */
-    size_t bytes_purged;     /* free pages decommitted (dirty budget, trim) */
+    size_t bytes_purged;     /* free pages decommitted (the purge policy, trim) */
 } hak_pool_stats_t;
 
 #endif

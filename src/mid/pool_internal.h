@@ -40,10 +40,11 @@
  * HAK_POOL_SHRINK_SPANS spans with none taken since), sends the blocks
  * home to their spans instead. Thread exit, trim and the fork child send
  * parked batches home. An emptied span goes back to
- * its chunk at once; free pages stay committed ("dirty") up to the pool's
- * dirty budget, beyond which they are decommitted; an emptied chunk is
- * unmapped unless the pool keeps fewer than params->keep_empty empty
- * chunks (docs/mid.md, "Memory return").
+ * its chunk at once; free pages stay committed ("dirty") until the purge
+ * policy (hak_purge.h) has the pool's purger decommit them, by age or
+ * past the budget; an emptied chunk, once purged, is unmapped unless the
+ * pool keeps fewer than params->keep_empty empty chunks (docs/mid.md,
+ * "Memory return").
  *
  * Every free list (a bin, a parked batch, a span's free list) links its
  * blocks through their first word (hak_link.h): at validation=full encoded
