@@ -784,23 +784,26 @@ static void env_warn(const char *name, const char *why)
 /* HAKMEM_PURGE_DELAY_MS (-1, 0 or a delay in ms) and HAKMEM_PURGE_BUDGET
  * (percent of the recent peak in use): the purge policy's options. A bad
  * value gets a one-line warning and the default stays. */
+/* The variable as a whole number in [lo, hi], or dflt (with a warning
+ * when it is set to anything else). */
+static long env_number(const char *name, long lo, long hi, long dflt, const char *why)
+{
+    const char *v = hak_getenv(name);
+    long x;
+    if (v == NULL)
+        return dflt;
+    if (env_long(v, &x) && x >= lo && x <= hi)
+        return x;
+    env_warn(name, why);
+    return dflt;
+}
+
 static void env_purge(void)
 {
-    long delay = HAK_PURGE_DELAY_DEFAULT_MS, pct = HAK_PURGE_BUDGET_DEFAULT_PCT, x;
-    const char *v = hak_getenv("HAKMEM_PURGE_DELAY_MS");
-    if (v) {
-        if (env_long(v, &x) && x >= -1 && x <= INT32_MAX)
-            delay = x;
-        else
-            env_warn("HAKMEM_PURGE_DELAY_MS", "not -1, 0 or a delay in ms (default 1000 kept)");
-    }
-    v = hak_getenv("HAKMEM_PURGE_BUDGET");
-    if (v) {
-        if (env_long(v, &x) && x >= 0 && x <= 10000)
-            pct = x;
-        else
-            env_warn("HAKMEM_PURGE_BUDGET", "not a percentage from 0 to 10000 (default 100 kept)");
-    }
+    long delay = env_number("HAKMEM_PURGE_DELAY_MS", -1, INT32_MAX, HAK_PURGE_DELAY_DEFAULT_MS,
+                            "not -1, 0 or a delay in ms (default 1000 kept)");
+    long pct = env_number("HAKMEM_PURGE_BUDGET", 0, 10000, HAK_PURGE_BUDGET_DEFAULT_PCT,
+                          "not a percentage from 0 to 10000 (default 100 kept)");
     hak_purge_configure(delay, pct);
 }
 

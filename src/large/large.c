@@ -282,13 +282,13 @@ static uintptr_t cache_take(size_t *lenp, size_t *held)
 }
 
 /* Keep a freed mapping (evicting the oldest when every slot is taken), or
- * unmap it at once when the policy keeps nothing or it is larger than
- * the largest mapping cached (mallopt M_MMAP_THRESHOLD). */
+ * unmap it at once when it is larger than the largest mapping cached
+ * (mallopt M_MMAP_THRESHOLD). With a purge delay of 0 the poll that
+ * follows the free gives it back. */
 static void cache_put(uintptr_t base, size_t len)
 {
     large_mapping_t evict = {0, 0, 0};
-    if (__atomic_load_n(&hak_purge_.delay_ms, __ATOMIC_RELAXED) == 0 ||
-        len > __atomic_load_n(&hak_purge_.cache_max, __ATOMIC_RELAXED)) {
+    if (len > __atomic_load_n(&hak_purge_.cache_max, __ATOMIC_RELAXED)) {
         cache_unmap(base, len);
         return;
     }

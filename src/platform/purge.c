@@ -33,6 +33,10 @@ static hak_lock_t g_run_lock = HAK_LOCK_INIT;
 int hak_purge_register(hak_purger_fn fn)
 {
     int rc = 0;
+    unsigned seen = __atomic_load_n(&g_npurgers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < seen; i++) /* the common case: registered already */
+        if (__atomic_load_n(&g_purgers[i], __ATOMIC_RELAXED) == fn)
+            return 0;
     hak_lock(&g_reg_lock);
     unsigned n = __atomic_load_n(&g_npurgers, __ATOMIC_RELAXED), i;
     for (i = 0; i < n && g_purgers[i] != fn; i++)
@@ -41,7 +45,7 @@ int hak_purge_register(hak_purger_fn fn)
         if (n == HAK_PURGE_MAX) {
             rc = -1;
         } else {
-            g_purgers[n] = fn;
+            __atomic_store_n(&g_purgers[n], fn, __ATOMIC_RELAXED);
             __atomic_store_n(&g_npurgers, n + 1, __ATOMIC_RELEASE);
         }
     }
@@ -56,6 +60,7 @@ int hak_purge_configure(int64_t delay_ms, long budget_pct)
     __atomic_store_n(&hak_purge_.delay_ms, delay_ms, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_purge_.budget_pct, (uint32_t)budget_pct, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_purge_.next_tick, hak_purge_stamp(), __ATOMIC_RELAXED);
+    __atomic_store_n(&hak_purge_.budget_seen, 0, __ATOMIC_RELAXED); /* the next poll looks again */
     return 0;
 }
 
@@ -177,24 +182,25 @@ void hak_purge_run_(void)
     hak_unlock(&g_run_lock);
 }
 
-size_t hak_purge_trim(void)
+/* Every dirty unit of every tier back; `wait` for a pass in progress, or
+ * give up (0) if one runs. */
+static size_t purge_everything(bool wait)
 {
-    hak_lock(&g_run_lock); /* waits for a running purge: trim's caller expects everything back */
+    if (wait)
+        hak_lock(&g_run_lock);
+    else if (!hak_trylock(&g_run_lock))
+        return 0;
     size_t got = purge_each(0, true, SIZE_MAX);
     hak_unlock(&g_run_lock);
     return got;
 }
 
-bool hak_purge_oom(void)
-{
-    /* A try: the pass in progress may be this very thread's, interrupted
-     * by a signal whose handler allocates (a blocking wait would hang). */
-    if (!hak_trylock(&g_run_lock))
-        return false;
-    size_t got = purge_each(0, true, SIZE_MAX);
-    hak_unlock(&g_run_lock);
-    return got != 0;
-}
+/* trim's caller expects everything back: it waits for a running pass. */
+size_t hak_purge_trim(void) { return purge_everything(true); }
+
+/* A try: the pass in progress may be this very thread's, interrupted by a
+ * signal whose handler allocates (a blocking wait would hang). */
+bool hak_purge_oom(void) { return purge_everything(false) != 0; }
 
 /* A fork child is single-threaded: no purge is running in it. */
 HAK_INTERNAL void hak_purge_fork_child_(void) { __atomic_store_n(&g_run_lock.v, 0, __ATOMIC_RELAXED); }

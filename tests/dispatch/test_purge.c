@@ -114,39 +114,44 @@ static void test_mallopt_trim_threshold(void **state)
 /* fork with cached mappings: the child takes them (contents are the
  * parent's old bytes, writable), frees and trims; the parent's cache is
  * its own and still serves it. */
+static void fork_child_uses_cache(void *arg)
+{
+    (void)arg;
+    size_t before = ht_vm_size();
+    char *p[4];
+    for (int i = 0; i < 4; i++) {
+        p[i] = malloc_v(3 * MiB);
+        if (!p[i])
+            _exit(2);
+        memset(p[i], 0x77, 3 * MiB);
+    }
+    if (ht_vm_size() > before + MiB) /* served by the cache: nothing new mapped */
+        _exit(3);
+    for (int i = 0; i < 4; i++)
+        free(p[i]);
+    void *z = calloc(1, 3 * MiB); /* a cached mapping, zeroed */
+    if (!z || ((char *)z)[MiB] != 0)
+        _exit(4);
+    free(z);
+    if (malloc_trim(0) != 1)
+        _exit(5);
+}
+
+/* A child's exit status, 0 expected (ht_run_child exits 0 after fn). */
+static void expect_child_ok(void (*fn)(void *))
+{
+    char out[512];
+    int st = ht_run_child(fn, NULL, out, sizeof out);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fail_msg("child status 0x%x, stderr \"%s\"", st, out);
+}
+
 static void test_fork_with_cached_mappings(void **state)
 {
     (void)state;
     malloc_trim(0);
     churn_large(4, 3 * MiB);
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        size_t before = ht_vm_size();
-        char *p[4];
-        for (int i = 0; i < 4; i++) {
-            p[i] = malloc_v(3 * MiB);
-            if (!p[i])
-                _exit(2);
-            memset(p[i], 0x77, 3 * MiB);
-        }
-        if (ht_vm_size() > before + MiB) /* served by the cache: nothing new mapped */
-            _exit(3);
-        for (int i = 0; i < 4; i++)
-            free(p[i]);
-        void *z = calloc(1, 3 * MiB); /* a cached mapping, zeroed */
-        if (!z || ((char *)z)[MiB] != 0)
-            _exit(4);
-        free(z);
-        if (malloc_trim(0) != 1)
-            _exit(5);
-        _exit(0);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    expect_child_ok(fork_child_uses_cache);
     size_t before = ht_vm_size();
     churn_large(4, 3 * MiB);
     assert_true(ht_vm_size() <= before + MiB);
@@ -177,38 +182,34 @@ static void test_calloc_from_cache(void **state)
  * (in a build without the mid pool, 8 KiB blocks are large: 12 KiB of
  * address space each): every allocation succeeds. Run in a child (the
  * limit stays there). */
+static void rlimit_child(void *arg)
+{
+    (void)arg;
+    malloc_trim(0);
+    size_t base = ht_vm_size();
+    churn_large(40, 4 * MiB); /* cached: ~160 MiB of address space */
+    struct rlimit rl = {base + 96 * MiB, base + 96 * MiB};
+    if (setrlimit(RLIMIT_AS, &rl) != 0)
+        _exit(2);
+    static void *v[1 << 16];
+    size_t total = 0, n = 0;
+    while (total < 48 * MiB && n < (1 << 16)) {
+        size_t s = n % 2 ? 8192 : 200;
+        v[n] = malloc_v(s);
+        if (!v[n])
+            _exit(3); /* the cache was not given back */
+        memset(v[n], 1, s);
+        total += s;
+        n++;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+}
+
 static void test_rlimit_gives_back_cache(void **state)
 {
     (void)state;
-    fflush(NULL);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        malloc_trim(0);
-        size_t base = ht_vm_size();
-        churn_large(40, 4 * MiB); /* cached: ~160 MiB of address space */
-        struct rlimit rl = {base + 96 * MiB, base + 96 * MiB};
-        if (setrlimit(RLIMIT_AS, &rl) != 0)
-            _exit(2);
-        static void *v[1 << 16];
-        size_t total = 0, n = 0;
-        while (total < 48 * MiB && n < (1 << 16)) {
-            size_t s = n % 2 ? 8192 : 200;
-            v[n] = malloc_v(s);
-            if (!v[n])
-                _exit(3); /* the cache was not given back */
-            memset(v[n], 1, s);
-            total += s;
-            n++;
-        }
-        for (size_t i = 0; i < n; i++)
-            free(v[i]);
-        _exit(0);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
+    expect_child_ok(rlimit_child);
 }
 
 int main(int argc, char **argv)
