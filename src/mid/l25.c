@@ -34,6 +34,7 @@ const uint8_t hak_l25_lut_[HAK_L25_LUT_SIZE] = {U64(0), U64(64), U(128)};
 #undef U8
 #undef U
 _Static_assert(HAK_L25_LUT_SIZE == 129, "L25 size-class table");
+_Static_assert(HAK_L25_NCLASSES <= HAK_KIND_NSMALL - HAK_KIND_L250, "L25 classes fit their page kinds");
 _Static_assert(HAK_L25_CLASS_OF_UNITS(128) == HAK_L25_NCLASSES - 1, "L25 size-class table");
 
 #if !HAK_PLATFORM_ARENA
@@ -47,6 +48,7 @@ static size_t l25_purge(uint32_t cutoff, bool all, size_t want) { return hak_poo
 static const hak_pool_params_t g_params = {
     .name = "L25",
     .tag = HAK_TAG_L25,
+    .kind0 = HAK_KIND_L250,
     .nclasses = HAK_L25_NCLASSES,
     .nsized = HAK_L25_NCLASSES,
     .strides = g_strides,

@@ -39,6 +39,7 @@ const uint8_t hak_mid_lut_[HAK_MID_LUT_SIZE] = {
 #undef U
 _Static_assert(HAK_MID_LUT_SIZE == 513, "mid size-class table");
 _Static_assert(HAK_MID_CLASS_OF_UNITS(512) == HAK_MID_NSIZED - 1, "mid size-class table");
+_Static_assert(HAK_MID_NCLASSES <= HAK_KIND_L250 - HAK_KIND_MID0, "mid classes fit their page kinds");
 
 #if !HAK_PLATFORM_ARENA
 
@@ -51,6 +52,7 @@ static size_t mid_purge(uint32_t cutoff, bool all, size_t want) { return hak_poo
 static const hak_pool_params_t g_params = {
     .name = "mid",
     .tag = HAK_TAG_MID,
+    .kind0 = HAK_KIND_MID0,
     .nclasses = HAK_MID_NCLASSES,
     .nsized = HAK_MID_NSIZED,
     .strides = g_strides,

@@ -154,14 +154,14 @@ HAK_INLINE void *span_next(hak_pool_t *pool, hak_pool_span_t *s, void *b)
 
 /* Pop the head of a non-empty bin of class cls (the count stays the
  * list's length when a corrupted link cut it). */
-static void *bin_pop(hak_pool_t *pool, hak_pool_bin_t *bin, unsigned cls)
+static void *bin_pop(hak_pool_t *pool, hak_bin_t *bin, unsigned cls)
 {
     void *b = bin->head;
     bin->head = class_next(pool, b, cls, "malloc");
 #if HAK_VALIDATION >= 2
-    bin->count = bin->head ? bin->count - 1 : 0;
+    bin->room = bin->head ? bin->room + 1 : (int32_t)bin->max;
 #else
-    bin->count--;
+    bin->room++;
 #endif
     return b;
 }
@@ -443,6 +443,7 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
 #endif
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, s, __ATOMIC_RELEASE);
+    hak_page_set_kind(s->base, n, pool->pr->kind0 + cls);
     ST_ADD(pool, spans_in_use, 1);
     return s;
 }
@@ -500,6 +501,7 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
     hak_lock(&pool->lock);
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, NULL, __ATOMIC_RELAXED);
+    hak_page_set_kind(s->base, n, HAK_KIND_OWNED(pool->pr->tag));
     s->cls = HAK_POOL_NO_CLASS;
     s->free = NULL;
     uint32_t now = hak_purge_stamp();
@@ -713,7 +715,7 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     tc->bound_bytes = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++) {
-        tc->bins[c].max = pool->t->cls[c].bin_max;
+        hak_bin_set_max(&tc->bins[c], pool->t->cls[c].bin_max);
         tc->bound_bytes += (size_t)pool->t->cls[c].bin_max * pool->t->cls[c].stride;
         tc->contended[c] = 0;
     }
@@ -721,10 +723,10 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 
 static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
 {
-    hak_pool_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = &tc->bins[cls];
     const hak_pool_class_t *k = &pool->t->cls[cls];
-    bin->max = hak_bound_grow(&tc->contended[cls], bin->max, k->bin_max, k->stride, &tc->bound_bytes,
-                              HAK_POOL_TC_BUDGET);
+    hak_bin_set_max(bin, hak_bound_grow(&tc->contended[cls], bin->max, k->bin_max, k->stride, &tc->bound_bytes,
+                                        HAK_POOL_TC_BUDGET));
 }
 
 /* Send every block of a cache home to its span (an exiting thread's
@@ -732,12 +734,12 @@ static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
 static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     for (unsigned cls = 0; cls < pool->pr->nclasses; cls++) {
-        hak_pool_bin_t *bin = &tc->bins[cls];
+        hak_bin_t *bin = &tc->bins[cls];
         void *head = bin->head;
         if (head == NULL)
             continue;
         bin->head = NULL;
-        bin->count = 0;
+        bin->room = (int32_t)bin->max;
         class_put(pool, cls, head);
     }
 }
@@ -745,6 +747,7 @@ static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
 static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     hak_pool_init_(pool);
+    tc->bins = hak_pool_bin_(pool, 0);
     tc_reset_bounds(pool, tc);
     if (hak_tcreg_add(&pool->tcs, &tc->reg) != 0) {
         hak_pool_thread_exit_(pool, tc); /* no entry: run cacheless */
@@ -766,12 +769,12 @@ static void tcache_adopt(hak_tcreg_node_t *n, void *pool)
 void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     uint32_t was = tc->state;
-    for (unsigned c = 0; c < HAK_POOL_MAX_CLASSES; c++)
-        tc->bins[c].max = 0;
     tc->state = HAK_POOL_TC_DEAD;
     if (was != HAK_POOL_TC_LIVE)
         return;
     tcache_flush(pool, tc);
+    for (unsigned c = 0; c < pool->pr->nclasses; c++)
+        tc->bins[c].max = tc->bins[c].room = 0;
     central_flush_all(pool);
     hak_tcreg_remove(&pool->tcs, &tc->reg);
 }
@@ -781,7 +784,7 @@ void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 #if HAK_VALIDATION >= 2
 void *hak_pool_pop_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
 {
-    void *b = bin_pop(pool, &tc->bins[cls], cls);
+    void *b = bin_pop(pool, hak_pool_bin_(pool, cls), cls);
     if (HAK_UNLIKELY(!mark_live(b, cls)))
         return hak_pool_pop_(pool, tc, cls); /* reported; the next one */
     return b;
@@ -800,7 +803,7 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
             goto out;
         }
     }
-    hak_pool_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = hak_pool_bin_(pool, cls);
     if (bin->head) { /* a nested call during setup filled it */
         b = bin_pop(pool, bin, cls);
         goto out;
@@ -819,9 +822,9 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
     b = list;
     bin->head = class_next(pool, b, cls, "malloc");
 #if HAK_VALIDATION >= 2
-    bin->count = bin->head ? bin->count + n - 1 : 0; /* 0: a corrupted link cut the list */
+    bin->room = bin->head ? bin->room - (int32_t)(n - 1) : (int32_t)bin->max; /* a corrupted link cut the list */
 #else
-    bin->count += n - 1;
+    bin->room -= (int32_t)(n - 1);
 #endif
 out:
     hak_purge_poll();
@@ -838,7 +841,7 @@ out:
 
 void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls)
 {
-    hak_pool_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = hak_pool_bin_(pool, cls);
     if (HAK_UNLIKELY(tc->state != HAK_POOL_TC_LIVE)) {
         if (tc->state == HAK_POOL_TC_NEW)
             tcache_setup(pool, tc);
@@ -846,36 +849,36 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
             /* Dead: p was pushed by the fast path; take it back out. */
             if (bin->head == p) {
                 bin->head = class_next(pool, p, cls, "free");
-                bin->count--;
+                bin->room++;
             }
             free_nocache(pool, p, cls);
             return;
         }
     }
-    if (bin->count <= bin->max)
+    if (bin->room >= 0)
         return;
     /* Keep the most recent half (hot), send the older rest home. */
     uint32_t keep = bin->max / 2;
-    uint32_t nrest = bin->count - keep;
+    uint32_t nrest = hak_bin_count(bin) - keep;
     void *last = bin->head;
     for (uint32_t i = 1; i < keep; i++) {
         void *next = class_next(pool, last, cls, "free");
         if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(next == NULL)) {
-            bin->count = i; /* a corrupted link cut the bin after i blocks */
+            bin->room = (int32_t)(bin->max - i); /* a corrupted link cut the bin after i blocks */
             return;
         }
         last = next;
     }
     void *rest = keep ? class_next(pool, last, cls, "free") : bin->head;
     if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(rest == NULL)) {
-        bin->count = keep; /* cut right after the blocks kept */
+        bin->room = (int32_t)(bin->max - keep); /* cut right after the blocks kept */
         return;
     }
     if (keep)
         set_next(last, NULL);
     else
         bin->head = NULL;
-    bin->count = keep;
+    bin->room = (int32_t)(bin->max - keep);
     if (HAK_UNLIKELY(class_park(pool, cls, rest, nrest)))
         tc_contended(pool, tc, cls);
     hak_purge_poll();
@@ -1052,8 +1055,12 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
     uint8_t *q = (uint8_t *)(((uintptr_t)b + align - 1) & ~(uintptr_t)(align - 1));
     if (q != b) {
         hak_pool_span_t *s = hak_pool_span_of(b);
-        if (!__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED))
+        if (!__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED)) {
+            /* the span's frees take the pool's own path (which resolves an
+             * interior pointer) until the span is released */
             __atomic_store_n(&s->has_aligned, 1, __ATOMIC_RELAXED);
+            hak_page_set_kind(s->base, s->npages, HAK_KIND_SLOW(pool->pr->tag));
+        }
 #if HAK_VALIDATION >= 2
         s->align_off[hak_pool_index(s, b)] = (uint16_t)((size_t)(q - b) / 16);
 #endif
@@ -1153,7 +1160,7 @@ size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc)
     }
     if (tc->state == HAK_POOL_TC_LIVE)
         for (unsigned c = 0; c < n; c++)
-            parked += (size_t)tc->bins[c].count * pool->t->cls[c].stride;
+            parked += (size_t)hak_bin_count(&tc->bins[c]) * pool->t->cls[c].stride;
     return bytes > parked ? bytes - parked : 0;
 }
 

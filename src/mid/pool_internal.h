@@ -62,6 +62,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hak_front.h"
 #include "hak_link.h"
 #include "hak_platform.h"
 #include "hak_pool_stats.h"
@@ -130,19 +131,13 @@ HAK_INLINE size_t hak_pool_index(const hak_pool_span_t *s, const void *p)
 
 /* ------------------------------------------------------- thread caches */
 
-/* `max` is 0 until the thread is set up and again after its exit call, so
- * the first free (and every free after the exit call) takes the slow path;
- * an empty head does the same for malloc. */
-typedef struct hak_pool_bin {
-    void *head;
-    uint32_t count;
-    uint32_t max;
-} hak_pool_bin_t;
-
 enum { HAK_POOL_TC_NEW = 0, HAK_POOL_TC_LIVE = 1, HAK_POOL_TC_DEAD = 2 };
 
+/* Per-thread cache: the pool's classes' bins of the shared front end
+ * (hak_front.h), and what the pool keeps beside them. */
 typedef struct hak_pool_tcache {
-    hak_pool_bin_t bins[HAK_POOL_MAX_CLASSES];
+    hak_bin_t *bins;             /* the thread's hak_bins_ + params->kind0, set with the cache
+                                    (registry walkers and the fork child reach them through it) */
     hak_tcreg_node_t reg;        /* in the pool's registry of caches (fork adoption) */
     uint32_t state;
     /* Bins grow under contention (hak_bound_grow): contended refills and
@@ -158,6 +153,7 @@ typedef struct hak_pool_tcache {
 typedef struct hak_pool_params {
     const char *name;            /* "mid", "L25" */
     unsigned tag;                /* HAK_TAG_MID / HAK_TAG_L25 */
+    unsigned kind0;              /* page kind (and front-end bin) of class 0: HAK_KIND_MID0 / L250 */
     unsigned nclasses;           /* classes, including those only for alignment */
     unsigned nsized;             /* classes served by size (the first ones) */
     const uint32_t *strides;     /* nclasses strides, increasing */
@@ -292,10 +288,13 @@ size_t hak_pool_validate_(hak_pool_t *pool) HAK_INTERNAL;
 
 /* ------------------------------------------------- inline building blocks */
 
+/* The calling thread's bin of class cls. */
+HAK_INLINE hak_bin_t *hak_pool_bin_(const hak_pool_t *pool, unsigned cls) { return &hak_bins_[pool->pr->kind0 + cls]; }
+
 /* Allocate a block of class cls from the thread cache. */
 HAK_INLINE void *hak_pool_pop_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
 {
-    hak_pool_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = hak_pool_bin_(pool, cls);
     void *b = bin->head;
     if (HAK_UNLIKELY(b == NULL))
         return hak_pool_alloc_slow_(pool, tc, cls);
@@ -303,7 +302,7 @@ HAK_INLINE void *hak_pool_pop_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned
     return hak_pool_pop_checked_(pool, tc, cls);
 #else
     bin->head = hak_link_get(b);
-    bin->count--;
+    bin->room++;
     return b;
 #endif
 }
@@ -311,10 +310,10 @@ HAK_INLINE void *hak_pool_pop_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned
 /* Give block b (a block start) of class cls to the thread cache. */
 HAK_INLINE void hak_pool_push_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *b, unsigned cls)
 {
-    hak_pool_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = hak_pool_bin_(pool, cls);
     hak_link_set(b, bin->head);
     bin->head = b;
-    if (HAK_UNLIKELY(++bin->count > bin->max))
+    if (HAK_UNLIKELY(--bin->room < 0))
         hak_pool_free_slow_(pool, tc, b, cls);
 }
 

@@ -16,11 +16,13 @@
  *          no thread support; hak_os_map carves the buffer, unmapping is a
  *          no-op, the thread hooks do nothing.
  *
- * The chunk map (hak_chunk_tag) says which tier owns each aligned 2 MiB
- * chunk of the address space. It is what "ownership proven by address"
- * means for tiny, mid and L25: a tier tags the chunks it maps and clears the
- * tag before it unmaps them. Lookup is a few instructions and never touches
- * memory that is not hakmem's own metadata.
+ * The page map (hak_page_kind, hak_chunk_tag) says which tier owns each
+ * aligned 2 MiB chunk of the address space, and which size class each of
+ * its 64 KiB pages holds. It is what "ownership proven by address" means
+ * for tiny, mid and L25: a tier tags the chunks it maps and clears the tag
+ * before it unmaps them. Lookup is a few instructions and never touches
+ * memory that is not hakmem's own metadata; free finds a small block's
+ * class with that one lookup.
  */
 #ifndef HAK_PLATFORM_H
 #define HAK_PLATFORM_H
@@ -118,10 +120,12 @@ HAK_INLINE bool hak_header_readable(const void *p, size_t width)
     return hak_is_memory_readable((const char *)p - width);
 }
 
-/* ---------------------------------------------------------- the chunk map */
+/* ----------------------------------------------------------- the page map */
 
 #define HAK_CHUNK_SHIFT 21                       /* 2 MiB */
 #define HAK_CHUNK_SIZE  ((size_t)1 << HAK_CHUNK_SHIFT)
+#define HAK_PAGE_SHIFT  16                       /* 64 KiB: a slab, a pool page */
+#define HAK_CHUNK_PAGES (HAK_CHUNK_SIZE >> HAK_PAGE_SHIFT)
 
 enum {
     HAK_TAG_NONE = 0,
@@ -130,41 +134,71 @@ enum {
     HAK_TAG_L25  = 3,
 };
 
+/* Page kinds: one byte per 64 KiB page of the chunks hakmem maps for small
+ * blocks. A page that holds blocks of a size class has that class's global
+ * index, one index space for the tiers that share the front end
+ * (hak_front.h): tiny classes, then mid, then L25. Other pages of an owned
+ * chunk (a header, a free slab or page) say only which tier owns them
+ * (HAK_KIND_OWNED), and the pages of a span whose frees must take its
+ * tier's slow path (it handed out an over-aligned interior pointer) say
+ * HAK_KIND_SLOW. 0: not hakmem's. */
+#define HAK_KIND_TINY0   1u                      /* tiny class c: 1 + c (at most 32) */
+#define HAK_KIND_MID0    33u                     /* mid class c: 33 + c (at most 50) */
+#define HAK_KIND_L250    83u                     /* L25 class c: 83 + c (at most 20) */
+#define HAK_KIND_NSMALL  103u                    /* kinds below this are classes (but 0) */
+#define HAK_KIND_SLOW(tag)  (0xE0u | (tag))
+#define HAK_KIND_OWNED(tag) (0xF0u | (tag))
+
+/* The tier (HAK_TAG_*) of a page kind. */
+extern const uint8_t hak_kind_tier_[256] HAK_INTERNAL;
+
 /* Level 1 covers 47-bit user addresses: index = addr >> 33, each level-2
- * page (4096 tags, one byte per 2 MiB chunk) covers 8 GiB and is mapped the
- * first time a chunk in its range is tagged. */
-#define HAK_CHUNKMAP_L2_SHIFT 12
-#define HAK_CHUNKMAP_L1_SHIFT (HAK_CHUNK_SHIFT + HAK_CHUNKMAP_L2_SHIFT)
-#define HAK_CHUNKMAP_L1_SIZE  ((size_t)1 << (47 - HAK_CHUNKMAP_L1_SHIFT))
+ * table (one byte per 64 KiB page: 128 KiB) covers 8 GiB and is mapped the
+ * first time a chunk in its range is tagged; only the pages of it that
+ * describe owned chunks are ever written. */
+#define HAK_PAGEMAP_L2_SHIFT (33 - HAK_PAGE_SHIFT)
+#define HAK_PAGEMAP_L1_SHIFT 33
+#define HAK_PAGEMAP_L1_SIZE  ((size_t)1 << (47 - HAK_PAGEMAP_L1_SHIFT))
 
 #if HAK_PLATFORM_ARENA
 extern uintptr_t hak_arena_lo_, hak_arena_hi_;
 extern uint8_t hak_arena_tag_;
-HAK_INLINE unsigned hak_chunk_tag(const void *p)
+/* The arena backend has one tier in one buffer: a kind per tier only. */
+HAK_INLINE unsigned hak_page_kind(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    return (a - hak_arena_lo_ < hak_arena_hi_ - hak_arena_lo_) ? hak_arena_tag_ : HAK_TAG_NONE;
+    return (a - hak_arena_lo_ < hak_arena_hi_ - hak_arena_lo_) ? HAK_KIND_OWNED(hak_arena_tag_) : 0;
 }
 #else
-extern uint8_t *hak_chunkmap_l1_[HAK_CHUNKMAP_L1_SIZE];
-/* The tier that owns the 2 MiB chunk holding `p` (HAK_TAG_*). */
-HAK_INLINE unsigned hak_chunk_tag(const void *p)
+extern uint8_t *hak_pagemap_l1_[HAK_PAGEMAP_L1_SIZE];
+/* The kind of the 64 KiB page holding `p` (HAK_KIND_*, 0: not hakmem's). */
+HAK_INLINE unsigned hak_page_kind(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     if (HAK_UNLIKELY(a >> 47))
-        return HAK_TAG_NONE;
-    const uint8_t *l2 = __atomic_load_n(&hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT], __ATOMIC_ACQUIRE);
+        return 0;
+    const uint8_t *l2 = __atomic_load_n(&hak_pagemap_l1_[a >> HAK_PAGEMAP_L1_SHIFT], __ATOMIC_ACQUIRE);
     if (HAK_UNLIKELY(l2 == NULL))
-        return HAK_TAG_NONE;
-    /* relaxed atomic: a chunk unmapped by one thread and mapped again by
-     * another is retagged concurrently with lookups (TSan; same movzbl) */
-    return __atomic_load_n(&l2[(a >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_CHUNKMAP_L2_SHIFT) - 1)], __ATOMIC_RELAXED);
+        return 0;
+    /* relaxed atomic: a page's kind changes (a span formed, a chunk
+     * retagged by another thread) concurrently with lookups (TSan; same
+     * movzbl) */
+    return __atomic_load_n(&l2[(a >> HAK_PAGE_SHIFT) & (((size_t)1 << HAK_PAGEMAP_L2_SHIFT) - 1)],
+                           __ATOMIC_RELAXED);
 }
 #endif
 
-/* Tag every 2 MiB chunk of [base, base+size) (base and size chunk-aligned).
- * Returns 0, or -1 with ENOMEM if a level-2 page could not be mapped. */
+/* The tier that owns the 2 MiB chunk holding `p` (HAK_TAG_*). */
+HAK_INLINE unsigned hak_chunk_tag(const void *p) { return hak_kind_tier_[hak_page_kind(p)]; }
+
+/* Tag every 2 MiB chunk of [base, base+size) (base and size chunk-aligned):
+ * each of its pages gets kind HAK_KIND_OWNED(tag) (0 for HAK_TAG_NONE).
+ * Returns 0, or -1 with ENOMEM if a level-2 table could not be mapped. */
 int hak_chunk_set_tag(void *base, size_t size, unsigned tag);
+
+/* Set the kind of n pages from the page holding p (all in one chunk that
+ * hak_chunk_set_tag tagged). */
+void hak_page_set_kind(const void *p, unsigned n, unsigned kind);
 
 /* -------------------------------------------------------------- the arena */
 

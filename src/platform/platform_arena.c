@@ -103,6 +103,14 @@ bool hak_os_read(void *dst, const void *src, size_t n)
     return true;
 }
 
+/* The arena's one tier keeps its pages' classes itself. */
+void hak_page_set_kind(const void *p, unsigned n, unsigned kind)
+{
+    (void)p;
+    (void)n;
+    (void)kind;
+}
+
 int hak_chunk_set_tag(void *base, size_t size, unsigned tag)
 {
     uintptr_t lo = (uintptr_t)base, hi = lo + size;

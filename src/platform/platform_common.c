@@ -15,6 +15,20 @@
 #endif
 
 uintptr_t hak_lock_fork_owner_;
+
+/* ------------------------------------------------------------- page kinds */
+
+const uint8_t hak_kind_tier_[256] = {
+    [HAK_KIND_TINY0 ... HAK_KIND_MID0 - 1] = HAK_TAG_TINY,
+    [HAK_KIND_MID0 ... HAK_KIND_L250 - 1] = HAK_TAG_MID,
+    [HAK_KIND_L250 ... HAK_KIND_NSMALL - 1] = HAK_TAG_L25,
+    [HAK_KIND_SLOW(HAK_TAG_TINY)] = HAK_TAG_TINY,
+    [HAK_KIND_SLOW(HAK_TAG_MID)] = HAK_TAG_MID,
+    [HAK_KIND_SLOW(HAK_TAG_L25)] = HAK_TAG_L25,
+    [HAK_KIND_OWNED(HAK_TAG_TINY)] = HAK_TAG_TINY,
+    [HAK_KIND_OWNED(HAK_TAG_MID)] = HAK_TAG_MID,
+    [HAK_KIND_OWNED(HAK_TAG_L25)] = HAK_TAG_L25,
+};
 size_t hak_platform_page_mask_ = 4095;
 
 /* --------------------------------------------------------------- locks */

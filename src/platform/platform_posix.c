@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #endif
 #include "hak_platform.h"
+#include "hak_front.h"
 #include "hak_purge.h"
 
 #include <dlfcn.h>
@@ -158,45 +159,66 @@ bool hak_os_read(void *dst, const void *src, size_t n)
     return true;
 }
 
-/* ---------------------------------------------------------- chunk map */
+/* ----------------------------------------------------------- page map */
 
-uint8_t *hak_chunkmap_l1_[HAK_CHUNKMAP_L1_SIZE];
-static hak_lock_t g_chunkmap_lock = HAK_LOCK_INIT;
+uint8_t *hak_pagemap_l1_[HAK_PAGEMAP_L1_SIZE];
+static hak_lock_t g_pagemap_lock = HAK_LOCK_INIT;
+
+#define L2_BYTES ((size_t)1 << HAK_PAGEMAP_L2_SHIFT)
+#define L2_INDEX(a) (((a) >> HAK_PAGE_SHIFT) & (L2_BYTES - 1))
+
+/* The level-2 table covering address a, mapped if `create`; NULL if absent
+ * (or with ENOMEM if it could not be mapped). */
+static uint8_t *pagemap_l2(uintptr_t a, bool create)
+{
+    uint8_t **slot = &hak_pagemap_l1_[a >> HAK_PAGEMAP_L1_SHIFT];
+    uint8_t *l2 = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+    if (l2 != NULL || !create)
+        return l2;
+    hak_lock(&g_pagemap_lock);
+    l2 = *slot;
+    if (l2 == NULL) {
+        int saved = errno;
+        void *m = mmap(NULL, L2_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (m != MAP_FAILED) {
+            errno = saved;
+            l2 = m;
+            __atomic_store_n(slot, l2, __ATOMIC_RELEASE);
+        } else {
+            errno = ENOMEM;
+        }
+    }
+    hak_unlock(&g_pagemap_lock);
+    return l2;
+}
 
 int hak_chunk_set_tag(void *base, size_t size, unsigned tag)
 {
     uintptr_t a = (uintptr_t)base, end = a + size;
+    unsigned kind = tag == HAK_TAG_NONE ? 0 : HAK_KIND_OWNED(tag);
     for (; a < end; a += HAK_CHUNK_SIZE) {
         if (a >> 47) {
             errno = ENOMEM;
             return -1;
         }
-        uint8_t **slot = &hak_chunkmap_l1_[a >> HAK_CHUNKMAP_L1_SHIFT];
-        uint8_t *l2 = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        uint8_t *l2 = pagemap_l2(a, tag != HAK_TAG_NONE);
         if (l2 == NULL) {
             if (tag == HAK_TAG_NONE)
                 continue;
-            hak_lock(&g_chunkmap_lock);
-            l2 = *slot;
-            if (l2 == NULL) {
-                int saved = errno;
-                void *m = mmap(NULL, (size_t)1 << HAK_CHUNKMAP_L2_SHIFT, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-                if (m == MAP_FAILED) {
-                    hak_unlock(&g_chunkmap_lock);
-                    errno = ENOMEM;
-                    return -1;
-                }
-                errno = saved;
-                l2 = m;
-                __atomic_store_n(slot, l2, __ATOMIC_RELEASE);
-            }
-            hak_unlock(&g_chunkmap_lock);
+            return -1;
         }
-        __atomic_store_n(&l2[(a >> HAK_CHUNK_SHIFT) & (((size_t)1 << HAK_CHUNKMAP_L2_SHIFT) - 1)],
-                         (uint8_t)tag, __ATOMIC_RELEASE);
+        for (size_t i = 0; i < HAK_CHUNK_PAGES; i++)
+            __atomic_store_n(&l2[L2_INDEX(a) + i], (uint8_t)kind, __ATOMIC_RELEASE);
     }
     return 0;
+}
+
+void hak_page_set_kind(const void *p, unsigned n, unsigned kind)
+{
+    uintptr_t a = (uintptr_t)p;
+    uint8_t *l2 = pagemap_l2(a, false);
+    for (unsigned i = 0; i < n; i++)
+        __atomic_store_n(&l2[L2_INDEX(a) + i], (uint8_t)kind, __ATOMIC_RELEASE);
 }
 
 int hak_platform_arena_init(void *buf, size_t len)
@@ -345,6 +367,9 @@ size_t hak_os_rss_bytes(void)
         pages = pages * 10 + (size_t)(*s++ - '0');
     return pages * hak_os_page_size();
 }
+
+/* The front end's bins (hak_front.h). */
+__thread hak_bin_t hak_bins_[HAK_KIND_NSMALL];
 
 static __thread char t_id_anchor;
 

@@ -143,11 +143,18 @@ HAK_LIST_DEFINE(slab_list, tiny_slab_t)   /* the partial lists and the dirty lis
 
 /* ------------------------------------------------------------- helpers */
 
-/* A slab's class, in its descriptor and in its SuperSlab's byte array. */
+/* A slab's class, in its descriptor, in its SuperSlab's byte array and as
+ * its page's kind in the page map (posix: a slab is one 64 KiB page). */
 static void slab_set_class(tiny_slab_t *s, unsigned cls)
 {
+    tiny_ss_t *ss = hak_tiny_ss_of(s);
     s->cls = (uint8_t)cls;
-    __atomic_store_n(&hak_tiny_ss_of(s)->cls_of[s->index], (uint8_t)cls, __ATOMIC_RELAXED);
+    __atomic_store_n(&ss->cls_of[s->index], (uint8_t)cls, __ATOMIC_RELAXED);
+#if !HAK_PLATFORM_ARENA
+    _Static_assert(HAK_TINY_SLAB_SHIFT == HAK_PAGE_SHIFT, "a tiny slab is one page of the page map");
+    hak_page_set_kind((uint8_t *)ss + ((size_t)s->index << HAK_TINY_SLAB_SHIFT), 1,
+                      cls == HAK_TINY_NO_CLASS ? HAK_KIND_OWNED(HAK_TAG_TINY) : HAK_KIND_TINY0 + cls);
+#endif
 }
 
 #define next_of tiny_link_get
@@ -722,7 +729,7 @@ static void tc_reset_bounds(tiny_tcache_t *tc)
 {
     tc->bound_bytes = 0;
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
-        tiny_bin_set_max(&tc->bins[c], cache_max(c));
+        hak_bin_set_max(&tc->bins[c], cache_max(c));
         tc->bound_bytes += (size_t)cache_max(c) * hak_tiny_stride_[c];
         tc->contended[c] = 0; /* not tc->ramp: a thread's slow start is once, at its start */
     }
@@ -734,8 +741,8 @@ static void tc_reset_bounds(tiny_tcache_t *tc)
  * often. */
 static void tc_contended(tiny_tcache_t *tc, unsigned cls)
 {
-    tiny_bin_t *bin = &tc->bins[cls];
-    tiny_bin_set_max(bin, hak_bound_grow(&tc->contended[cls], bin->max, cache_max(cls), hak_tiny_stride_[cls],
+    hak_bin_t *bin = &tc->bins[cls];
+    hak_bin_set_max(bin, hak_bound_grow(&tc->contended[cls], bin->max, cache_max(cls), hak_tiny_stride_[cls],
                                          &tc->bound_bytes, HAK_TINY_TC_BUDGET));
 }
 
@@ -743,7 +750,7 @@ static void tc_contended(tiny_tcache_t *tc, unsigned cls)
 static void tcache_flush(tiny_tcache_t *tc)
 {
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
-        tiny_bin_t *bin = &tc->bins[c];
+        hak_bin_t *bin = &tc->bins[c];
         void *head = bin->head;
         if (head == NULL)
             continue;
@@ -783,6 +790,7 @@ static void tiny_thread_exit(void)
 static void tcache_setup(tiny_tcache_t *tc)
 {
     tiny_global_init();
+    tc->bins = tiny_bin(0);
     tc->state = TINY_TC_LIVE;
     tc_reset_bounds(tc); /* keeps a block the first free pushed */
     /* Arming may allocate (pthread_setspecific of a high key): the cache is
@@ -864,7 +872,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
             goto out;
         }
     }
-    tiny_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = tiny_bin(cls);
     if (bin->head) { /* a nested call during setup filled it */
         b = bin->head;
         bin->head = next_of(b);
@@ -912,7 +920,7 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     free_nocache(p, cls);
 #else
     tiny_tcache_t *tc = &hak_tiny_tc_;
-    tiny_bin_t *bin = &tc->bins[cls];
+    hak_bin_t *bin = tiny_bin(cls);
     if (HAK_UNLIKELY(tc->state != TINY_TC_LIVE)) {
         if (tc->state == TINY_TC_NEW)
             tcache_setup(tc);
@@ -940,7 +948,7 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
         return;
     }
     void *rest = keep ? next_of(last) : bin->head;
-    uint32_t n = tiny_bin_count(bin) - keep;
+    uint32_t n = hak_bin_count(bin) - keep;
     if (keep)
         set_next(last, NULL);
     else
@@ -1247,7 +1255,7 @@ size_t hak_tiny_bytes_in_use_(void)
 #if !HAK_PLATFORM_ARENA
     if (hak_tiny_tc_.state == TINY_TC_LIVE)
         for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
-            parked += (size_t)tiny_bin_count(&hak_tiny_tc_.bins[c]) * hak_tiny_stride_[c];
+            parked += (size_t)hak_bin_count(tiny_bin(c)) * hak_tiny_stride_[c];
 #endif
     return bytes > parked ? bytes - parked : 0;
 }

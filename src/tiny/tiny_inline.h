@@ -30,7 +30,7 @@ HAK_INLINE void *hak_tiny_alloc_class(unsigned cls)
 #if HAK_PLATFORM_ARENA
     return hak_tiny_alloc_slow_(cls);
 #else
-    tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
+    hak_bin_t *bin = tiny_bin(cls);
     void *b = bin->head;
     if (HAK_UNLIKELY(b == NULL)) {
         HAK_TINY_COUNT(1);
@@ -97,7 +97,7 @@ HAK_INLINE void hak_tiny_free_owned(void *p)
 #if HAK_PLATFORM_ARENA
     hak_tiny_free_slow_(p, cls);
 #else
-    tiny_bin_t *bin = &hak_tiny_tc_.bins[cls];
+    hak_bin_t *bin = tiny_bin(cls);
     tiny_link_set(p, bin->head);
     bin->head = p;
     HAK_TINY_COUNT(2);

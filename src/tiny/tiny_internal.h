@@ -38,6 +38,7 @@
 #ifndef HAK_TINY_INTERNAL_H
 #define HAK_TINY_INTERNAL_H
 
+#include "hak_front.h"
 #include "hak_link.h"
 #include "hak_tcache_registry.h"
 #include "tiny_classes.h"
@@ -84,31 +85,13 @@ typedef struct tiny_ss {
     tiny_slab_t slabs[HAK_TINY_MAX_SLABS];
 } tiny_ss_t;
 
-/* Per-thread cache: one bin per class. `room` is how many more blocks the
- * list may take (its bound `max` minus its length), so free's test is one
- * decrement and a sign. Both are 0 until the thread is set up and again
- * after it exited, so the first free (and every free after the exit hook
- * ran) takes the slow path; an empty head does the same for malloc. */
-typedef struct tiny_bin {
-    void *head;
-    int32_t room;
-    uint32_t max;
-} tiny_bin_t;
-
-/* Blocks on a bin's list. */
-HAK_INLINE uint32_t tiny_bin_count(const tiny_bin_t *bin) { return (uint32_t)((int32_t)bin->max - bin->room); }
-/* Set a bin's bound, keeping its list. */
-HAK_INLINE void tiny_bin_set_max(tiny_bin_t *bin, uint32_t max)
-{
-    uint32_t count = tiny_bin_count(bin);
-    bin->max = max;
-    bin->room = (int32_t)max - (int32_t)count;
-}
-
 enum { TINY_TC_NEW = 0, TINY_TC_LIVE = 1, TINY_TC_DEAD = 2 };
 
+/* Per-thread cache: the tiny classes' bins of the shared front end
+ * (hak_front.h), and what the tier keeps beside them. */
 typedef struct tiny_tcache {
-    tiny_bin_t bins[HAK_TINY_NCLASSES];
+    hak_bin_t *bins;          /* the thread's hak_bins_ + HAK_KIND_TINY0, set with the cache
+                                 (registry walkers and the fork child reach them through it) */
     hak_tcreg_node_t reg;     /* in the registry of caches (fork adoption, stats) */
     uint32_t state;
     /* Bins grow under contention (hak_bound_grow): refills and
@@ -122,7 +105,10 @@ typedef struct tiny_tcache {
 
 #if !HAK_PLATFORM_ARENA
 extern __thread tiny_tcache_t hak_tiny_tc_ HAK_INTERNAL;
+/* The calling thread's bin of class cls. */
+HAK_INLINE hak_bin_t *tiny_bin(unsigned cls) { return &hak_bins_[HAK_KIND_TINY0 + cls]; }
 #endif
+_Static_assert(HAK_TINY_NCLASSES <= HAK_KIND_MID0 - HAK_KIND_TINY0, "tiny classes fit their page kinds");
 
 #if HAK_PLATFORM_ARENA
 /* The arena's SuperSlabs lie at 2 MiB steps from its (64-byte aligned) base. */

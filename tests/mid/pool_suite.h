@@ -568,7 +568,7 @@ static void test_aligned_interior(void **state)
         for (int i = 0; i < 64 && ps[i]; i++) {
             assert_true(stamp_ok(ps[i], TIER.usable(ps[i]), (uint64_t)i + al));
             uint8_t *start = block_start(ps[i]);
-            const hak_pool_bin_t *bin = &TIER.tc()->bins[hak_pool_span_of(start)->cls];
+            const hak_bin_t *bin = &TIER.tc()->bins[hak_pool_span_of(start)->cls];
             TIER.free(ps[i]);
             /* the block itself went to the cache (which keeps the most
              * recent blocks when it drains, unless it holds only one) */
@@ -1065,15 +1065,15 @@ static void waf_lists_child(void *arg)
     for (int i = 0; i < N; i++)
         v[i] = TIER.alloc(TIER.lo, 0);
     unsigned cls = hak_pool_span_of(v[0])->cls;
-    hak_pool_bin_t *bin = &TIER.tc()->bins[cls];
+    hak_bin_t *bin = &TIER.tc()->bins[cls];
     if (bin->max > 32)
         _exit(30);
     /* 1. Free until the bin is full, corrupt its head's link, free one
      * more: the drain walks into the corrupted link. */
     int i = 0;
-    while (i < N - 1 && bin->count < bin->max)
+    while (i < N - 1 && hak_bin_count(bin) < bin->max)
         TIER.free(v[i++]);
-    if (bin->count != bin->max)
+    if (hak_bin_count(bin) != bin->max)
         _exit(31);
     waf_junk(bin->head);
     TIER.free(v[i++]);
