@@ -168,6 +168,111 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
     return p;
 }
 
+/* ------------------------------------------------------------ front end
+ *
+ * One bin array for every class of tiny, mid and L25 (hak_front.h): malloc
+ * maps the size to its kind with one table and pops that bin; free reads
+ * the page kind from the page map and pushes on that bin. Only an empty or
+ * a full bin goes to the tier that owns the class. At validation=full
+ * every call goes through the tiers' checked paths instead. */
+#define FRONT_FAST (HAK_VALIDATION < 2 && HAK_SMALL_BUILT)
+
+#if FRONT_FAST
+/* The kind of a request of 16 * u - HDR bytes and fewer (u = (n + HDR +
+ * 15) >> 4, HDR the tiny header bytes): the smallest class that holds the
+ * largest request of the unit, of the first built tier that serves it. */
+#if HAK_HAVE_TINY
+#define FRONT_HDR HAK_TINY_HDR
+#else
+#define FRONT_HDR 0
+#endif
+#define FRONT_N(u) (16 * (size_t)(u) - FRONT_HDR)
+#if HAK_HAVE_TINY
+#define FRONT_TINY(u) (FRONT_N(u) <= HAK_TINY_MAX_SIZE ? HAK_KIND_TINY0 + HAK_TINY_CLASS_OF_UNITS(u) :
+#define FRONT_TINY_END )
+#else
+#define FRONT_TINY(u)
+#define FRONT_TINY_END
+#endif
+#if HAK_HAVE_MID
+#define FRONT_MID(u) (FRONT_N(u) <= HAK_MID_MAX ? HAK_KIND_MID0 + HAK_MID_CLASS_OF_UNITS((FRONT_N(u) + 63) >> 6) : 0)
+#else
+#define FRONT_MID(u) 0
+#endif
+#define K1(u) (FRONT_TINY(u) FRONT_MID(u) FRONT_TINY_END)
+#define K4(u) K1(u), K1((u) + 1), K1((u) + 2), K1((u) + 3)
+#define K16(u) K4(u), K4((u) + 4), K4((u) + 8), K4((u) + 12)
+#define K64(u) K16(u), K16((u) + 16), K16((u) + 32), K16((u) + 48)
+#define K256(u) K64(u), K64((u) + 64), K64((u) + 128), K64((u) + 192)
+#define K1024(u) K256(u), K256((u) + 256), K256((u) + 512), K256((u) + 768)
+#define FRONT_UNITS ((HAK_SMALL_MAX + FRONT_HDR + 15) / 16 + 1)
+static const uint8_t g_small_kind[2056] = {K1024(0), K1024(1024), K4(2048), K4(2052)};
+_Static_assert(FRONT_UNITS <= sizeof g_small_kind, "the front end's size table covers its sizes");
+
+/* The kind of a request of n < hak_fast_.small_limit bytes. With a tiny
+ * header byte the tiny and mid units do not line up (a mid class holds no
+ * header): two tables. */
+HAK_INLINE size_t small_kind_of(size_t n)
+{
+#if HAK_HEADER_CLASSIDX && HAK_HAVE_TINY && HAK_HAVE_MID
+    return n <= HAK_TINY_MAX_SIZE ? HAK_KIND_TINY0 + hak_tiny_class_of(n) : HAK_KIND_MID0 + hak_mid_class_of(n);
+#else
+    return g_small_kind[(n + FRONT_HDR + 15) >> 4];
+#endif
+}
+
+/* -Dstats=true: the tiny tier's per-request counters (hak_tiny_count_). */
+#if HAK_STATS && HAK_HAVE_TINY
+#define FRONT_COUNT(kind, i)                                                                              \
+    do {                                                                                                   \
+        if ((kind) < HAK_KIND_MID0)                                                                        \
+            HAK_TINY_COUNT(i);                                                                             \
+    } while (0)
+#else
+#define FRONT_COUNT(kind, i) ((void)0)
+#endif
+
+/* An empty bin: the tier that owns the class refills it. (The fast path
+ * passes the bin, which it holds in a register, rather than the kind.) */
+static HAK_NOINLINE void *front_alloc_slow(hak_front_bin_t bin)
+{
+    size_t kind = hak_front_bin_kind(bin);
+    FRONT_COUNT(kind, 1);
+#if HAK_HAVE_TINY
+    if (kind < HAK_KIND_MID0)
+        return hak_tiny_alloc_slow_(kind - HAK_KIND_TINY0);
+#endif
+#if HAK_HAVE_MID
+    return hak_pool_alloc_slow_(&hak_mid_pool_, &hak_mid_tc_, kind - HAK_KIND_MID0);
+#else
+    return NULL;
+#endif
+}
+
+/* A bin over its bound after a push of p: the tier that owns the class
+ * drains it. */
+static HAK_NOINLINE void front_free_slow(void *p, hak_front_bin_t bin)
+{
+    size_t kind = hak_front_bin_kind(bin);
+    FRONT_COUNT(kind, 3);
+#if HAK_HAVE_TINY
+    if (kind < HAK_KIND_MID0) {
+        hak_tiny_free_slow_(p, kind - HAK_KIND_TINY0);
+        return;
+    }
+#endif
+#if HAK_HAVE_MID
+    if (kind < HAK_KIND_L250) {
+        hak_pool_free_slow_(&hak_mid_pool_, &hak_mid_tc_, p, kind - HAK_KIND_MID0);
+        return;
+    }
+#endif
+#if HAK_HAVE_L25
+    hak_pool_free_slow_(&hak_l25_pool_, &hak_l25_tc_, p, kind - HAK_KIND_L250);
+#endif
+}
+#endif
+
 #if HAK_VALGRIND
 static void *malloc_impl(size_t size);
 HAK_EXPORT void *hak_malloc(size_t size)
@@ -183,15 +288,20 @@ static void *malloc_impl(size_t size)
 HAK_EXPORT void *hak_malloc(size_t size)
 #endif
 {
-    /* The limits are the tiers' largest sizes + 1, or 0 while a
+#if FRONT_FAST
+    /* The limit is the front end's largest size + 1, or 0 while a
      * per-request trace is on: one compare covers both. */
-#if HAK_HAVE_TINY
-    if (HAK_LIKELY(size < hak_fast_.tiny_limit))
-        return hak_tiny_alloc_inline(size);
-#endif
-#if HAK_HAVE_MID
-    if (HAK_LIKELY(size < hak_fast_.mid_limit))
-        return hak_mid_alloc_inline(size);
+    if (HAK_LIKELY(size < hak_fast_.small_limit)) {
+        size_t kind = small_kind_of(size);
+        hak_front_bin_t bin = hak_front_bin(kind);
+        void *b = bin->head;
+        if (HAK_UNLIKELY(b == NULL))
+            return front_alloc_slow(bin);
+        bin->head = hak_link_get(b);
+        bin->room++;
+        FRONT_COUNT(kind, 0);
+        return b;
+    }
 #endif
     return malloc_slow(size);
 }
@@ -259,21 +369,27 @@ static void free_impl(void *p)
 HAK_EXPORT void hak_free(void *p)
 #endif
 {
-    unsigned tag = hak_chunk_tag(p);
-    /* The tags are the tiers' own, or an impossible one while tracing. */
-#if HAK_HAVE_TINY
-    if (HAK_LIKELY(tag == hak_fast_.tiny_tag)) {
-        hak_tiny_free_owned(p);
+    size_t kind = hak_page_kind(p);
+#if FRONT_FAST
+    /* A class of the front end, unless tracing made nkinds 0. */
+    if (HAK_LIKELY(kind - 1u < hak_fast_.nkinds)) {
+#if HAK_HEADER_CLASSIDX && HAK_VALIDATION >= 1 && HAK_HAVE_TINY
+        if (kind < HAK_KIND_MID0 &&
+            HAK_UNLIKELY(((const uint8_t *)p)[-1] != (HAK_TINY_MAGIC_LIVE | (kind - HAK_KIND_TINY0)))) {
+            hak_tiny_bad_free_(p, "invalid pointer (bad tiny header)");
+            return;
+        }
+#endif
+        hak_front_bin_t bin = hak_front_bin(kind);
+        hak_link_set(p, bin->head);
+        bin->head = p;
+        FRONT_COUNT(kind, 2);
+        if (HAK_UNLIKELY(--bin->room < 0))
+            front_free_slow(p, bin);
         return;
     }
 #endif
-#if HAK_HAVE_MID
-    if (HAK_LIKELY(tag == hak_fast_.mid_tag)) {
-        hak_mid_free_owned(p);
-        return;
-    }
-#endif
-    free_slow(p, tag);
+    free_slow(p, hak_kind_tier_[kind]);
 }
 
 /* ------------------------------------------------------------ usable size */

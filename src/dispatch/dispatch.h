@@ -52,19 +52,26 @@ extern hak_env_t hak_env_ HAK_INTERNAL;
 /* Requested-size tracing (HAKMEM_SIZE_HIST / HAKMEM_MEM_TRACE): nonzero
  * when any per-request hook is on; tested once per call. */
 extern int hak_trace_on_ HAK_INTERNAL;
-/* The fast paths' thresholds, moved out of reach while tracing is on (one
- * cache line: malloc reads the limits, free the tags). malloc serves
- * size < tiny_limit from the tiny tier's thread cache, then
- * size < mid_limit from the mid pool's; free sends a pointer whose chunk
- * tag is tiny_tag or mid_tag to that tier. A tier left out of the build
- * has limit 0 and an impossible tag (0x100). */
+/* The front end's thresholds, moved out of reach while tracing is on (one
+ * cache line): malloc serves size < small_limit from the thread's bins
+ * (the size's kind from one table), free serves a pointer whose page kind
+ * k has k - 1 < nkinds (a class of a tier that shares the front end).
+ * 0 and 0 send every call to the slow paths. */
 typedef struct hak_fast {
-    size_t tiny_limit;
-    size_t mid_limit;
-    unsigned tiny_tag;
-    unsigned mid_tag;
+    size_t small_limit;
+    size_t nkinds;
 } __attribute__((aligned(64))) hak_fast_t;
 extern hak_fast_t hak_fast_ HAK_INTERNAL;
+/* The largest request the front end serves (0: neither tiny nor mid is
+ * built, HAK_SMALL_BUILT 0). */
+#define HAK_SMALL_BUILT (HAK_HAVE_TINY || HAK_HAVE_MID)
+#if HAK_HAVE_MID
+#define HAK_SMALL_MAX HAK_MID_MAX
+#elif HAK_HAVE_TINY
+#define HAK_SMALL_MAX HAK_TINY_MAX_SIZE
+#else
+#define HAK_SMALL_MAX 0
+#endif
 void hak_trace_alloc_(size_t req, void *p) HAK_INTERNAL;
 void hak_trace_free_(void *p) HAK_INTERNAL;
 /* A block of `old_usable` bytes was resized where it lies (realloc within

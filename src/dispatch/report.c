@@ -40,19 +40,10 @@
 
 hak_env_t hak_env_;
 int hak_trace_on_;
-#define HAK_NO_TAG 0x100u
 hak_fast_t hak_fast_ = {
-#if HAK_HAVE_TINY
-    .tiny_limit = HAK_TINY_MAX_SIZE + 1,
-    .tiny_tag = HAK_TAG_TINY,
-#else
-    .tiny_tag = HAK_NO_TAG,
-#endif
-#if HAK_HAVE_MID
-    .mid_limit = HAK_MID_MAX + 1,
-    .mid_tag = HAK_TAG_MID,
-#else
-    .mid_tag = HAK_NO_TAG,
+#if HAK_SMALL_BUILT
+    .small_limit = HAK_SMALL_MAX + 1,
+    .nkinds = HAK_KIND_NSMALL - 1,
 #endif
 };
 static uint64_t g_report_pid;
@@ -835,10 +826,8 @@ __attribute__((constructor(102))) void hak_env_init_(void)
     g_err_id = hak_os_err_id();
     if (hak_env_.size_hist || hak_env_.mem_trace) {
         __atomic_store_n(&hak_trace_on_, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.tiny_limit, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.mid_limit, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.tiny_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.mid_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.small_limit, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.nkinds, 0, __ATOMIC_RELEASE);
     }
     if (hak_env_.verbose)
         print_verbose();

@@ -44,6 +44,36 @@ HAK_INLINE void hak_bin_set_max(hak_bin_t *bin, uint32_t max)
 /* The calling thread's bins (kind 0 and the kinds of tiers left out of
  * the build stay empty with room 0). */
 extern __thread hak_bin_t hak_bins_[HAK_KIND_NSMALL] HAK_INTERNAL;
+
+/* The fast paths' view of the calling thread's bin of `kind`. On x86-64
+ * with the initial-exec TLS model it is an %fs-relative pointer: the bin
+ * is addressed as %fs:(offset + 16 * kind) from the offset the linker put
+ * in the GOT (or, linked into an executable, in the instruction), without
+ * first computing the address of the thread's TLS block, which the
+ * compiler otherwise does on every call (two instructions of a malloc or
+ * a free). Elsewhere it is &hak_bins_[kind]. hak_front_bin_kind() turns
+ * it back into a kind. */
+#if defined(__x86_64__) && defined(__SEG_FS) && !HAK_TLS_GLOBAL_DYNAMIC
+typedef __seg_fs hak_bin_t *hak_front_bin_t;
+HAK_INLINE uintptr_t hak_front_bins_off_(void)
+{
+    uintptr_t off;
+    __asm__("movq hak_bins_@gottpoff(%%rip), %0" : "=r"(off));
+    return off;
+}
+HAK_INLINE hak_front_bin_t hak_front_bin(size_t kind)
+{
+    return (hak_front_bin_t)(hak_front_bins_off_() + kind * sizeof(hak_bin_t));
+}
+HAK_INLINE size_t hak_front_bin_kind(hak_front_bin_t b)
+{
+    return ((uintptr_t)b - hak_front_bins_off_()) / sizeof(hak_bin_t);
+}
+#else
+typedef hak_bin_t *hak_front_bin_t;
+HAK_INLINE hak_front_bin_t hak_front_bin(size_t kind) { return &hak_bins_[kind]; }
+HAK_INLINE size_t hak_front_bin_kind(hak_front_bin_t b) { return (size_t)(b - hak_bins_); }
+#endif
 #endif
 
 #endif
