@@ -51,9 +51,18 @@ extern __thread hak_bin_t hak_bins_[HAK_KIND_NSMALL] HAK_INTERNAL;
  * in the GOT (or, linked into an executable, in the instruction), without
  * first computing the address of the thread's TLS block, which the
  * compiler otherwise does on every call (two instructions of a malloc or
- * a free). Elsewhere it is &hak_bins_[kind]. hak_front_bin_kind() turns
- * it back into a kind. */
-#if defined(__x86_64__) && defined(__SEG_FS) && !HAK_TLS_GLOBAL_DYNAMIC
+ * a free). Elsewhere it is &hak_bins_[kind], and also under the address
+ * and thread sanitizers, which would check the offset as an address.
+ * hak_front_bin_kind() turns it back into a kind. */
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define HAK_FRONT_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define HAK_FRONT_SANITIZED 1
+#endif
+#if defined(__x86_64__) && defined(__SEG_FS) && !HAK_TLS_GLOBAL_DYNAMIC && !defined(HAK_FRONT_SANITIZED)
 typedef __seg_fs hak_bin_t *hak_front_bin_t;
 HAK_INLINE uintptr_t hak_front_bins_off_(void)
 {
