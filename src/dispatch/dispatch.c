@@ -12,27 +12,15 @@
  *   4. a system-fallback block     -> glibc's free of its mapping
  *   5. anything else: at validation=full reported as an invalid pointer;
  *      below full handed to glibc's real free.
- * No byte in front of a pointer ever decides the tier.
+ * Every tier is called directly here (inline fast paths, then its
+ * functions), never through its descriptor (tiers.h).
  */
-#include "dispatch.h"
+#include "tiers.h"
 
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
 #include <string.h>
-
-#if HAK_HAVE_TINY
-#include "tiny_inline.h"
-#endif
-#if HAK_HAVE_MID
-#include "mid_inline.h"
-#endif
-#if HAK_HAVE_L25
-#include "l25_inline.h"
-#endif
-#if HAK_HAVE_LARGE
-#include "hak_large.h"
-#endif
 
 #define HAK_EXPORT __attribute__((visibility("default")))
 #define HAK_ALIAS(name) __attribute__((alias(#name), visibility("default")))

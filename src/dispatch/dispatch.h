@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
-/* dispatch.h - internal interface of src/dispatch: tier selection, the
- * free chain, the system-allocator fallback and the runtime options. */
+/* dispatch.h - the internal interface of src/dispatch, shared by its
+ * files: dispatch.c (the entry points, the free chain), sysalloc.c (the
+ * system-allocator fallback), env.c (the runtime options), stats.c
+ * (statistics, traces and reports) and glibc_api.c (glibc's
+ * introspection API); tiers.h has the tiers' descriptors. */
 #ifndef HAK_DISPATCH_H
 #define HAK_DISPATCH_H
 
@@ -47,8 +50,13 @@ void hak_resolve_real_(void) HAK_INTERNAL;
 /* ------------------------------------------------------ options (env.c) */
 typedef struct hak_env {
     int stats, size_hist, mem_trace, verbose;
+    char stats_file[4096]; /* HAKMEM_STATS_FILE, copied at load ("": stderr) */
+    uint64_t pid;          /* the process that read them (a forked child reports nothing) */
+    uint64_t err_id;       /* stderr at load: reports are written only to it */
 } hak_env_t;
 extern hak_env_t hak_env_ HAK_INTERNAL;
+/* "hakmem: ignoring NAME: WHY" on stderr. */
+void hak_env_warn_(const char *name, const char *why) HAK_INTERNAL;
 /* Requested-size tracing (HAKMEM_SIZE_HIST / HAKMEM_MEM_TRACE): nonzero
  * when any per-request hook is on; tested once per call. */
 extern int hak_trace_on_ HAK_INTERNAL;
@@ -72,11 +80,14 @@ extern hak_fast_t hak_fast_ HAK_INTERNAL;
 #else
 #define HAK_SMALL_MAX 0
 #endif
+/* The per-request traces (stats.c). */
 void hak_trace_alloc_(size_t req, void *p) HAK_INTERNAL;
 void hak_trace_free_(void *p) HAK_INTERNAL;
 /* A block of `old_usable` bytes was resized where it lies (realloc within
  * the large tier): one free of the old block, one request of req bytes at q. */
 void hak_trace_realloc_(size_t old_usable, size_t req, void *q) HAK_INTERNAL;
+/* The usable bytes of the live blocks the trace has seen. */
+uint64_t hak_trace_live_usable_(void) HAK_INTERNAL;
 void hak_env_init_(void) HAK_INTERNAL;
 
 #endif

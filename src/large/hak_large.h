@@ -95,10 +95,10 @@ HAK_API void hak_large_stats(hak_tier_stats_t *out);
 /* The highest mapped bytes of the tier since load (HAKMEM_STATS). */
 __attribute__((visibility("hidden"))) size_t hak_large_committed_peak_(void);
 
-/* The tier's vtable (hak_tier.h). thread_exit does nothing (no per-thread
- * state); trim is hak_large_trim. The fork hooks are the ones the tier registers with
- * hak_fork_register on its first allocation; calling them again in the same
- * fork is harmless. */
+/* The tier's descriptor (hak_tier.h), for dispatch's whole-heap jobs:
+ * trim is hak_large_trim, stats hak_large_stats; no flush (no per-thread
+ * state). The tier registers its fork participant with hak_fork_register
+ * on its first allocation. */
 HAK_API extern const hak_tier_vtable_t hak_large_vtable;
 
 #endif /* HAK_LARGE_H */

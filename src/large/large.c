@@ -102,8 +102,9 @@ size_t hak_large_committed_peak_(void)
 
 /* ------------------------------------------------------------- fork */
 
-/* Idempotent within one fork, like the registry's: the tier is both a
- * fork participant and a vtable with fork hooks. */
+/* Idempotent within one fork, like the registry's helpers: from when the
+ * tier's vtable also had fork hooks, which a caller could run beside the
+ * participant. Only the participant calls these now. */
 static void large_fork_prepare(void)
 {
     hak_large_registry_fork_prepare_(&g_reg);
@@ -521,6 +522,7 @@ void hak_large_stats(hak_tier_stats_t *out)
     out->blocks_in_use = ST_GET(blocks);
     out->allocs = ST_GET(allocs);
     out->frees = ST_GET(frees);
+    out->thread_caches = 0;
 }
 
 /* ---------------------------------------------------------- validator */
@@ -559,21 +561,24 @@ HAK_INTERNAL bool hak_large_validate_(bool headers)
 
 HAK_INTERNAL size_t hak_large_registry_bytes_(void) { return hak_large_registry_table_bytes_(&g_reg); }
 
-/* ------------------------------------------------------------- vtable */
+/* --------------------------------------------------------- descriptor */
 
-static void large_nothing(void) {}
+static size_t large_bytes_in_use(void) { return ST_GET(bytes_in_use); }
+static bool large_validate(void) { return hak_large_validate_(true); }
 
+/* No per-thread state (no flush); the tier registers its own fork
+ * participant on its first allocation (large_init). */
 const hak_tier_vtable_t hak_large_vtable = {
     .name = "large",
+    .flags = HAK_TIER_MMAPPED,
     .max_size = HAK_LARGE_MAX_SIZE,
     .alloc = hak_large_alloc,
     .free = hak_large_free,
     .usable_size = hak_large_usable_size,
     .owns = hak_large_owns,
-    .thread_exit = large_nothing,
-    .fork_prepare = large_fork_prepare,
-    .fork_parent = large_fork_parent,
-    .fork_child = large_fork_child,
     .trim = hak_large_trim,
     .stats = hak_large_stats,
+    .bytes_in_use = large_bytes_in_use,
+    .committed_peak = hak_large_committed_peak_,
+    .validate = large_validate,
 };

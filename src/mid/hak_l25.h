@@ -8,10 +8,12 @@
  * address (the chunk map says HAK_TAG_L25). Thread-safe (posix backend;
  * the arena backend has no L25 pool: allocations fail with ENOMEM).
  *
- * Threads: each thread caches freed blocks. A thread that used the pool
- * must call hak_l25_thread_exit() before it ends (dispatch does so from
- * its thread-exit hook), or its cache stays stranded until a fork child
- * adopts it. Calls after hak_l25_thread_exit() work, without a cache.
+ * Threads: each thread caches freed blocks. The pool registers
+ * hak_l25_thread_exit() with the platform's thread-exit hook
+ * (hak_thread_exit_register) when it is first used, built alone or in
+ * libhakmem, so a thread's cache goes back when the thread ends; calls
+ * after it work, without a cache. It registers its own fork participant
+ * the same way.
  */
 #ifndef HAKMEM_L25_H
 #define HAKMEM_L25_H
@@ -61,12 +63,13 @@ HAK_API size_t hak_l25_max_align(size_t size);
 HAK_API void hak_l25_trim(void);
 
 /* The calling thread is ending: give its cache back; later calls of the
- * thread take the cacheless path. */
+ * thread take the cacheless path. Runs from the thread-exit hook; a
+ * thread may call it earlier itself. */
 HAK_API void hak_l25_thread_exit(void);
 
 HAK_API void hak_l25_get_stats(hak_pool_stats_t *out);
 
-/* The tier's vtable (hak_tier.h), for dispatch. */
+/* The tier's descriptor (hak_tier.h), for dispatch's whole-heap jobs. */
 extern HAK_API const hak_tier_vtable_t hak_l25_vtable;
 
 #ifdef __cplusplus

@@ -4,8 +4,8 @@
  *
  * Parameters (docs/mid.md): 64 KiB pages, spans of one block (more where
  * one would leave over 1/8 of the span unused), thread cache 256 KiB per
- * class (1..4 blocks), 2 MiB of free pages kept
- * committed.
+ * class (1..4 blocks), four empty chunks kept mapped. Drains and free
+ * pages as in the mid pool (mid.c, pool.c).
  */
 #include "l25_inline.h"
 
@@ -115,13 +115,14 @@ size_t hak_l25_max_align(size_t size)
 }
 
 void hak_l25_trim(void) { hak_pool_trim_(&hak_l25_pool_, &hak_l25_tc_); }
-void hak_l25_flush_(void) { hak_pool_flush_(&hak_l25_pool_, &hak_l25_tc_); }
-size_t hak_l25_committed_peak_(void) { return hak_pool_committed_peak_(&hak_l25_pool_); }
+static void l25_flush(void) { hak_pool_flush_(&hak_l25_pool_, &hak_l25_tc_); }
+static size_t l25_committed_peak(void) { return hak_pool_committed_peak_(&hak_l25_pool_); }
 
 void hak_l25_thread_exit(void) { hak_pool_thread_exit_(&hak_l25_pool_, &hak_l25_tc_); }
 
 void hak_l25_get_stats(hak_pool_stats_t *out) { hak_pool_stats_(&hak_l25_pool_, out); }
-size_t hak_l25_bytes_in_use_(void) { return hak_pool_bytes_in_use_(&hak_l25_pool_, &hak_l25_tc_); }
+static size_t l25_bytes_in_use(void) { return hak_pool_bytes_in_use_(&hak_l25_pool_, &hak_l25_tc_); }
+static bool l25_validate(void) { return hak_pool_validate_(&hak_l25_pool_) == 0; }
 
 #else /* HAK_PLATFORM_ARENA: no L25 pool  */
 
@@ -148,17 +149,18 @@ size_t hak_l25_max_align(size_t size)
     return 0;
 }
 void hak_l25_trim(void) {}
-void hak_l25_flush_(void) {}
-size_t hak_l25_committed_peak_(void) { return 0; }
+static void l25_flush(void) {}
+static size_t l25_committed_peak(void) { return 0; }
 void hak_l25_thread_exit(void) {}
 void hak_l25_get_stats(hak_pool_stats_t *out) { *out = (hak_pool_stats_t){0}; }
-size_t hak_l25_bytes_in_use_(void) { return 0; }
+static size_t l25_bytes_in_use(void) { return 0; }
+static bool l25_validate(void) { return true; }
 
 #endif
 
 bool hak_l25_owns(const void *p) { return hak_l25_owns_inline(p); }
 
-/* ------------------------------------------------------------ vtable */
+/* ----------------------------------------------------------- descriptor */
 
 static void l25_tier_stats(hak_tier_stats_t *out)
 {
@@ -167,22 +169,28 @@ static void l25_tier_stats(hak_tier_stats_t *out)
     hak_pool_tier_stats_(&s, out);
 }
 
-/* The pool registers its own fork handlers (hak_fork_register) when it is
- * first used; the vtable's entries do nothing, so that a caller that also
- * invokes them cannot take the locks twice. */
-static void l25_fork_nop(void) {}
+static int l25_counters(hak_tier_counter_t out[HAK_TIER_COUNTERS_MAX])
+{
+    hak_pool_stats_t s;
+    hak_l25_get_stats(&s);
+    return hak_pool_counters_of(&s, out);
+}
 
+/* The pool registers its own fork participant and thread-exit hook with
+ * the platform when it is first used (hak_pool_init_): the descriptor
+ * carries neither (docs/design.md, "The tier interface"). */
 const hak_tier_vtable_t hak_l25_vtable = {
-    .name = "L25",
+    .name = "l25",
     .max_size = HAK_L25_MAX_SIZE,
     .alloc = hak_l25_alloc,
     .free = hak_l25_free,
     .usable_size = hak_l25_usable_size,
     .owns = hak_l25_owns,
-    .thread_exit = hak_l25_thread_exit,
-    .fork_prepare = l25_fork_nop,
-    .fork_parent = l25_fork_nop,
-    .fork_child = l25_fork_nop,
     .trim = hak_l25_trim,
+    .flush = l25_flush,
     .stats = l25_tier_stats,
+    .bytes_in_use = l25_bytes_in_use,
+    .committed_peak = l25_committed_peak,
+    .counters = l25_counters,
+    .validate = l25_validate,
 };

@@ -32,13 +32,6 @@ extern hak_pool_t hak_l25_pool_ HAK_INTERNAL;
 extern __thread hak_pool_tcache_t hak_l25_tc_ HAK_INTERNAL;
 #endif
 
-/* Bytes of blocks with the user (mallinfo). */
-size_t hak_l25_bytes_in_use_(void) HAK_INTERNAL;
-/* The calling thread's cache home (hak_thread_flush). */
-void hak_l25_flush_(void) HAK_INTERNAL;
-/* The highest committed bytes of the tier since load (HAKMEM_STATS). */
-size_t hak_l25_committed_peak_(void) HAK_INTERNAL;
-
 HAK_INLINE bool hak_l25_owns_inline(const void *p) { return hak_chunk_tag(p) == HAK_TAG_L25; }
 
 /* The class of a request of n <= HAK_L25_MAX_SIZE bytes. */

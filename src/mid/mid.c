@@ -3,8 +3,10 @@
  * (pool.c), its thread cache and its public entry points (hak_mid.h).
  *
  * Parameters (docs/mid.md): 64 KiB pages, spans of at least 8 blocks up to
- * 256 KiB, thread cache 32 KiB per class (8..32 blocks), drains sent
- * home to the spans, 1 MiB of free pages kept committed.
+ * 256 KiB, thread cache 32 KiB per class (8..32 blocks), one empty chunk
+ * kept mapped. A drain parks its batch in the class's central list, or
+ * sends it home to the spans when the list is full or the class is
+ * shrinking (pool.c); free pages go back under the purge policy.
  */
 #include "mid_inline.h"
 
@@ -119,13 +121,14 @@ size_t hak_mid_max_align(size_t size)
 }
 
 void hak_mid_trim(void) { hak_pool_trim_(&hak_mid_pool_, &hak_mid_tc_); }
-void hak_mid_flush_(void) { hak_pool_flush_(&hak_mid_pool_, &hak_mid_tc_); }
-size_t hak_mid_committed_peak_(void) { return hak_pool_committed_peak_(&hak_mid_pool_); }
+static void mid_flush(void) { hak_pool_flush_(&hak_mid_pool_, &hak_mid_tc_); }
+static size_t mid_committed_peak(void) { return hak_pool_committed_peak_(&hak_mid_pool_); }
 
 void hak_mid_thread_exit(void) { hak_pool_thread_exit_(&hak_mid_pool_, &hak_mid_tc_); }
 
 void hak_mid_get_stats(hak_pool_stats_t *out) { hak_pool_stats_(&hak_mid_pool_, out); }
-size_t hak_mid_bytes_in_use_(void) { return hak_pool_bytes_in_use_(&hak_mid_pool_, &hak_mid_tc_); }
+static size_t mid_bytes_in_use(void) { return hak_pool_bytes_in_use_(&hak_mid_pool_, &hak_mid_tc_); }
+static bool mid_validate(void) { return hak_pool_validate_(&hak_mid_pool_) == 0; }
 
 #else /* HAK_PLATFORM_ARENA: no mid pool (the arena carves tiny only) */
 
@@ -152,17 +155,18 @@ size_t hak_mid_max_align(size_t size)
     return 0;
 }
 void hak_mid_trim(void) {}
-void hak_mid_flush_(void) {}
-size_t hak_mid_committed_peak_(void) { return 0; }
+static void mid_flush(void) {}
+static size_t mid_committed_peak(void) { return 0; }
 void hak_mid_thread_exit(void) {}
 void hak_mid_get_stats(hak_pool_stats_t *out) { *out = (hak_pool_stats_t){0}; }
-size_t hak_mid_bytes_in_use_(void) { return 0; }
+static size_t mid_bytes_in_use(void) { return 0; }
+static bool mid_validate(void) { return true; }
 
 #endif
 
 bool hak_mid_owns(const void *p) { return hak_mid_owns_inline(p); }
 
-/* ------------------------------------------------------------ vtable */
+/* ----------------------------------------------------------- descriptor */
 
 static void mid_tier_stats(hak_tier_stats_t *out)
 {
@@ -171,11 +175,16 @@ static void mid_tier_stats(hak_tier_stats_t *out)
     hak_pool_tier_stats_(&s, out);
 }
 
-/* The pool registers its own fork handlers (hak_fork_register) when it is
- * first used; the vtable's entries do nothing, so that a caller that also
- * invokes them cannot take the locks twice. */
-static void mid_fork_nop(void) {}
+static int mid_counters(hak_tier_counter_t out[HAK_TIER_COUNTERS_MAX])
+{
+    hak_pool_stats_t s;
+    hak_mid_get_stats(&s);
+    return hak_pool_counters_of(&s, out);
+}
 
+/* The pool registers its own fork participant and thread-exit hook with
+ * the platform when it is first used (hak_pool_init_): the descriptor
+ * carries neither (docs/design.md, "The tier interface"). */
 const hak_tier_vtable_t hak_mid_vtable = {
     .name = "mid",
     .max_size = HAK_MID_MAX_SIZE,
@@ -183,10 +192,11 @@ const hak_tier_vtable_t hak_mid_vtable = {
     .free = hak_mid_free,
     .usable_size = hak_mid_usable_size,
     .owns = hak_mid_owns,
-    .thread_exit = hak_mid_thread_exit,
-    .fork_prepare = mid_fork_nop,
-    .fork_parent = mid_fork_nop,
-    .fork_child = mid_fork_nop,
     .trim = hak_mid_trim,
+    .flush = mid_flush,
     .stats = mid_tier_stats,
+    .bytes_in_use = mid_bytes_in_use,
+    .committed_peak = mid_committed_peak,
+    .counters = mid_counters,
+    .validate = mid_validate,
 };

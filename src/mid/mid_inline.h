@@ -40,13 +40,6 @@ extern hak_pool_t hak_mid_pool_ HAK_INTERNAL;
 extern __thread hak_pool_tcache_t hak_mid_tc_ HAK_INTERNAL;
 #endif
 
-/* Bytes of blocks with the user (mallinfo). */
-size_t hak_mid_bytes_in_use_(void) HAK_INTERNAL;
-/* The calling thread's cache home (hak_thread_flush). */
-void hak_mid_flush_(void) HAK_INTERNAL;
-/* The highest committed bytes of the tier since load (HAKMEM_STATS). */
-size_t hak_mid_committed_peak_(void) HAK_INTERNAL;
-
 HAK_INLINE bool hak_mid_owns_inline(const void *p) { return hak_chunk_tag(p) == HAK_TAG_MID; }
 
 /* The class of a request of n <= HAK_MID_MAX_SIZE bytes. */

@@ -80,10 +80,8 @@ void hak_purge_set_floor(size_t bytes);     /* mallopt(M_TRIM_THRESHOLD) */
 void hak_purge_set_cache_max(size_t bytes); /* mallopt(M_MMAP_THRESHOLD) */
 
 /* The policy clock, in ms (wraps after 49 days: compare with
- * hak_purge_expired). Tests inject their own with hak_purge_set_clock_
- * (NULL: the OS clock again). */
+ * hak_purge_expired). Tests inject their own (tests/common/ht_purge.h). */
 uint32_t hak_purge_stamp(void);
-HAK_INTERNAL void hak_purge_set_clock_(uint32_t (*clock)(void));
 
 /* true if a unit stamped `stamp` is old enough for `cutoff`. */
 HAK_INLINE bool hak_purge_expired(uint32_t stamp, uint32_t cutoff)

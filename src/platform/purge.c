@@ -74,7 +74,10 @@ uint32_t hak_purge_stamp(void)
     return clock ? clock() : (uint32_t)hak_os_clock_ms();
 }
 
-void hak_purge_set_clock_(uint32_t (*clock)(void))
+/* The tests' clock (NULL: the OS clock again). A test hook: declared only
+ * in tests/common/ht_purge.h. */
+HAK_INTERNAL void hak_purge_set_clock_(uint32_t (*clock)(void));
+HAK_INTERNAL void hak_purge_set_clock_(uint32_t (*clock)(void))
 {
     __atomic_store_n(&g_clock, clock, __ATOMIC_RELAXED);
     __atomic_store_n(&hak_purge_.next_tick, hak_purge_stamp(), __ATOMIC_RELAXED);

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* large_registry.c - the table of live blocks (design and invariants in
- * hak_large_registry.h).
+/* registry.c - the table of live mappings of the large tier and of the
+ * system fallback (design in hak_large_registry.h).
  *
  * Invariants, checked by hak_large_registry_validate_:
  *   - cap is 0 (no array) or a power of two >= one page of slots;
@@ -252,7 +252,7 @@ HAK_INTERNAL bool hak_large_registry_validate_(hak_large_registry_t *r, hak_larg
 HAK_INTERNAL void hak_large_registry_fork_prepare_(hak_large_registry_t *r)
 {
     if (__atomic_load_n(&r->fork_holder, __ATOMIC_RELAXED) == hak_thread_id())
-        return; /* taken already in this fork (atfork participant and vtable both called) */
+        return; /* taken already in this fork by this thread */
     hak_lock(&r->lock);
     __atomic_store_n(&r->fork_holder, hak_thread_id(), __ATOMIC_RELAXED);
 }

@@ -41,6 +41,7 @@
 #include "hak_front.h"
 #include "hak_link.h"
 #include "hak_tcache_registry.h"
+#include "hak_tier.h"
 #include "tiny_classes.h"
 
 #define HAK_TINY_SS_SIZE     HAK_CHUNK_SIZE
@@ -176,13 +177,19 @@ HAK_INLINE unsigned hak_tiny_slab_class(const void *p)
 #endif
 }
 
+/* The tier's descriptor (tiny_tier.c), for dispatch's whole-heap jobs. */
+extern const hak_tier_vtable_t hak_tiny_vtable HAK_INTERNAL;
+
 /* Slow paths (tiny.c). */
 void *hak_tiny_alloc_slow_(unsigned cls) HAK_INTERNAL;
-/* Bytes of blocks with the user (mallinfo; takes every lock of the tier). */
+/* Bytes of blocks with the user (the descriptor's bytes_in_use: mallinfo;
+ * takes every lock of the tier). */
 size_t hak_tiny_bytes_in_use_(void) HAK_INTERNAL;
-/* The calling thread's cache to the central lists (hak_thread_flush). */
+/* The calling thread's cache to the central lists (the descriptor's
+ * flush: hak_thread_flush). */
 void hak_tiny_flush_(void) HAK_INTERNAL;
-/* The highest committed bytes of the tier since load (HAKMEM_STATS). */
+/* The highest committed bytes of the tier since load (the descriptor's
+ * committed_peak: HAKMEM_STATS). */
 size_t hak_tiny_committed_peak_(void) HAK_INTERNAL;
 void hak_tiny_free_slow_(void *p, unsigned cls) HAK_INTERNAL;
 void hak_tiny_bad_free_(void *p, const char *reason) HAK_INTERNAL;

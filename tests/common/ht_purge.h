@@ -12,6 +12,10 @@
 
 #include "hak_purge.h"
 
+/* The policy's clock, replaced (src/platform/purge.c; NULL: the OS clock
+ * again). A test hook: no production header declares it. */
+HAK_INTERNAL void hak_purge_set_clock_(uint32_t (*clock)(void));
+
 static uint32_t ht_clock_ms = 1;
 static uint32_t ht_clock(void) { return __atomic_load_n(&ht_clock_ms, __ATOMIC_RELAXED); }
 

@@ -444,6 +444,41 @@ static void test_fork(void **state)
 
 /* ------------------------------------------------------ introspection */
 
+/* malloc_trim reaches every tier built (dispatch loops over the tiers'
+ * descriptors): the freed blocks of each, in the thread's cache, the
+ * central lists, free slabs and spans or the large tier's cache of
+ * mappings, go back to the OS, and the tier's committed bytes fall. */
+static void test_trim_reaches_every_tier(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {100, 8000, 200000, (size_t)3 << 20};
+    static void *v[20000];
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t size = sizes[k], n = ((size_t)4 << 20) / size;
+        int tier = hak_tier_for(size);
+        if (tier == HAK_TIER_SYSTEM)
+            continue;
+        if (n > 20000)
+            n = 20000;
+        if (n < 4)
+            n = 4;
+        for (size_t i = 0; i < n; i++) {
+            v[i] = malloc(size);
+            assert_non_null(v[i]);
+            memset(v[i], 1, size);
+        }
+        for (size_t i = 0; i < n; i++)
+            free(v[i]);
+        hak_stats_t before, after;
+        hak_get_stats(&before);
+        malloc_trim(0);
+        hak_get_stats(&after);
+        print_message("%zu B (tier %d): committed %zu KiB before malloc_trim, %zu KiB after\n", size, tier,
+                      before.committed[tier] >> 10, after.committed[tier] >> 10);
+        assert_true(after.committed[tier] < before.committed[tier]);
+    }
+}
+
 static void test_trim_and_info(void **state)
 {
     (void)state;
@@ -660,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_threads),
         cmocka_unit_test(test_ten_thousand_threads),
         cmocka_unit_test(test_fork),
+        cmocka_unit_test(test_trim_reaches_every_tier),
         cmocka_unit_test(test_trim_and_info),
         cmocka_unit_test(test_version),
         cmocka_unit_test(test_stats_fields),

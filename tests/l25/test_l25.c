@@ -18,6 +18,7 @@ static const pool_tier_t TIER = {
     .trim = hak_l25_trim,
     .thread_exit = hak_l25_thread_exit,
     .stats = hak_l25_get_stats,
+    .vt = &hak_l25_vtable,
     .pool = &hak_l25_pool_,
     .tc = tier_tc,
     .lo = (32u << 10) + 1,

@@ -493,21 +493,22 @@ static void test_vtable(void **state)
     assert_string_equal(vt->name, "large");
     assert_true(vt->max_size >= ((size_t)1 << 40));
     assert_true(vt->max_size <= (size_t)PTRDIFF_MAX);
-    assert_non_null(vt->thread_exit);
+    assert_true(vt->flags & HAK_TIER_MMAPPED);
     assert_non_null(vt->trim);
+    assert_null(vt->flush); /* no per-thread state */
     void *p = vt->alloc(2 * MiB, 1 << 16);
     assert_non_null(p);
     assert_true(HT_ALIGNED(p, 1 << 16));
     assert_true(vt->owns(p));
     assert_true(vt->usable_size(p) >= 2 * MiB);
-    vt->thread_exit();
     vt->trim();
-    /* the fork hooks take and release the registry lock */
-    vt->fork_prepare();
-    vt->fork_parent();
     hak_tier_stats_t st;
     vt->stats(&st);
     assert_true(st.blocks_in_use >= 1);
+    assert_int_equal(vt->bytes_in_use(), st.bytes_in_use);
+    assert_true(vt->bytes_in_use() >= 2 * MiB);
+    assert_true(vt->committed_peak() >= st.bytes_committed - hak_large_registry_bytes_());
+    assert_true(vt->validate());
     vt->free(p);
     assert_false(vt->owns(p));
 }

@@ -31,6 +31,7 @@ typedef struct pool_tier {
     void (*trim)(void);
     void (*thread_exit)(void);
     void (*stats)(hak_pool_stats_t *out);
+    const hak_tier_vtable_t *vt; /* the tier's descriptor (hak_tier.h) */
     hak_pool_t *pool;
     hak_pool_tcache_t *(*tc)(void); /* the calling thread's cache */
     size_t lo;           /* smallest size dispatch sends (above the tier below) */
@@ -1128,7 +1129,37 @@ static void test_write_after_free_lists(void **state)
 #endif
 }
 
+/* The tier's descriptor, as dispatch's whole-heap jobs use it. */
+static void test_descriptor(void **state)
+{
+    (void)state;
+    const hak_tier_vtable_t *vt = TIER.vt;
+    assert_string_equal(vt->name, TIER.name);
+    assert_int_equal(vt->flags, 0);
+    assert_int_equal(vt->max_size, TIER.hi);
+    void *p = vt->alloc(TIER.lo, 0);
+    assert_non_null(p);
+    assert_true(vt->owns(p));
+    assert_true(vt->bytes_in_use() >= vt->usable_size(p));
+    hak_tier_stats_t st;
+    hak_pool_stats_t ps;
+    vt->stats(&st);
+    TIER.stats(&ps);
+    assert_int_equal(st.bytes_mapped, ps.bytes_mapped);
+    assert_true(vt->committed_peak() >= st.bytes_committed);
+    hak_tier_counter_t c[HAK_TIER_COUNTERS_MAX];
+    assert_int_equal(vt->counters(c), 8);
+    assert_string_equal(c[0].label, "chunks");
+    assert_int_equal(c[0].value, ps.chunks);
+    assert_true(vt->validate());
+    vt->free(p);
+    vt->flush();
+    vt->trim();
+    assert_true(vt->validate());
+}
+
 #define POOL_SUITE_TESTS                                  \
+    cmocka_unit_test(test_descriptor),                    \
     cmocka_unit_test(test_classes),                       \
     cmocka_unit_test(test_alignment_usable),              \
     cmocka_unit_test(test_no_overlap_churn),              \

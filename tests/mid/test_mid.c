@@ -18,6 +18,7 @@ static const pool_tier_t TIER = {
     .trim = hak_mid_trim,
     .thread_exit = hak_mid_thread_exit,
     .stats = hak_mid_get_stats,
+    .vt = &hak_mid_vtable,
     .pool = &hak_mid_pool_,
     .tc = tier_tc,
     .lo = 1024,

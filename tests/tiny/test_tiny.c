@@ -430,10 +430,41 @@ static void test_memory_returns(void **state)
     big_cycle(2);
 }
 
+/* The tier's descriptor (hak_tier.h), as dispatch's whole-heap jobs use it. */
+static void test_descriptor(void **state)
+{
+    (void)state;
+    const hak_tier_vtable_t *vt = &hak_tiny_vtable;
+    assert_string_equal(vt->name, "tiny");
+    assert_int_equal(vt->flags, 0);
+    assert_int_equal(vt->max_size, hak_tiny_max_size());
+    assert_null(vt->validate); /* tiny has no validator */
+    void *p = vt->alloc(100, 0), *q = vt->alloc(64, 64);
+    assert_non_null(p);
+    assert_true(HT_ALIGNED(q, 64));
+    assert_true(vt->owns(p));
+    assert_true(vt->usable_size(p) >= 100);
+    assert_true(vt->bytes_in_use() >= vt->usable_size(p) + vt->usable_size(q)); /* their strides */
+    hak_tier_stats_t st;
+    vt->stats(&st);
+    assert_true(st.thread_caches >= 1);
+    assert_true(st.bytes_committed > 0 && st.bytes_committed <= st.bytes_mapped);
+    assert_true(vt->committed_peak() >= st.bytes_committed);
+    hak_tier_counter_t c[HAK_TIER_COUNTERS_MAX];
+    assert_int_equal(vt->counters(c), 7);
+    assert_string_equal(c[0].label, "superslabs");
+    assert_true(c[0].value >= 1);
+    vt->free(p);
+    vt->free(q);
+    vt->flush();
+    vt->trim();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classes),
+        cmocka_unit_test(test_descriptor),
         cmocka_unit_test(test_no_overlap_churn),
         cmocka_unit_test(test_random_model),
         cmocka_unit_test(test_aligned),
