@@ -290,6 +290,10 @@ HAK_EXPORT void *hak_malloc(size_t size)
         FRONT_COUNT(kind, 0);
         return b;
     }
+#elif HAK_SMALL_BUILT
+    /* validation=full: the tiers' checked paths, inline */
+    if (HAK_LIKELY(size < hak_fast_.small_limit))
+        return alloc_tiers(size);
 #endif
     return malloc_slow(size);
 }
@@ -375,6 +379,26 @@ HAK_EXPORT void hak_free(void *p)
         if (HAK_UNLIKELY(--bin->room < 0))
             front_free_slow(p, bin);
         return;
+    }
+#elif HAK_SMALL_BUILT
+    /* validation=full: the tiers' checked paths */
+    if (HAK_LIKELY(kind - 1u < hak_fast_.nkinds)) {
+#if HAK_HAVE_TINY
+        if (kind < HAK_KIND_MID0) {
+            hak_tiny_free_owned(p);
+            return;
+        }
+#endif
+#if HAK_HAVE_MID
+        if (kind < HAK_KIND_L250) {
+            hak_mid_free_owned(p);
+            return;
+        }
+#endif
+#if HAK_HAVE_L25
+        hak_l25_free_owned(p);
+        return;
+#endif
     }
 #endif
     free_slow(p, hak_kind_tier_[kind]);
