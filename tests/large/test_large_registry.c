@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "hak_alloc_header.h"
 #include "hak_large_registry.h"
@@ -266,7 +267,7 @@ enum { RACE_STABLE = 24, RACE_CHURN = 1500, RACE_ROUNDS = 12 };
 
 typedef struct {
     hak_large_registry_t *r;
-    int stop;
+    int started, stop;
     long lookups, errors;
 } race_arg_t;
 
@@ -274,7 +275,8 @@ static void *race_reader(void *arg)
 {
     race_arg_t *a = arg;
     long n = 0, errors = 0;
-    while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE)) {
+    __atomic_fetch_add(&a->started, 1, __ATOMIC_RELEASE);
+    do {
         for (size_t i = 0; i < RACE_STABLE; i++) {
             hak_large_reg_entry_t e;
             uintptr_t k = g_keys[i];
@@ -285,7 +287,7 @@ static void *race_reader(void *arg)
                 errors++; /* never inserted */
             n += 2;
         }
-    }
+    } while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE));
     __atomic_fetch_add(&a->lookups, n, __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->errors, errors, __ATOMIC_RELAXED);
     return NULL;
@@ -300,10 +302,12 @@ static void test_lookups_race_resizes(void **state)
     for (size_t i = 0; i < RACE_STABLE; i++)
         assert_int_equal(hak_large_registry_insert_(r, (void *)g_keys[i], (void *)(g_keys[i] - 16), i,
                                                      HAK_METHOD_MMAP), 0);
-    race_arg_t a = {r, 0, 0, 0};
+    race_arg_t a = {r, 0, 0, 0, 0};
     pthread_t th[2];
     for (int t = 0; t < 2; t++)
         assert_int_equal(pthread_create(&th[t], NULL, race_reader, &a), 0);
+    while (__atomic_load_n(&a.started, __ATOMIC_ACQUIRE) < 2) /* both read while the array changes */
+        sched_yield();
     size_t biggest = 0;
     for (int round = 0; round < RACE_ROUNDS; round++) {
         for (size_t i = 0; i < RACE_CHURN; i++) {
