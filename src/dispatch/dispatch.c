@@ -22,6 +22,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#if HAK_HAVE_LARGE
+#include "large_inline.h"
+#endif
+
 #define HAK_EXPORT __attribute__((visibility("default")))
 #define HAK_ALIAS(name) __attribute__((alias(#name), visibility("default")))
 
@@ -100,7 +104,9 @@ static inline void *alloc_tiers(size_t size)
 #endif
 }
 
-int hak_tier_for(size_t size)
+/* The tier that serves `size` (inlined here: the exported hak_tier_for is
+ * called through the GOT, which realloc's keep test paid on every call). */
+static inline int tier_for(size_t size)
 {
 #if HAK_HAVE_TINY
     if (size <= HAK_TINY_MAX_SIZE)
@@ -116,6 +122,8 @@ int hak_tier_for(size_t size)
 #endif
     return HAK_HAVE_LARGE ? HAK_TIER_LARGE : HAK_TIER_SYSTEM;
 }
+
+int hak_tier_for(size_t size) { return tier_for(size); }
 
 HAK_EXPORT const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
 
@@ -488,7 +496,7 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 #if HAK_HAVE_LARGE
     /* A fresh mapping is zero already: do not touch (and commit) its pages,
      * as glibc does for mmapped chunks. */
-    if (hak_tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_) {
+    if (tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_) {
         if (total > PTRDIFF_MAX) {
             errno = ENOMEM;
             return NULL;
@@ -509,7 +517,7 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 
 /* --------------------------------------------------------------- realloc */
 
-HAK_EXPORT void *hak_realloc(void *p, size_t size)
+static HAK_NOINLINE void *realloc_slow(void *p, size_t size)
 {
     if (p == NULL)
         return hak_malloc(size);
@@ -539,10 +547,10 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
     }
     /* Fits, in the same tier, and wastes less than half the block: keep it
      * (a block is never shrunk in place; a much smaller request moves). */
-    if (size <= old && size >= old / 2 && hak_tier_for(size) == tier)
+    if (size <= old && size >= old / 2 && tier_for(size) == tier)
         return p;
 #if HAK_HAVE_LARGE
-    if (tier == HAK_TIER_LARGE && hak_tier_for(size) == HAK_TIER_LARGE) {
+    if (tier == HAK_TIER_LARGE && tier_for(size) == HAK_TIER_LARGE) {
         VG_QUIET_BEGIN();
         void *q = hak_large_realloc(p, size);
         VG_QUIET_END();
@@ -563,6 +571,23 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
     memcpy(q, p, old < size ? old : size);
     hak_free(p);
     return q;
+}
+
+HAK_EXPORT void *hak_realloc(void *p, size_t size)
+{
+#if HAK_HAVE_LARGE
+    /* A large block that still fits, with little waste (realloc_slow's
+     * keep rule): one lock-free registry read and no frame. A growing
+     * buffer's reallocs are mostly this; glibc answers them from the
+     * chunk's size word. Anything else, or a read that met a writer, takes
+     * the full path. */
+    if (hak_chunk_tag(p) == HAK_TAG_NONE && tier_for(size) == HAK_TIER_LARGE) {
+        size_t old = hak_large_usable_try_(p); /* 0 for NULL and non-blocks */
+        if (size <= old && size >= old / 2 && old != HAK_LARGE_RACED)
+            return p;
+    }
+#endif
+    return realloc_slow(p, size);
 }
 
 HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)

@@ -47,6 +47,7 @@
 #include "hak_large_registry.h"
 #include "hak_platform.h"
 #include "hak_purge.h"
+#include "large_inline.h"
 #include "large_internal.h"
 
 #define LARGE_MIN_ALIGN HAK_AH_SIZE  /* every pointer is 16-byte aligned */
@@ -62,7 +63,9 @@
 #define LARGE_SPLIT_MIN   ((size_t)1 << 20) /* a tail this large stays cached */
 #define LARGE_SLACK_DIV   1                 /* a mapping up to twice the size is taken whole */
 
-static hak_large_registry_t g_reg = HAK_LARGE_REGISTRY_INIT;
+/* Hidden, not static: dispatch's realloc reads it (large_inline.h). */
+hak_large_registry_t hak_large_reg_ = HAK_LARGE_REGISTRY_INIT;
+#define g_reg hak_large_reg_
 static int g_init_done;
 
 typedef struct large_mapping {
@@ -433,10 +436,14 @@ void hak_large_free(void *p)
 
 bool hak_large_freed_(const void *p) { return p != NULL && large_in_cache(p); }
 
+/* The lock-free try inline (large_inline.h), the retry out of line. */
 size_t hak_large_usable_size(const void *p)
 {
+    size_t n = hak_large_usable_try_(p);
+    if (HAK_LIKELY(n != HAK_LARGE_RACED))
+        return n;
     hak_large_reg_entry_t e;
-    if (p == NULL || !hak_large_registry_lookup_(&g_reg, p, &e) || e.method != HAK_METHOD_MMAP)
+    if (!hak_large_registry_lookup_slow_(&g_reg, p, &e) || e.method != HAK_METHOD_MMAP)
         return 0;
     return e.base + e.len - e.key;
 }
@@ -516,8 +523,9 @@ void *hak_large_realloc(void *p, size_t size)
 
 void hak_large_stats(hak_tier_stats_t *out)
 {
-    out->bytes_mapped = ST_GET(bytes_mapped) + hak_large_registry_table_bytes_(&g_reg);
-    out->bytes_committed = out->bytes_mapped;
+    /* the registry's arrays left by resizes stay mapped, decommitted */
+    out->bytes_committed = ST_GET(bytes_mapped) + hak_large_registry_table_bytes_(&g_reg);
+    out->bytes_mapped = out->bytes_committed + hak_large_registry_retired_bytes_(&g_reg);
     out->bytes_in_use = ST_GET(bytes_in_use);
     out->blocks_in_use = ST_GET(blocks);
     out->allocs = ST_GET(allocs);

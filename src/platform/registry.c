@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* registry.c - the table of live mappings of the large tier and of the
- * system fallback (design in hak_large_registry.h).
+/* registry.c - the table of live blocks (design and invariants in
+ * hak_large_registry.h).
  *
  * Invariants, checked by hak_large_registry_validate_:
  *   - cap is 0 (no array) or a power of two >= one page of slots;
@@ -8,7 +8,17 @@
  *     slot between home(key) and the key's slot (linear probing);
  *   - keys are unique, count is the number of non-empty slots, and
  *     count <= 3/4 cap, so a probe always meets an empty slot;
- *   - lo <= key < hi for every key.
+ *   - lo <= key < hi for every key;
+ *   - table is slots | (64 - shift) (0 with no array), seq is even outside a
+ *     writer's change, and no retired array has the current array's size.
+ *
+ * The writers' side of the seqlock (readers: hak_large_registry_try_):
+ * seq goes odd, then the slot or table stores, each a release store (a
+ * reader whose acquire load sees one sees seq odd when it reads seq
+ * again), then seq goes even with a release store. No fence: TSan does not
+ * support them (gcc -Wtsan), and on x86-64 release stores and acquire
+ * loads are plain moves. Everything here runs under the lock; reads under
+ * it are plain (only lock holders write).
  */
 #include "hak_large_registry.h"
 
@@ -17,17 +27,38 @@
 
 #include "hak_alloc_header.h"
 
-#define LREG_HASH_MUL 0x9E3779B97F4A7C15ULL  /* 2^64 / golden ratio (Fibonacci hashing) */
 /* Grow when the load would pass 3/4, shrink below 1/8 (halving leaves < 1/4). */
 #define LREG_GROW_NUM   3
 #define LREG_GROW_DEN   4
 #define LREG_SHRINK_DEN 8
+#define LREG_TRIES      8  /* lock-free tries before a lookup takes the lock */
 
-/* Keys are 16-aligned: drop the four zero bits, then multiply so that the
- * high bits of the product, which pick the slot, depend on every bit. */
-static inline size_t lreg_home(uintptr_t key, uint32_t shift)
+#define lreg_home hak_large_registry_home_
+
+static void lreg_write_begin(hak_large_registry_t *r)
 {
-    return (size_t)((((uint64_t)key >> 4) * LREG_HASH_MUL) >> (64 - shift));
+    __atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELAXED); /* ordered by the release stores after it */
+}
+
+static void lreg_write_end(hak_large_registry_t *r)
+{
+    __atomic_store_n(&r->seq, r->seq + 1, __ATOMIC_RELEASE);
+}
+
+/* Slot stores: a reader may be reading the slot (the key last). */
+static void lreg_store(hak_large_reg_entry_t *d, const hak_large_reg_entry_t *e)
+{
+    __atomic_store_n(&d->base, e->base, __ATOMIC_RELEASE);
+    __atomic_store_n(&d->len, e->len, __ATOMIC_RELEASE);
+    __atomic_store_n(&d->method, e->method, __ATOMIC_RELEASE);
+    __atomic_store_n(&d->spare, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&d->key, e->key, __ATOMIC_RELEASE);
+}
+
+static void lreg_clear(hak_large_reg_entry_t *d)
+{
+    static const hak_large_reg_entry_t empty;
+    lreg_store(d, &empty);
 }
 
 static uint32_t lreg_min_shift(void)
@@ -60,7 +91,7 @@ static void lreg_place(hak_large_reg_entry_t *slots, uint32_t shift, const hak_l
     size_t i = lreg_home(e->key, shift);
     while (slots[i].key != 0)
         i = (i + 1) & mask;
-    slots[i] = *e;
+    lreg_store(&slots[i], e);
 }
 
 /* Empty slot i and shift back the entries of the run after it that may
@@ -73,25 +104,49 @@ static void lreg_erase_at(hak_large_registry_t *r, size_t i)
         bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
         if (stays)
             continue;
-        r->slots[i] = r->slots[j];
+        hak_large_reg_entry_t moved = r->slots[j];
+        lreg_store(&r->slots[i], &moved);
         i = j;
     }
-    memset(&r->slots[i], 0, sizeof(r->slots[i]));
+    lreg_clear(&r->slots[i]);
 }
 
-/* Rehash into an array of 2^shift slots. Returns 0, or -1 with ENOMEM and
- * the old array untouched. */
+/* Rehash into an array of 2^shift slots: the one kept from an earlier
+ * resize to that size, or a fresh mapping. The old array is published as
+ * gone before it is decommitted and kept: a reader still probing it reads
+ * zeroes or stale slots, and seq, which moved, makes it try again. Returns
+ * 0, or -1 with ENOMEM and the old array untouched. */
 static int lreg_resize(hak_large_registry_t *r, uint32_t shift)
 {
-    size_t cap = (size_t)1 << shift;
-    hak_large_reg_entry_t *slots = hak_os_map(cap * sizeof(*slots), hak_os_page_size());
-    if (slots == NULL)
-        return -1;
+    size_t cap = (size_t)1 << shift, bytes = cap * sizeof(hak_large_reg_entry_t);
+    hak_large_reg_entry_t *slots = r->retired[shift];
+    if (slots != NULL) {
+        /* Stale readers may read it: cleared with atomic stores (the
+         * arena backend's decommit keeps the contents). */
+        r->retired[shift] = NULL;
+        r->retired_bytes -= bytes;
+        hak_os_note_recommit(bytes);
+        for (size_t i = 0; i < cap; i++)
+            if (slots[i].key != 0)
+                lreg_clear(&slots[i]);
+    } else {
+        slots = hak_os_map(bytes, hak_os_page_size());
+        if (slots == NULL)
+            return -1;
+    }
     for (size_t i = 0; i < r->cap; i++)
         if (r->slots[i].key != 0)
             lreg_place(slots, shift, &r->slots[i]);
-    if (r->slots != NULL)
-        hak_os_unmap(r->slots, r->cap * sizeof(*slots));
+    hak_large_reg_entry_t *old = r->slots;
+    size_t old_bytes = r->cap * sizeof(hak_large_reg_entry_t);
+    lreg_write_begin(r);
+    __atomic_store_n(&r->table, hak_large_registry_word_(slots, shift), __ATOMIC_RELEASE);
+    lreg_write_end(r);
+    if (old != NULL) {
+        hak_os_decommit(old, old_bytes);
+        r->retired[r->shift] = old;
+        r->retired_bytes += old_bytes;
+    }
     r->slots = slots;
     r->cap = cap;
     r->shift = shift;
@@ -128,22 +183,30 @@ HAK_INTERNAL int hak_large_registry_insert_(hak_large_registry_t *r, const void 
         }
     }
     hak_large_reg_entry_t e = {key, (uintptr_t)base, len, method, 0};
+    lreg_widen(r, key); /* before the key is findable: a reader that finds it passed the bounds */
+    lreg_write_begin(r);
     lreg_place(r->slots, r->shift, &e);
+    lreg_write_end(r);
     r->count++;
-    lreg_widen(r, key);
     hak_unlock(&r->lock);
     return 0;
 }
 
-HAK_INTERNAL bool hak_large_registry_lookup_(hak_large_registry_t *r, const void *user,
-                                             hak_large_reg_entry_t *out)
+HAK_INTERNAL bool hak_large_registry_lookup_slow_(hak_large_registry_t *r, const void *user,
+                                                  hak_large_reg_entry_t *out)
 {
-    if (!hak_large_registry_may_hold_(r, user))
-        return false;
+    hak_large_reg_entry_t tmp, *dst = out != NULL ? out : &tmp;
+    for (int i = 0; i < LREG_TRIES; i++) {
+        __builtin_ia32_pause();
+        int res = hak_large_registry_try_(r, (uintptr_t)user, dst);
+        if (res >= 0)
+            return res != 0;
+    }
+    /* A writer keeps the table busy (or sleeps with seq odd): wait for it. */
     hak_lock(&r->lock);
     const hak_large_reg_entry_t *e = lreg_find(r, (uintptr_t)user);
-    if (e != NULL && out != NULL)
-        *out = *e;
+    if (e != NULL)
+        *dst = *e;
     hak_unlock(&r->lock);
     return e != NULL;
 }
@@ -166,7 +229,9 @@ HAK_INTERNAL int hak_large_registry_remove_(hak_large_registry_t *r, const void 
         hak_unlock(&r->lock);
         return HAK_LREG_REJECTED;
     }
+    lreg_write_begin(r);
     lreg_erase_at(r, (size_t)(e - r->slots));
+    lreg_write_end(r);
     r->count--;
     if (r->shift > lreg_min_shift() && r->count * LREG_SHRINK_DEN < r->cap) {
         int saved = errno;
@@ -188,13 +253,17 @@ HAK_INTERNAL bool hak_large_registry_update_locked_(hak_large_registry_t *r, con
     n.base = (uintptr_t)base;
     n.len = len;
     if (n.key == e->key) {
-        *e = n;
+        lreg_write_begin(r);
+        lreg_store(e, &n);
+        lreg_write_end(r);
         return true;
     }
     /* Same count after the swap: the array has room without growing. */
+    lreg_widen(r, n.key);
+    lreg_write_begin(r);
     lreg_erase_at(r, (size_t)(e - r->slots));
     lreg_place(r->slots, r->shift, &n);
-    lreg_widen(r, n.key);
+    lreg_write_end(r);
     return true;
 }
 
@@ -214,16 +283,35 @@ HAK_INTERNAL size_t hak_large_registry_table_bytes_(hak_large_registry_t *r)
     return n;
 }
 
+HAK_INTERNAL size_t hak_large_registry_retired_bytes_(hak_large_registry_t *r)
+{
+    hak_lock(&r->lock);
+    size_t n = r->retired_bytes;
+    hak_unlock(&r->lock);
+    return n;
+}
+
 HAK_INTERNAL bool hak_large_registry_validate_(hak_large_registry_t *r, hak_large_reg_check_t each,
                                                void *ctx)
 {
-    bool ok = true;
     hak_lock(&r->lock);
+    bool ok = (r->seq & 1) == 0;
+    size_t retired = 0;
+    for (uint32_t s = 0; s < HAK_LREG_SHIFTS; s++)
+        if (r->retired[s] != NULL) {
+            retired += ((size_t)1 << s) * sizeof(hak_large_reg_entry_t);
+            if (s == r->shift && r->cap != 0)
+                ok = false;
+        }
+    if (retired != r->retired_bytes)
+        ok = false;
     if (r->cap == 0) {
-        ok = r->slots == NULL && r->count == 0;
+        ok = ok && r->slots == NULL && r->count == 0 && r->table == 0;
         hak_unlock(&r->lock);
         return ok;
     }
+    if (r->table != hak_large_registry_word_(r->slots, r->shift))
+        ok = false;
     if (r->cap != (size_t)1 << r->shift || r->shift < lreg_min_shift() ||
         r->count * LREG_GROW_DEN > r->cap * LREG_GROW_NUM)
         ok = false;
@@ -269,4 +357,5 @@ HAK_INTERNAL void hak_large_registry_fork_child_(hak_large_registry_t *r)
 {
     __atomic_store_n(&r->fork_holder, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&r->lock.v, 0, __ATOMIC_RELEASE);
+    /* prepare held the lock, so no writer was between begin and end */
 }

@@ -336,6 +336,88 @@ static void test_threads(void **state)
     assert_true(after.committed[HAK_TIER_TINY] <= before.committed[HAK_TIER_TINY] + ((size_t)1 << 20));
 }
 
+/* Large blocks through the real names while other threads map and unmap:
+ * owners grow their buffers by a few bytes (realloc's lock-free keep
+ * test), sometimes by pages (mremap), ask malloc_usable_size, free and
+ * allocate again; mappers hold up to 150 blocks each, so the large
+ * registry resizes under the owners' reads. Contents survive, and nothing
+ * is reported (at validation=full a report would abort). */
+enum { LR_OWNERS = 2, LR_MAPPERS = 2, LR_OPS = 3000, LR_MAP = 150, LR_WAVES = 4 };
+
+static void *lr_owner(void *arg)
+{
+    uint64_t seed = (uint64_t)(uintptr_t)arg;
+    size_t size = ((size_t)1 << 20) + 1;
+    unsigned char *p = malloc(size);
+    if (p == NULL)
+        return (void *)1;
+    memset(p, 0x5a, 64);
+    p[size - 1] = (unsigned char)size;
+    for (int op = 0; op < LR_OPS; op++) {
+        seed = seed * 6364136223846793005u + 1442695040888963407u;
+        size_t step = (seed >> 60) == 0 ? 8192 + (size_t)(seed >> 40) % 65536 : 1 + (size_t)(seed >> 50) % 64;
+        size_t ns = size + step > ((size_t)3 << 20) ? ((size_t)1 << 20) + step : size + step;
+        unsigned char *q = realloc_v(p, ns);
+        if (q == NULL)
+            return (void *)2;
+        for (int i = 0; i < 64; i++)
+            if (q[i] != 0x5a)
+                return (void *)3;
+        if (ns >= size && q[size - 1] != (unsigned char)size)
+            return (void *)4; /* the last byte written before the realloc */
+        p = q;
+        size = ns;
+        p[size - 1] = (unsigned char)size;
+        if (malloc_usable_size(p) < size)
+            return (void *)5;
+        if ((seed >> 56) == 7) {
+            free(p);
+            size = ((size_t)1 << 20) + 1;
+            p = malloc(size);
+            if (p == NULL)
+                return (void *)6;
+            memset(p, 0x5a, 64);
+            p[size - 1] = (unsigned char)size;
+        }
+    }
+    free(p);
+    return NULL;
+}
+
+static void *lr_mapper(void *arg)
+{
+    (void)arg;
+    unsigned char *p[LR_MAP];
+    for (int wave = 0; wave < LR_WAVES; wave++) {
+        for (int i = 0; i < LR_MAP; i++) {
+            p[i] = malloc(((size_t)1 << 20) + 1 + (size_t)i * 4096);
+            if (p[i] == NULL)
+                return (void *)1;
+            p[i][0] = (unsigned char)i;
+        }
+        for (int i = 0; i < LR_MAP; i++) {
+            if (p[i][0] != (unsigned char)i || malloc_usable_size(p[i]) < ((size_t)1 << 20) + 1 + (size_t)i * 4096)
+                return (void *)2;
+            free(p[i]);
+        }
+    }
+    return NULL;
+}
+
+static void test_large_lookups_race(void **state)
+{
+    (void)state;
+    pthread_t th[LR_OWNERS + LR_MAPPERS];
+    for (int t = 0; t < LR_OWNERS + LR_MAPPERS; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, t < LR_OWNERS ? lr_owner : lr_mapper,
+                                        (void *)(uintptr_t)(t * 104729 + 11)), 0);
+    void *rv[LR_OWNERS + LR_MAPPERS];
+    for (int t = 0; t < LR_OWNERS + LR_MAPPERS; t++)
+        pthread_join(th[t], &rv[t]);
+    for (int t = 0; t < LR_OWNERS + LR_MAPPERS; t++)
+        assert_int_equal((uintptr_t)rv[t], 0);
+}
+
 static void *short_lived(void *arg)
 {
     (void)arg;
@@ -693,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_free_keeps_errno),
         cmocka_unit_test(test_usable_no_overlap),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_large_lookups_race),
         cmocka_unit_test(test_ten_thousand_threads),
         cmocka_unit_test(test_fork),
         cmocka_unit_test(test_trim_reaches_every_tier),

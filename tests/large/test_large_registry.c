@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 
 #include "hak_alloc_header.h"
 #include "hak_large_registry.h"
@@ -256,6 +257,92 @@ static void test_threads(void **state)
     free(r);
 }
 
+/* Lock-free lookups racing writers: two readers look up 24 stable keys
+ * (each must be found with its entry, whose length a writer flips between
+ * two values in place) and keys never inserted (never found), while the
+ * main thread inserts and removes 1,500 others again and again, so the
+ * array grows from one page to 64 KiB and shrinks back: readers probe
+ * arrays that are being retired, decommitted and reused. */
+enum { RACE_STABLE = 24, RACE_CHURN = 1500, RACE_ROUNDS = 12 };
+
+typedef struct {
+    hak_large_registry_t *r;
+    int started, stop;
+    long lookups, errors;
+} race_arg_t;
+
+static void *race_reader(void *arg)
+{
+    race_arg_t *a = arg;
+    long n = 0, errors = 0;
+    __atomic_fetch_add(&a->started, 1, __ATOMIC_RELEASE);
+    do {
+        for (size_t i = 0; i < RACE_STABLE; i++) {
+            hak_large_reg_entry_t e;
+            uintptr_t k = g_keys[i];
+            if (!hak_large_registry_lookup_(a->r, (void *)k, &e) || e.key != k || e.base != k - 16 ||
+                (e.len != i && e.len != i + 4096) || e.method != HAK_METHOD_MMAP)
+                errors++;
+            if (hak_large_registry_lookup_(a->r, (void *)g_keys[POOL - 1 - i], NULL))
+                errors++; /* never inserted */
+            n += 2;
+        }
+    } while (!__atomic_load_n(&a->stop, __ATOMIC_ACQUIRE));
+    __atomic_fetch_add(&a->lookups, n, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->errors, errors, __ATOMIC_RELAXED);
+    return NULL;
+}
+
+static void test_lookups_race_resizes(void **state)
+{
+    (void)state;
+    make_keys(1234);
+    hak_large_registry_t *r = new_reg();
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (size_t i = 0; i < RACE_STABLE; i++)
+        assert_int_equal(hak_large_registry_insert_(r, (void *)g_keys[i], (void *)(g_keys[i] - 16), i,
+                                                     HAK_METHOD_MMAP), 0);
+    race_arg_t a = {r, 0, 0, 0, 0};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, race_reader, &a), 0);
+    while (__atomic_load_n(&a.started, __ATOMIC_ACQUIRE) < 2) /* both read while the array changes */
+        sched_yield();
+    size_t biggest = 0;
+    for (int round = 0; round < RACE_ROUNDS; round++) {
+        for (size_t i = 0; i < RACE_CHURN; i++) {
+            uintptr_t k = g_keys[RACE_STABLE + i];
+            assert_int_equal(hak_large_registry_insert_(r, (void *)k, (void *)k, 1, HAK_METHOD_MMAP), 0);
+            if (i % 64 == 0) { /* flip a stable entry's length in place */
+                uintptr_t s = g_keys[i % RACE_STABLE];
+                hak_large_reg_entry_t e;
+                hak_large_registry_lock_(r);
+                assert_true(hak_large_registry_lookup_(r, (void *)s, &e));
+                assert_true(hak_large_registry_update_locked_(r, (void *)s, (void *)s, (void *)e.base,
+                                                              e.len ^ 4096));
+                hak_large_registry_unlock_(r);
+            }
+        }
+        size_t bytes = hak_large_registry_table_bytes_(r);
+        biggest = bytes > biggest ? bytes : biggest;
+        for (size_t i = 0; i < RACE_CHURN; i++)
+            assert_int_equal(hak_large_registry_remove_(r, (void *)g_keys[RACE_STABLE + i], NULL, NULL, NULL),
+                             HAK_LREG_REMOVED);
+        assert_int_equal(hak_large_registry_table_bytes_(r), page);
+    }
+    __atomic_store_n(&a.stop, 1, __ATOMIC_RELEASE);
+    for (int t = 0; t < 2; t++)
+        pthread_join(th[t], NULL);
+    assert_int_equal(a.errors, 0);
+    assert_true(a.lookups > 0);
+    assert_int_equal(hak_large_registry_count_(r), RACE_STABLE);
+    assert_true(hak_large_registry_validate_(r, NULL, NULL));
+    /* every size above one page was left once, and is kept (decommitted) */
+    assert_true(biggest >= 16 * page);
+    assert_int_equal(hak_large_registry_retired_bytes_(r), 2 * biggest - 2 * page);
+    free(r);
+}
+
 static void test_header_pack(void **state)
 {
     (void)state;
@@ -293,6 +380,7 @@ int main(void)
         cmocka_unit_test(test_update_locked),
         cmocka_unit_test(test_fork_helpers),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_lookups_race_resizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
