@@ -156,7 +156,7 @@ int hak_owner(const void *p)
 
 /* ---------------------------------------------------------------- malloc */
 
-static HAK_NOINLINE void *malloc_slow(size_t size)
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
 {
     if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
         errno = ENOMEM;
@@ -164,13 +164,13 @@ static HAK_NOINLINE void *malloc_slow(size_t size)
     }
     void *p = alloc_tiers(size);
     if (HAK_UNLIKELY(hak_trace_on_) && p)
-        hak_trace_alloc_(size, p);
+        hak_hook_alloc_(size, p);
     return p;
 }
 
 #if HAK_VALGRIND
-static void *malloc_impl(size_t size);
-HAK_EXPORT void *hak_malloc(size_t size)
+static HAK_ALLOC_SECTION void *malloc_impl(size_t size);
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
 {
     VG_QUIET_BEGIN();
     void *p = malloc_impl(size);
@@ -178,9 +178,9 @@ HAK_EXPORT void *hak_malloc(size_t size)
     VG_ALLOC(p, size);
     return p;
 }
-static void *malloc_impl(size_t size)
+static HAK_ALLOC_SECTION void *malloc_impl(size_t size)
 #else
-HAK_EXPORT void *hak_malloc(size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
 #endif
 {
     /* The limits are the tiers' largest sizes + 1, or 0 while a
@@ -203,7 +203,7 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
     if (p == NULL)
         return;
     if (HAK_UNLIKELY(hak_trace_on_))
-        hak_trace_free_(p);
+        hak_hook_free_(p);
     switch (tag) {
 #if HAK_HAVE_TINY
     case HAK_TAG_TINY:
@@ -350,7 +350,7 @@ HAK_EXPORT size_t hak_usable_size(const void *p)
 
 /* ---------------------------------------------------------------- calloc */
 
-HAK_EXPORT void *hak_calloc(size_t n, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_calloc(size_t n, size_t size)
 {
     size_t total;
     if (HAK_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
@@ -360,7 +360,7 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 #if HAK_HAVE_LARGE
     /* A fresh mapping is zero already: do not touch (and commit) its pages,
      * as glibc does for mmapped chunks. */
-    if (hak_tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_) {
+    if (hak_tier_for(total) == HAK_TIER_LARGE && !(hak_trace_on_ & HAK_HOOK_TRACE)) {
         if (total > PTRDIFF_MAX) {
             errno = ENOMEM;
             return NULL;
@@ -369,6 +369,8 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
         void *z = hak_large_alloc_zeroed(total, 16);
         VG_QUIET_END();
         VG_ALLOC(z, total);
+        if (HAK_UNLIKELY(hak_trace_on_) && z)
+            hak_prof_count_(total, z);
         return z;
     }
 #endif
@@ -381,7 +383,7 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 
 /* --------------------------------------------------------------- realloc */
 
-HAK_EXPORT void *hak_realloc(void *p, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_realloc(void *p, size_t size)
 {
     if (p == NULL)
         return hak_malloc(size);
@@ -415,6 +417,11 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
         return p;
 #if HAK_HAVE_LARGE
     if (tier == HAK_TIER_LARGE && hak_tier_for(size) == HAK_TIER_LARGE) {
+        /* a sample leaves before its mapping moves (once it has, another
+         * thread may be given that address and sample it) */
+        hak_prof_sample_t taken = {0};
+        if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p))
+            hak_prof_take_(p, &taken);
         VG_QUIET_BEGIN();
         void *q = hak_large_realloc(p, size);
         VG_QUIET_END();
@@ -423,8 +430,12 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
             VG_ALLOC(q, size);
             /* remapped, moved or in place: the trace counted old usable
              * bytes for p; it now follows q's (as malloc + free would) */
-            if (HAK_UNLIKELY(hak_trace_on_))
+            if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE))
                 hak_trace_realloc_(old, size, q);
+            if (HAK_UNLIKELY(hak_trace_on_))
+                hak_prof_count_(size, q);
+        } else if (taken.ptr) {
+            hak_prof_put_back_(&taken);
         }
         return q;
     }
@@ -437,7 +448,7 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
     return q;
 }
 
-HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_reallocarray(void *p, size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -451,7 +462,7 @@ HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)
 
 /* memalign with glibc 2.36's rules: align <= 16 is plain malloc; a
  * non-power-of-two alignment is rounded up; above SIZE_MAX/2+1 -> EINVAL. */
-HAK_EXPORT void *hak_memalign(size_t align, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_memalign(size_t align, size_t size)
 {
     if (align <= 16)
         return hak_malloc(size);
@@ -470,11 +481,11 @@ HAK_EXPORT void *hak_memalign(size_t align, size_t size)
     VG_QUIET_END();
     VG_ALLOC(p, size);
     if (HAK_UNLIKELY(hak_trace_on_) && p)
-        hak_trace_alloc_(size, p);
+        hak_hook_alloc_(size, p);
     return p;
 }
 
-HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION int hak_posix_memalign(void **out, size_t align, size_t size)
 {
     if (align < sizeof(void *) || (align & (align - 1)) != 0)
         return EINVAL;
@@ -489,11 +500,11 @@ HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
-HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
 
-HAK_EXPORT void *hak_valloc(size_t size) { return hak_memalign(hak_os_page_size(), size); }
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_valloc(size_t size) { return hak_memalign(hak_os_page_size(), size); }
 
-HAK_EXPORT void *hak_pvalloc(size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_pvalloc(size_t size)
 {
     size_t ps = hak_os_page_size(), rounded;
     if (__builtin_add_overflow(size, ps - 1, &rounded)) {

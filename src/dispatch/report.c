@@ -619,6 +619,11 @@ static void print_ignored_tunables(line_t *l)
 }
 
 static char g_stats_file[4096]; /* HAKMEM_STATS_FILE, copied at load */
+/* The heap profiler's options, as taken at load (env_prof). */
+#define PROF_RATE_DEFAULT ((long)512 << 10)
+static char g_prof_path[4096];
+static long g_prof_rate = PROF_RATE_DEFAULT, g_prof_interval;
+static int g_prof_leaks;
 
 static void print_verbose(void)
 {
@@ -652,6 +657,15 @@ static void print_verbose(void)
     put(&l, " HAKMEM_PURGE_BUDGET=");
     put_u(&l, hak_purge_.budget_pct, 0);
     emit(&l);
+    put(&l, "hakmem: HAKMEM_PROF=");
+    put(&l, g_prof_path[0] ? g_prof_path : "(off)");
+    put(&l, " HAKMEM_PROF_RATE=");
+    put_u(&l, (uint64_t)g_prof_rate, 0);
+    put(&l, " HAKMEM_PROF_INTERVAL=");
+    put_u(&l, (uint64_t)g_prof_interval, 0);
+    put(&l, " HAKMEM_PROF_LEAKS=");
+    put(&l, on_off(g_prof_leaks));
+    emit(&l);
     print_ignored_tunables(&l);
 }
 
@@ -669,7 +683,7 @@ static bool word_is(const char *v, const char *word)
 /* A flag as mimalloc reads its options: 1/true/yes/on (any case) on,
  * 0/false/no/off or empty off, unset the default; anything else gets a
  * one-line warning and keeps the default. */
-static int env_flag(const char *name, int dflt)
+static int env_flag_or(const char *name, int dflt, const char *then, bool *bad)
 {
     const char *v = hak_getenv(name);
     if (v == NULL)
@@ -682,14 +696,24 @@ static int env_flag(const char *name, int dflt)
     hak_write_err(name);
     hak_write_err("=");
     hak_write_err(v);
-    hak_write_err(": not 1/true/yes/on or 0/false/no/off\n");
+    hak_write_err(": not 1/true/yes/on or 0/false/no/off");
+    hak_write_err(then);
+    hak_write_err("\n");
+    *bad = true;
     return dflt;
+}
+
+static int env_flag(const char *name, int dflt)
+{
+    bool bad = false;
+    return env_flag_or(name, dflt, "", &bad);
 }
 
 /* The variables hakmem reads: any other HAKMEM_* is a misspelling. */
 static const char *const known_vars[] = {
     "HAKMEM_STATS", "HAKMEM_STATS_FILE", "HAKMEM_SIZE_HIST", "HAKMEM_MEM_TRACE",
     "HAKMEM_VERBOSE", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_BUDGET",
+    "HAKMEM_PROF", "HAKMEM_PROF_RATE", "HAKMEM_PROF_INTERVAL", "HAKMEM_PROF_LEAKS",
 };
 
 /* The edit distance of a[0..n) and b (insertions, deletions,
@@ -781,12 +805,9 @@ static void env_warn(const char *name, const char *why)
     hak_write_err("\n");
 }
 
-/* HAKMEM_PURGE_DELAY_MS (-1, 0 or a delay in ms) and HAKMEM_PURGE_BUDGET
- * (percent of the recent peak in use): the purge policy's options. A bad
- * value gets a one-line warning and the default stays. */
 /* The variable as a whole number in [lo, hi], or dflt (with a warning
- * when it is set to anything else). */
-static long env_number(const char *name, long lo, long hi, long dflt, const char *why)
+ * when it is set to anything else, and *bad set). */
+static long env_number_or(const char *name, long lo, long hi, long dflt, const char *why, bool *bad)
 {
     const char *v = hak_getenv(name);
     long x;
@@ -795,8 +816,19 @@ static long env_number(const char *name, long lo, long hi, long dflt, const char
     if (env_long(v, &x) && x >= lo && x <= hi)
         return x;
     env_warn(name, why);
+    *bad = true;
     return dflt;
 }
+
+static long env_number(const char *name, long lo, long hi, long dflt, const char *why)
+{
+    bool bad = false;
+    return env_number_or(name, lo, hi, dflt, why, &bad);
+}
+
+/* HAKMEM_PURGE_DELAY_MS (-1, 0 or a delay in ms) and HAKMEM_PURGE_BUDGET
+ * (percent of the recent peak in use): the purge policy's options. A bad
+ * value gets a one-line warning and the default stays. */
 
 static void env_purge(void)
 {
@@ -821,6 +853,42 @@ static void env_stats_file(void)
     strcpy(g_stats_file, v);
 }
 
+/* HAKMEM_PROF=path turns the heap profiler on, with HAKMEM_PROF_RATE,
+ * HAKMEM_PROF_INTERVAL and HAKMEM_PROF_LEAKS. Any of them set to a value
+ * that is refused: one line each, and no profiling (a profile made with
+ * other settings than asked would mislead). */
+
+static void env_prof(void)
+{
+    bool bad = false;
+    const char *path = hak_getenv("HAKMEM_PROF");
+    if (path && strlen(path) >= sizeof g_prof_path) {
+        env_warn("HAKMEM_PROF", "longer than 4095 bytes (profiling off)");
+        bad = true;
+    }
+    g_prof_rate = env_number_or("HAKMEM_PROF_RATE", 1, (long)1 << 40, PROF_RATE_DEFAULT,
+                                "not a whole number of bytes from 1 to 2^40 (profiling off)", &bad);
+    g_prof_interval = env_number_or("HAKMEM_PROF_INTERVAL", 0, (long)1 << 50, 0,
+                                    "not 0 or a whole number of bytes up to 2^50 (profiling off)", &bad);
+    g_prof_leaks = env_flag_or("HAKMEM_PROF_LEAKS", 0, " (profiling off)", &bad);
+    if (bad || path == NULL || *path == 0)
+        return;
+    strcpy(g_prof_path, path);
+    if (hak_prof_start_(g_prof_path, (uint64_t)g_prof_rate, (uint64_t)g_prof_interval, g_prof_leaks) != 0) {
+        env_warn("HAKMEM_PROF", "the profiler's tables cannot be mapped (profiling off)");
+        g_prof_path[0] = 0;
+    }
+}
+
+void hak_hooks_enable_(int bit)
+{
+    __atomic_fetch_or(&hak_trace_on_, bit, __ATOMIC_RELEASE);
+    __atomic_store_n(&hak_fast_.tiny_limit, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&hak_fast_.mid_limit, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&hak_fast_.tiny_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+    __atomic_store_n(&hak_fast_.mid_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+}
+
 /* Runs at load, before main (and before most other constructors). */
 __attribute__((constructor(102))) void hak_env_init_(void)
 {
@@ -833,13 +901,9 @@ __attribute__((constructor(102))) void hak_env_init_(void)
     env_check_unknown();
     g_report_pid = hak_os_pid();
     g_err_id = hak_os_err_id();
-    if (hak_env_.size_hist || hak_env_.mem_trace) {
-        __atomic_store_n(&hak_trace_on_, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.tiny_limit, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.mid_limit, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.tiny_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.mid_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
-    }
+    if (hak_env_.size_hist || hak_env_.mem_trace)
+        hak_hooks_enable_(HAK_HOOK_TRACE);
+    env_prof();
     if (hak_env_.verbose)
         print_verbose();
     hak_resolve_real_();
@@ -847,6 +911,7 @@ __attribute__((constructor(102))) void hak_env_init_(void)
 
 __attribute__((destructor)) static void hak_exit_reports(void)
 {
+    hak_prof_exit_(); /* its own file, and its own rule for forked children */
     if (hak_os_pid() != g_report_pid)
         return; /* a forked child does not repeat its parent's report */
     if (!hak_env_.stats && !hak_env_.size_hist && !hak_env_.mem_trace)
