@@ -156,16 +156,35 @@ int hak_owner(const void *p)
 
 /* ---------------------------------------------------------------- malloc */
 
-static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
+/* malloc with a hook on: tracing, or a sample due (profiling alone comes
+ * here with its count below zero already). */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_hooked(size_t size)
 {
     if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = alloc_tiers(size);
-    if (HAK_UNLIKELY(hak_trace_on_) && p)
-        hak_hook_alloc_(size, p);
+    bool due = (hak_trace_on_ & HAK_HOOK_TRACE) ? hak_prof_due_(size) : hak_prof_decide_(size);
+    void *p = due ? hak_prof_alloc_(size, 16) : NULL;
+    if (p == NULL)
+        p = alloc_tiers(size);
+    if ((hak_trace_on_ & HAK_HOOK_TRACE) && p)
+        hak_trace_alloc_(size, p);
     return p;
+}
+
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
+{
+    /* Profiling alone: every malloc comes here, and only the one that runs
+     * the thread's count out goes further than the tiers. */
+    if (HAK_UNLIKELY(hak_trace_on_) &&
+        ((hak_trace_on_ & HAK_HOOK_TRACE) || (hak_prof_left_ -= (int64_t)size) < 0))
+        return malloc_hooked(size);
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_tiers(size);
 }
 
 #if HAK_VALGRIND
@@ -202,8 +221,8 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
 {
     if (p == NULL)
         return;
-    if (HAK_UNLIKELY(hak_trace_on_))
-        hak_hook_free_(p);
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE))
+        hak_trace_free_(p);
     switch (tag) {
 #if HAK_HAVE_TINY
     case HAK_TAG_TINY:
@@ -223,6 +242,9 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
     default:
         break;
     }
+    /* a sampled block is a large or system one (hak_prof_alloc_) */
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p))
+        hak_prof_free_(p);
 #if HAK_HAVE_LARGE
     if (hak_large_owns(p)) {
         hak_large_free(p);
@@ -369,8 +391,8 @@ HAK_EXPORT HAK_ALLOC_SECTION void *hak_calloc(size_t n, size_t size)
         void *z = hak_large_alloc_zeroed(total, 16);
         VG_QUIET_END();
         VG_ALLOC(z, total);
-        if (HAK_UNLIKELY(hak_trace_on_) && z)
-            hak_prof_count_(total, z);
+        if (HAK_UNLIKELY(hak_trace_on_) && z && hak_prof_due_(total))
+            hak_prof_record_(total, z);
         return z;
     }
 #endif
@@ -432,8 +454,8 @@ HAK_EXPORT HAK_ALLOC_SECTION void *hak_realloc(void *p, size_t size)
              * bytes for p; it now follows q's (as malloc + free would) */
             if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE))
                 hak_trace_realloc_(old, size, q);
-            if (HAK_UNLIKELY(hak_trace_on_))
-                hak_prof_count_(size, q);
+            if (HAK_UNLIKELY(hak_trace_on_) && hak_prof_due_(size))
+                hak_prof_record_(size, q);
         } else if (taken.ptr) {
             hak_prof_put_back_(&taken);
         }
@@ -477,11 +499,13 @@ HAK_EXPORT HAK_ALLOC_SECTION void *hak_memalign(size_t align, size_t size)
         return NULL;
     }
     VG_QUIET_BEGIN();
-    void *p = alloc_aligned_tiers(size, align);
+    void *p = HAK_UNLIKELY(hak_trace_on_) && hak_prof_due_(size) ? hak_prof_alloc_(size, align) : NULL;
+    if (p == NULL)
+        p = alloc_aligned_tiers(size, align);
     VG_QUIET_END();
     VG_ALLOC(p, size);
-    if (HAK_UNLIKELY(hak_trace_on_) && p)
-        hak_hook_alloc_(size, p);
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE) && p)
+        hak_trace_alloc_(size, p);
     return p;
 }
 

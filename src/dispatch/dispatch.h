@@ -79,12 +79,16 @@ void hak_env_init_(void) HAK_INTERNAL;
 void hak_hooks_enable_(int bit) HAK_INTERNAL;
 
 /* ------------------------------------------------ heap profiler (prof.c)
- * Sampling: each thread counts down the bytes it requests (hak_prof_left_,
- * on the slow path only); when the count falls below zero the request is
- * sampled (hak_prof_sample_ records its stack and draws the next count
- * from an exponential distribution of mean HAKMEM_PROF_RATE). Free asks a
- * bitmap of hashed sampled addresses first (hak_prof_maybe_: one load),
- * and only on a hit the table of live samples, under the profiler's lock. */
+ * Sampling: while profiling is on, every malloc takes the slow path (the
+ * fast paths' size limits are moved out of reach), which counts down the
+ * bytes each thread requests (hak_prof_left_); when the count goes below
+ * zero the request is sampled: hak_prof_alloc_ serves it from the large
+ * tier (or the system fallback), records its stack and draws the next
+ * count from an exponential distribution of mean HAKMEM_PROF_RATE. A
+ * sampled block is never in a tiny or mid chunk, so free's fast path stays
+ * as it is: only frees that reach free_slow's last branch (large, system,
+ * foreign) ask a bitmap of hashed sampled addresses (hak_prof_maybe_, one
+ * load), and on a hit the table of live samples. */
 extern __thread int64_t hak_prof_left_ HAK_INTERNAL;
 #define HAK_PROF_FILTER_BITS 16
 extern uint64_t hak_prof_filter_[((size_t)1 << HAK_PROF_FILTER_BITS) / 64] HAK_INTERNAL;
@@ -97,8 +101,24 @@ HAK_INLINE bool hak_prof_maybe_(const void *p)
     unsigned h = hak_prof_hash_(p);
     return (__atomic_load_n(&hak_prof_filter_[h >> 6], __ATOMIC_RELAXED) >> (h & 63)) & 1;
 }
-void hak_prof_sample_(size_t req, void *p) HAK_INTERNAL;
-/* p is being freed: out of the live samples. */
+/* The thread's count went below zero: true if this request of req bytes
+ * is to be sampled (false for the thread's first count, which starts at
+ * this request, and inside the sampler itself). Redraws the count. */
+bool hak_prof_decide_(size_t req) HAK_INTERNAL;
+/* Is this request (any hook on) to be sampled? */
+HAK_INLINE bool hak_prof_due_(size_t req)
+{
+    return (hak_trace_on_ & HAK_HOOK_PROF) && HAK_UNLIKELY((hak_prof_left_ -= (int64_t)req) < 0) &&
+           hak_prof_decide_(req);
+}
+/* A sampled request: served by the large tier (or the system fallback),
+ * its stack recorded. NULL if that memory cannot be had (the caller then
+ * serves the request as usual, unsampled). */
+void *hak_prof_alloc_(size_t req, size_t align) HAK_INTERNAL;
+/* Record a sampled request already served from memory whose free reaches
+ * free_slow's last branch (a large block). */
+void hak_prof_record_(size_t req, void *p) HAK_INTERNAL;
+/* p is being freed: out of the live samples (if it is one). */
 void hak_prof_free_(void *p) HAK_INTERNAL;
 /* For a block that realloc moves in the large tier: its sample taken out
  * before (true if it had one), and put back if the realloc failed. */
@@ -121,25 +141,5 @@ void hak_prof_exit_(void) HAK_INTERNAL;
 #define HAK_ALLOC_SECTION __attribute__((section("hak_alloc")))
 extern const char __start_hak_alloc[] HAK_INTERNAL;
 extern const char __stop_hak_alloc[] HAK_INTERNAL;
-
-/* The hooks of one request, on the slow path (any hook on). */
-HAK_INLINE void hak_prof_count_(size_t req, void *p)
-{
-    if ((hak_trace_on_ & HAK_HOOK_PROF) && HAK_UNLIKELY((hak_prof_left_ -= (int64_t)req) < 0))
-        hak_prof_sample_(req, p);
-}
-HAK_INLINE void hak_hook_alloc_(size_t req, void *p)
-{
-    hak_prof_count_(req, p);
-    if (hak_trace_on_ & HAK_HOOK_TRACE)
-        hak_trace_alloc_(req, p);
-}
-HAK_INLINE void hak_hook_free_(void *p)
-{
-    if ((hak_trace_on_ & HAK_HOOK_PROF) && HAK_UNLIKELY(hak_prof_maybe_(p)))
-        hak_prof_free_(p);
-    if (hak_trace_on_ & HAK_HOOK_TRACE)
-        hak_trace_free_(p);
-}
 
 #endif

@@ -3,10 +3,13 @@
  * "Heap profiler"; the options in docs/options.md).
  *
  * Sampling. Every thread counts down the bytes it requests
- * (hak_prof_left_, decremented on the slow path, which every request takes
- * while profiling is on); when the count goes below zero the request is
- * sampled and the next count is drawn from an exponential distribution of
- * mean `rate` bytes. The sample points are then a Poisson process over the
+ * (hak_prof_left_, decremented on malloc's slow path, which every request
+ * takes while profiling is on); when the count goes below zero the request
+ * is sampled and the next count is drawn from an exponential distribution
+ * of mean `rate` bytes. A sampled request is served by the large tier (or
+ * the system fallback), so that its free reaches free_slow's last branch,
+ * where the profiler looks: the free of every other block keeps its fast
+ * path. The sample points are then a Poisson process over the
  * bytes requested, so a request of s bytes is sampled with probability
  * 1 - exp(-s/rate), and weighting each sample by the inverse of that
  * (as tcmalloc and gperftools unsample) makes the estimates unbiased.
@@ -23,6 +26,10 @@
  * ("@ heapprofile", which pprof takes as they are), then /proc/self/maps.
  */
 #include "dispatch.h"
+
+#if HAK_HAVE_LARGE
+#include "hak_large.h"
+#endif
 
 #include <errno.h>
 #include <string.h>
@@ -375,13 +382,11 @@ static int live_put(const live_t *s)
     return 0;
 }
 
-/* Sampled (only allocation-entry frames are above this one: they, and this
- * function, are in the hak_alloc section, which the stack drops). */
-HAK_ALLOC_SECTION HAK_NOINLINE void hak_prof_sample_(size_t req, void *p)
+bool hak_prof_decide_(size_t req)
 {
     if (t_busy) { /* an allocation of the unwinder's, inside a sample */
         hak_prof_left_ = INT64_MAX / 2;
-        return;
+        return false;
     }
     if (HAK_UNLIKELY(t_rng == 0)) {
         /* the thread's first request: its first count starts here */
@@ -389,10 +394,20 @@ HAK_ALLOC_SECTION HAK_NOINLINE void hak_prof_sample_(size_t req, void *p)
         int64_t first = next_interval();
         if (first > (int64_t)req) {
             hak_prof_left_ = first - (int64_t)req;
-            return;
+            return false;
         }
     }
-    t_busy = 1;
+    hak_prof_left_ = next_interval();
+    return true;
+}
+
+/* The stack of a sampled request of req bytes at p, into the tables.
+ * Only allocation-entry frames are above this one: they, and the
+ * profiler's own, are in the hak_alloc section, which the stack drops. */
+static HAK_ALLOC_SECTION HAK_NOINLINE void record(size_t req, void *p)
+{
+    int64_t left = hak_prof_left_;
+    t_busy = 1; /* what the unwinder may allocate is served, not sampled */
     hak_prof_left_ = INT64_MAX / 2;
     void *frames[PROF_DEPTH + 8];
     int n = hak_os_backtrace(frames, PROF_DEPTH + 8, 0), skip = 0;
@@ -414,8 +429,22 @@ HAK_ALLOC_SECTION HAK_NOINLINE void hak_prof_sample_(size_t req, void *p)
         }
     }
     hak_unlock(&g.lock);
-    hak_prof_left_ = next_interval();
+    hak_prof_left_ = left;
     t_busy = 0;
+}
+
+HAK_ALLOC_SECTION void hak_prof_record_(size_t req, void *p) { record(req, p); }
+
+HAK_ALLOC_SECTION void *hak_prof_alloc_(size_t req, size_t align)
+{
+#if HAK_HAVE_LARGE
+    void *p = hak_large_alloc(req, align);
+#else
+    void *p = hak_sys_alloc_(req, align);
+#endif
+    if (p)
+        record(req, p);
+    return p;
 }
 
 /* The live sample at p out of the table (under the lock): true if it was

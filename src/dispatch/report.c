@@ -880,13 +880,18 @@ static void env_prof(void)
     }
 }
 
+/* Every malloc to the slow path; with tracing, every free too (the
+ * profiler needs only the frees of large and system blocks, which take the
+ * slow path anyway). */
 void hak_hooks_enable_(int bit)
 {
     __atomic_fetch_or(&hak_trace_on_, bit, __ATOMIC_RELEASE);
     __atomic_store_n(&hak_fast_.tiny_limit, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&hak_fast_.mid_limit, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&hak_fast_.tiny_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
-    __atomic_store_n(&hak_fast_.mid_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+    if (bit & HAK_HOOK_TRACE) {
+        __atomic_store_n(&hak_fast_.tiny_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+        __atomic_store_n(&hak_fast_.mid_tag, HAK_NO_TAG, __ATOMIC_RELEASE);
+    }
 }
 
 /* Runs at load, before main (and before most other constructors). */
