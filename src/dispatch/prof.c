@@ -547,8 +547,13 @@ void hak_prof_exit_(void)
     if (hak_os_pid() != g.start_pid && !path_has_pid())
         return;
     hak_lock(&g.lock);
-    dump_to(g.path, g.leaks);
+    int rc = dump_to(g.path, g.leaks);
     hak_unlock(&g.lock);
+    if (rc < 0) {
+        hak_write_err("hakmem: HAKMEM_PROF=");
+        hak_write_err(g.path);
+        hak_write_err(": the exit profile cannot be written\n");
+    }
 }
 
 HAK_EXPORT int hak_prof_dump(const char *path)
