@@ -366,9 +366,9 @@ static void dump_interval(void)
 
 /* ------------------------------------------------------------- sampling */
 
-/* A live sample into the table (under the lock): 0, or -1 if the table
- * is full and cannot grow. */
-static int live_put(const live_t *s)
+/* A live sample, standing for w objects, into the table (under the
+ * lock): 0, or -1 if the table is full and cannot grow. */
+static int live_put(const live_t *s, double w)
 {
     if (2 * (g.live_n + 1) > g.live_cap && live_grow() != 0)
         return -1;
@@ -378,7 +378,7 @@ static int live_put(const live_t *s)
     g.live[j] = *s;
     g.live_n++;
     filter_add(s->ptr);
-    g.live_bytes += weight(s->size) * (double)s->size;
+    g.live_bytes += w * (double)s->size;
     return 0;
 }
 
@@ -419,7 +419,7 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void record(size_t req, void *p)
     double w = weight(req);
     hak_lock(&g.lock);
     bucket_t *b = bucket_of(frames + skip, n);
-    if (b && live_put(&(live_t){(uintptr_t)p, req, b}) == 0) {
+    if (b && live_put(&(live_t){(uintptr_t)p, req, b}, w) == 0) {
         b->alloc_n += w;
         b->alloc_b += w * (double)req;
         if (g.interval && g.live_bytes >= (double)g.next_mark) {
@@ -492,7 +492,7 @@ void hak_prof_free_(void *p)
 void hak_prof_put_back_(const hak_prof_sample_t *s)
 {
     hak_lock(&g.lock);
-    live_put(s);
+    live_put(s, weight(s->size));
     hak_unlock(&g.lock);
 }
 
