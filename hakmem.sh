@@ -17,6 +17,7 @@ cd "$(dirname "$0")"
 BUILD_DEPS=(gcc meson ninja-build pkg-config libcmocka-dev python3 binutils valgrind)
 BENCH_DEPS=(libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4 valgrind gnuplot-nox)
 PRELOAD_DEPS=(perl sqlite3 git nginx-light curl wrk coreutils)
+PROF_DEPS=(google-perftools)   # google-pprof, which suite prof reads the heap profiles with
 
 install_deps() {
     local missing=()
@@ -78,12 +79,13 @@ TIER_SUITES="--suite platform --suite tiny --suite mid --suite l25 --suite large
 
 case "${1:-}" in
 deps)
-    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}" clang
+    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}" "${PROF_DEPS[@]}" clang
     ;;
 test)
     install_deps "${BUILD_DEPS[@]}"
     install_deps "${PRELOAD_DEPS[@]}" || echo "hakmem: preload tests of missing programs will be skipped" >&2
     install_deps clang || echo "hakmem: no clang, its configuration will be skipped" >&2
+    install_deps "${PROF_DEPS[@]}" || echo "hakmem: no google-pprof, suite prof will be skipped" >&2
     check default build .
     # the real programs (preload) run in the default configuration only
     TEST_ARGS="--no-suite preload" \

@@ -30,6 +30,7 @@ Python standard library only; matplotlib is optional.
 from __future__ import annotations
 
 import argparse
+import atexit
 import csv
 import datetime
 import json
@@ -78,17 +79,23 @@ LAUNCHER = 'peak_rss'   # runs each benchmark and reports its peak RSS (see peak
 
 @dataclass(frozen=True)
 class Allocator:
-    """An allocator is a library to preload (None: glibc, no preload)."""
+    """An allocator is a library to preload (None: glibc, no preload), and
+    the variables it runs with (a variant such as hakmem-prof)."""
     name: str
     library: str | None
     package: str | None = None
+    extra_env: tuple[tuple[str, str], ...] = ()
 
     def available(self) -> bool:
         return self.library is None or Path(self.library).is_file()
 
+    def run_env(self) -> dict[str, str]:
+        """Our environment with this allocator's variables (no preload)."""
+        return {**clean_env(), **dict(self.extra_env)}
+
     def env(self) -> dict[str, str]:
         """Our environment with LD_PRELOAD set to this allocator (or unset)."""
-        env = clean_env()
+        env = self.run_env()
         if self.library is not None:
             env['LD_PRELOAD'] = self.library
         return env
@@ -633,7 +640,7 @@ def run_interleaved(plan: Plan, allocators: list[Allocator], bindir: Path, runs:
             step = f'round {rnd + 1}/{runs}  {job.label}'
             for alloc in allocators:
                 progress.update(step, f'[{alloc.name}]')
-                out = run_measured(alloc.launch_argv(bindir, job.argv(bindir)), clean_env(),
+                out = run_measured(alloc.launch_argv(bindir, job.argv(bindir)), alloc.run_env(),
                                    job.timeout)
                 progress.update(step, f'[{alloc.name}]', step_done=True)
                 metric_ok = [r for r in out.results if job.metric in r]
@@ -944,6 +951,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help='also run another hakmem build (NAME must start with "hakmem-", e.g. '
                          'hakmem-headerless=build-hl/libhakmem.so); variants are measured '
                          'like the others but never count as peers')
+    ap.add_argument('--profiled', action='store_true',
+                    help='also run hakmem with its heap profiler on at the default rate (variant '
+                         'hakmem-prof: HAKMEM_PROF, profiles written to a temporary directory)')
     ap.add_argument('--allocator', action='append', default=[], metavar='NAME=LIB',
                     help='also run another allocator, preloaded from LIB (counts as a peer)')
     ap.add_argument('--list', action='store_true', help='print the jobs of the selected mode and exit')
@@ -985,6 +995,8 @@ def select_allocators(args, builddir: Path, log) -> list[Allocator]:
         if not name.startswith(HAKMEM + '-') or not lib:
             raise SelectionError(f'--variant {v}: want hakmem-NAME=path/to/libhakmem.so')
         chosen.append(Allocator(name, str(Path(lib).resolve())))
+    if args.profiled:
+        chosen.append(profiled_variant(builddir))
     for v in args.allocator:
         name, _, lib = v.partition('=')
         if not name or not lib or name in known or any(a.name == name for a in chosen):
@@ -1003,6 +1015,15 @@ def select_allocators(args, builddir: Path, log) -> list[Allocator]:
         else:
             log(f'skipping {a.name}: {a.library} not found')
     return present
+
+
+def profiled_variant(builddir: Path) -> Allocator:
+    """hakmem with HAKMEM_PROF on (the default rate), each run's exit
+    profile in a temporary directory removed when the runner exits."""
+    profdir = tempfile.mkdtemp(prefix='hakmem-prof-')
+    atexit.register(shutil.rmtree, profdir, True)
+    return Allocator(HAKMEM + '-prof', str((builddir / 'libhakmem.so').resolve()),
+                     extra_env=(('HAKMEM_PROF', os.path.join(profdir, 'run-%p.heap')),))
 
 
 def smoke_report(plan: Plan, allocators: list[Allocator], records, failures) -> int:

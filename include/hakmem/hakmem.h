@@ -84,6 +84,13 @@ HAK_API void hak_stats_print(void (*write_cb)(void *arg, const char *text), void
  * hak_trim / malloc_trim. */
 HAK_API void hak_thread_flush(void);
 
+/* The heap profiler (HAKMEM_PROF=path turns it on at start; the options
+ * in docs/options.md): write the profile now, in gperftools' heap-profile
+ * format (google-pprof --text PROGRAM FILE), to `path` ("%p": the process
+ * id). 0; or -1 with errno ENOTSUP if profiling is off, EINVAL for an
+ * empty path, or open(2)'s errno if the file cannot be written. */
+HAK_API int hak_prof_dump(const char *path);
+
 /* hak_set_failure_handler(): declared in hakmem/tiny.h, included above. */
 
 /* The build options as numbers ("header_classidx=0 class7_header_width=2

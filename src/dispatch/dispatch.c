@@ -152,16 +152,35 @@ int hak_owner(const void *p)
 
 /* ---------------------------------------------------------------- malloc */
 
-static HAK_NOINLINE void *malloc_slow(size_t size)
+/* malloc with a hook on: tracing, or a sample due (profiling alone comes
+ * here with its count below zero already). */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_hooked(size_t size)
 {
     if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
         errno = ENOMEM;
         return NULL;
     }
-    void *p = alloc_tiers(size);
-    if (HAK_UNLIKELY(hak_trace_on_) && p)
+    bool due = (hak_trace_on_ & HAK_HOOK_TRACE) ? hak_prof_due_(size) : hak_prof_decide_(size);
+    void *p = due ? hak_prof_alloc_(size, 16) : NULL;
+    if (p == NULL)
+        p = alloc_tiers(size);
+    if ((hak_trace_on_ & HAK_HOOK_TRACE) && p)
         hak_trace_alloc_(size, p);
     return p;
+}
+
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
+{
+    /* Profiling alone: every malloc comes here, and only the one that runs
+     * the thread's count out goes further than the tiers. */
+    if (HAK_UNLIKELY(hak_trace_on_) &&
+        ((hak_trace_on_ & HAK_HOOK_TRACE) || (hak_prof_left_ -= (int64_t)size) < 0))
+        return malloc_hooked(size);
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_tiers(size);
 }
 
 /* ------------------------------------------------------------ front end
@@ -270,8 +289,8 @@ static HAK_NOINLINE void front_free_slow(void *p, hak_front_bin_t bin)
 #endif
 
 #if HAK_VALGRIND
-static void *malloc_impl(size_t size);
-HAK_EXPORT void *hak_malloc(size_t size)
+static HAK_ALLOC_SECTION void *malloc_impl(size_t size);
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
 {
     VG_QUIET_BEGIN();
     void *p = malloc_impl(size);
@@ -279,9 +298,9 @@ HAK_EXPORT void *hak_malloc(size_t size)
     VG_ALLOC(p, size);
     return p;
 }
-static void *malloc_impl(size_t size)
+static HAK_ALLOC_SECTION void *malloc_impl(size_t size)
 #else
-HAK_EXPORT void *hak_malloc(size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
 #endif
 {
 #if FRONT_FAST
@@ -312,7 +331,7 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
 {
     if (p == NULL)
         return;
-    if (HAK_UNLIKELY(hak_trace_on_))
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE))
         hak_trace_free_(p);
     switch (tag) {
 #if HAK_HAVE_TINY
@@ -333,6 +352,9 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
     default:
         break;
     }
+    /* a sampled block is a large or system one (hak_prof_alloc_) */
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p))
+        hak_prof_free_(p);
 #if HAK_HAVE_LARGE
     if (hak_large_owns(p)) {
         hak_large_free(p);
@@ -486,7 +508,7 @@ HAK_EXPORT size_t hak_usable_size(const void *p)
 
 /* ---------------------------------------------------------------- calloc */
 
-HAK_EXPORT void *hak_calloc(size_t n, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_calloc(size_t n, size_t size)
 {
     size_t total;
     if (HAK_UNLIKELY(__builtin_mul_overflow(n, size, &total))) {
@@ -496,7 +518,7 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 #if HAK_HAVE_LARGE
     /* A fresh mapping is zero already: do not touch (and commit) its pages,
      * as glibc does for mmapped chunks. */
-    if (tier_for(total) == HAK_TIER_LARGE && !hak_trace_on_) {
+    if (tier_for(total) == HAK_TIER_LARGE && !(hak_trace_on_ & HAK_HOOK_TRACE)) {
         if (total > PTRDIFF_MAX) {
             errno = ENOMEM;
             return NULL;
@@ -505,6 +527,8 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
         void *z = hak_large_alloc_zeroed(total, 16);
         VG_QUIET_END();
         VG_ALLOC(z, total);
+        if (HAK_UNLIKELY(hak_trace_on_) && z && hak_prof_due_(total))
+            hak_prof_record_(total, z);
         return z;
     }
 #endif
@@ -517,7 +541,7 @@ HAK_EXPORT void *hak_calloc(size_t n, size_t size)
 
 /* --------------------------------------------------------------- realloc */
 
-static HAK_NOINLINE void *realloc_slow(void *p, size_t size)
+static HAK_ALLOC_SECTION HAK_NOINLINE void *realloc_slow(void *p, size_t size)
 {
     if (p == NULL)
         return hak_malloc(size);
@@ -551,6 +575,11 @@ static HAK_NOINLINE void *realloc_slow(void *p, size_t size)
         return p;
 #if HAK_HAVE_LARGE
     if (tier == HAK_TIER_LARGE && tier_for(size) == HAK_TIER_LARGE) {
+        /* a sample leaves before its mapping moves (once it has, another
+         * thread may be given that address and sample it) */
+        hak_prof_sample_t taken = {0};
+        if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p))
+            hak_prof_take_(p, &taken);
         VG_QUIET_BEGIN();
         void *q = hak_large_realloc(p, size);
         VG_QUIET_END();
@@ -559,8 +588,12 @@ static HAK_NOINLINE void *realloc_slow(void *p, size_t size)
             VG_ALLOC(q, size);
             /* remapped, moved or in place: the trace counted old usable
              * bytes for p; it now follows q's (as malloc + free would) */
-            if (HAK_UNLIKELY(hak_trace_on_))
+            if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE))
                 hak_trace_realloc_(old, size, q);
+            if (HAK_UNLIKELY(hak_trace_on_) && hak_prof_due_(size))
+                hak_prof_record_(size, q);
+        } else if (taken.ptr) {
+            hak_prof_put_back_(&taken);
         }
         return q;
     }
@@ -573,7 +606,7 @@ static HAK_NOINLINE void *realloc_slow(void *p, size_t size)
     return q;
 }
 
-HAK_EXPORT void *hak_realloc(void *p, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_realloc(void *p, size_t size)
 {
 #if HAK_HAVE_LARGE
     /* A large block that still fits, with little waste (realloc_slow's
@@ -590,7 +623,7 @@ HAK_EXPORT void *hak_realloc(void *p, size_t size)
     return realloc_slow(p, size);
 }
 
-HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_reallocarray(void *p, size_t n, size_t size)
 {
     size_t total;
     if (__builtin_mul_overflow(n, size, &total)) {
@@ -604,7 +637,7 @@ HAK_EXPORT void *hak_reallocarray(void *p, size_t n, size_t size)
 
 /* memalign with glibc 2.36's rules: align <= 16 is plain malloc; a
  * non-power-of-two alignment is rounded up; above SIZE_MAX/2+1 -> EINVAL. */
-HAK_EXPORT void *hak_memalign(size_t align, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_memalign(size_t align, size_t size)
 {
     if (align <= 16)
         return hak_malloc(size);
@@ -619,15 +652,17 @@ HAK_EXPORT void *hak_memalign(size_t align, size_t size)
         return NULL;
     }
     VG_QUIET_BEGIN();
-    void *p = alloc_aligned_tiers(size, align);
+    void *p = HAK_UNLIKELY(hak_trace_on_) && hak_prof_due_(size) ? hak_prof_alloc_(size, align) : NULL;
+    if (p == NULL)
+        p = alloc_aligned_tiers(size, align);
     VG_QUIET_END();
     VG_ALLOC(p, size);
-    if (HAK_UNLIKELY(hak_trace_on_) && p)
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_TRACE) && p)
         hak_trace_alloc_(size, p);
     return p;
 }
 
-HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION int hak_posix_memalign(void **out, size_t align, size_t size)
 {
     if (align < sizeof(void *) || (align & (align - 1)) != 0)
         return EINVAL;
@@ -642,11 +677,11 @@ HAK_EXPORT int hak_posix_memalign(void **out, size_t align, size_t size)
     return 0;
 }
 
-HAK_EXPORT void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_aligned_alloc(size_t align, size_t size) { return hak_memalign(align, size); }
 
-HAK_EXPORT void *hak_valloc(size_t size) { return hak_memalign(hak_os_page_size(), size); }
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_valloc(size_t size) { return hak_memalign(hak_os_page_size(), size); }
 
-HAK_EXPORT void *hak_pvalloc(size_t size)
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_pvalloc(size_t size)
 {
     size_t ps = hak_os_page_size(), rounded;
     if (__builtin_add_overflow(size, ps - 1, &rounded)) {

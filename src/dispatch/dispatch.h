@@ -57,8 +57,12 @@ typedef struct hak_env {
 extern hak_env_t hak_env_ HAK_INTERNAL;
 /* "hakmem: ignoring NAME: WHY" on stderr. */
 void hak_env_warn_(const char *name, const char *why) HAK_INTERNAL;
-/* Requested-size tracing (HAKMEM_SIZE_HIST / HAKMEM_MEM_TRACE): nonzero
- * when any per-request hook is on; tested once per call. */
+/* The per-request hooks that are on: HAK_HOOK_TRACE (requested-size
+ * tracing: HAKMEM_SIZE_HIST, HAKMEM_MEM_TRACE) and HAK_HOOK_PROF (the
+ * heap profiler: HAKMEM_PROF). Tested once per slow-path call; while any
+ * is on, hak_fast_ sends every request to the slow path. */
+#define HAK_HOOK_TRACE 1
+#define HAK_HOOK_PROF  2
 extern int hak_trace_on_ HAK_INTERNAL;
 /* The front end's thresholds, moved out of reach while tracing is on (one
  * cache line): malloc serves size < small_limit from the thread's bins
@@ -89,5 +93,71 @@ void hak_trace_realloc_(size_t old_usable, size_t req, void *q) HAK_INTERNAL;
 /* The usable bytes of the live blocks the trace has seen. */
 uint64_t hak_trace_live_usable_(void) HAK_INTERNAL;
 void hak_env_init_(void) HAK_INTERNAL;
+/* Move the fast paths' thresholds out of reach and turn hook `bit` on. */
+void hak_hooks_enable_(int bit) HAK_INTERNAL;
+
+/* ------------------------------------------------ heap profiler (prof.c)
+ * Sampling: while profiling is on, every malloc takes the slow path (the
+ * fast paths' size limits are moved out of reach), which counts down the
+ * bytes each thread requests (hak_prof_left_); when the count goes below
+ * zero the request is sampled: hak_prof_alloc_ serves it from the large
+ * tier (or the system fallback), records its stack and draws the next
+ * count from an exponential distribution of mean HAKMEM_PROF_RATE. A
+ * sampled block is never in a tiny or mid chunk, so free's fast path stays
+ * as it is: only frees that reach free_slow's last branch (large, system,
+ * foreign) ask a bitmap of hashed sampled addresses (hak_prof_maybe_, one
+ * load), and on a hit the table of live samples. */
+extern __thread int64_t hak_prof_left_ HAK_INTERNAL;
+#define HAK_PROF_FILTER_BITS 16
+extern uint64_t hak_prof_filter_[((size_t)1 << HAK_PROF_FILTER_BITS) / 64] HAK_INTERNAL;
+HAK_INLINE unsigned hak_prof_hash_(const void *p)
+{
+    return (unsigned)((((uintptr_t)p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - HAK_PROF_FILTER_BITS));
+}
+HAK_INLINE bool hak_prof_maybe_(const void *p)
+{
+    unsigned h = hak_prof_hash_(p);
+    return (__atomic_load_n(&hak_prof_filter_[h >> 6], __ATOMIC_RELAXED) >> (h & 63)) & 1;
+}
+/* The thread's count went below zero: true if this request of req bytes
+ * is to be sampled (false for the thread's first count, which starts at
+ * this request, and inside the sampler itself). Redraws the count. */
+bool hak_prof_decide_(size_t req) HAK_INTERNAL;
+/* Is this request (any hook on) to be sampled? */
+HAK_INLINE bool hak_prof_due_(size_t req)
+{
+    return (hak_trace_on_ & HAK_HOOK_PROF) && HAK_UNLIKELY((hak_prof_left_ -= (int64_t)req) < 0) &&
+           hak_prof_decide_(req);
+}
+/* A sampled request: served by the large tier (or the system fallback),
+ * its stack recorded. NULL if that memory cannot be had (the caller then
+ * serves the request as usual, unsampled). */
+void *hak_prof_alloc_(size_t req, size_t align) HAK_INTERNAL;
+/* Record a sampled request already served from memory whose free reaches
+ * free_slow's last branch (a large block). */
+void hak_prof_record_(size_t req, void *p) HAK_INTERNAL;
+/* p is being freed: out of the live samples (if it is one). */
+void hak_prof_free_(void *p) HAK_INTERNAL;
+/* For a block that realloc moves in the large tier: its sample taken out
+ * before (true if it had one), and put back if the realloc failed. */
+typedef struct hak_prof_sample {
+    uintptr_t ptr;
+    size_t size;
+    struct bucket *bucket;
+} hak_prof_sample_t;
+bool hak_prof_take_(void *p, hak_prof_sample_t *out) HAK_INTERNAL;
+void hak_prof_put_back_(const hak_prof_sample_t *s) HAK_INTERNAL;
+/* Start profiling (at load, from the options): 0, or -1 if the profiler's
+ * tables could not be mapped. */
+int hak_prof_start_(const char *path, uint64_t rate, uint64_t interval, bool leaks) HAK_INTERNAL;
+/* The exit profile (the report destructor). */
+void hak_prof_exit_(void) HAK_INTERNAL;
+
+/* The functions on the stack between the program and the sampler (the
+ * allocation entry points, their slow paths, the sampler): one section,
+ * whose bounds tell the sampler which leading frames are hakmem's own. */
+#define HAK_ALLOC_SECTION __attribute__((section("hak_alloc")))
+extern const char __start_hak_alloc[] HAK_INTERNAL;
+extern const char __stop_hak_alloc[] HAK_INTERNAL;
 
 #endif

@@ -105,6 +105,12 @@ static void print_ignored_tunables(line_t *l)
     }
 }
 
+/* The heap profiler's options, as taken at load (env_prof). */
+#define PROF_RATE_DEFAULT ((long)512 << 10)
+static char g_prof_path[4096];
+static long g_prof_rate = PROF_RATE_DEFAULT, g_prof_interval;
+static int g_prof_leaks;
+
 static void print_verbose(void)
 {
     line_t l = LINE_ERR;
@@ -137,6 +143,15 @@ static void print_verbose(void)
     put(&l, " HAKMEM_PURGE_BUDGET=");
     put_u(&l, hak_purge_.budget_pct, 0);
     emit(&l);
+    put(&l, "hakmem: HAKMEM_PROF=");
+    put(&l, g_prof_path[0] ? g_prof_path : "(off)");
+    put(&l, " HAKMEM_PROF_RATE=");
+    put_u(&l, (uint64_t)g_prof_rate, 0);
+    put(&l, " HAKMEM_PROF_INTERVAL=");
+    put_u(&l, (uint64_t)g_prof_interval, 0);
+    put(&l, " HAKMEM_PROF_LEAKS=");
+    put(&l, on_off(g_prof_leaks));
+    emit(&l);
     print_ignored_tunables(&l);
 }
 
@@ -154,7 +169,7 @@ static bool word_is(const char *v, const char *word)
 /* A flag as mimalloc reads its options: 1/true/yes/on (any case) on,
  * 0/false/no/off or empty off, unset the default; anything else gets a
  * one-line warning and keeps the default. */
-static int env_flag(const char *name, int dflt)
+static int env_flag_or(const char *name, int dflt, const char *then, bool *bad)
 {
     const char *v = hak_getenv(name);
     if (v == NULL)
@@ -167,14 +182,24 @@ static int env_flag(const char *name, int dflt)
     hak_write_err(name);
     hak_write_err("=");
     hak_write_err(v);
-    hak_write_err(": not 1/true/yes/on or 0/false/no/off\n");
+    hak_write_err(": not 1/true/yes/on or 0/false/no/off");
+    hak_write_err(then);
+    hak_write_err("\n");
+    *bad = true;
     return dflt;
+}
+
+static int env_flag(const char *name, int dflt)
+{
+    bool bad = false;
+    return env_flag_or(name, dflt, "", &bad);
 }
 
 /* The variables hakmem reads: any other HAKMEM_* is a misspelling. */
 static const char *const known_vars[] = {
     "HAKMEM_STATS", "HAKMEM_STATS_FILE", "HAKMEM_SIZE_HIST", "HAKMEM_MEM_TRACE",
     "HAKMEM_VERBOSE", "HAKMEM_PURGE_DELAY_MS", "HAKMEM_PURGE_BUDGET",
+    "HAKMEM_PROF", "HAKMEM_PROF_RATE", "HAKMEM_PROF_INTERVAL", "HAKMEM_PROF_LEAKS",
 };
 
 /* The edit distance of a[0..n) and b (insertions, deletions,
@@ -266,12 +291,9 @@ void hak_env_warn_(const char *name, const char *why)
     hak_write_err("\n");
 }
 
-/* HAKMEM_PURGE_DELAY_MS (-1, 0 or a delay in ms) and HAKMEM_PURGE_BUDGET
- * (percent of the recent peak in use): the purge policy's options. A bad
- * value gets a one-line warning and the default stays. */
 /* The variable as a whole number in [lo, hi], or dflt (with a warning
- * when it is set to anything else). */
-static long env_number(const char *name, long lo, long hi, long dflt, const char *why)
+ * when it is set to anything else, and *bad set). */
+static long env_number_or(const char *name, long lo, long hi, long dflt, const char *why, bool *bad)
 {
     const char *v = hak_getenv(name);
     long x;
@@ -280,9 +302,19 @@ static long env_number(const char *name, long lo, long hi, long dflt, const char
     if (env_long(v, &x) && x >= lo && x <= hi)
         return x;
     hak_env_warn_(name, why);
+    *bad = true;
     return dflt;
 }
 
+static long env_number(const char *name, long lo, long hi, long dflt, const char *why)
+{
+    bool bad = false;
+    return env_number_or(name, lo, hi, dflt, why, &bad);
+}
+
+/* HAKMEM_PURGE_DELAY_MS (-1, 0 or a delay in ms) and HAKMEM_PURGE_BUDGET
+ * (percent of the recent peak in use): the purge policy's options. A bad
+ * value gets a one-line warning and the default stays. */
 static void env_purge(void)
 {
     long delay = env_number("HAKMEM_PURGE_DELAY_MS", -1, INT32_MAX, HAK_PURGE_DELAY_DEFAULT_MS,
@@ -306,6 +338,43 @@ static void env_stats_file(void)
     strcpy(hak_env_.stats_file, v);
 }
 
+/* HAKMEM_PROF=path turns the heap profiler on, with HAKMEM_PROF_RATE,
+ * HAKMEM_PROF_INTERVAL and HAKMEM_PROF_LEAKS. Any of them set to a value
+ * that is refused: one line each, and no profiling (a profile made with
+ * other settings than asked would mislead). */
+static void env_prof(void)
+{
+    bool bad = false;
+    const char *path = hak_getenv("HAKMEM_PROF");
+    if (path && strlen(path) >= sizeof g_prof_path) {
+        hak_env_warn_("HAKMEM_PROF", "longer than 4095 bytes (profiling off)");
+        bad = true;
+    }
+    g_prof_rate = env_number_or("HAKMEM_PROF_RATE", 1, (long)1 << 40, PROF_RATE_DEFAULT,
+                                "not a whole number of bytes from 1 to 2^40 (profiling off)", &bad);
+    g_prof_interval = env_number_or("HAKMEM_PROF_INTERVAL", 0, (long)1 << 50, 0,
+                                    "not 0 or a whole number of bytes up to 2^50 (profiling off)", &bad);
+    g_prof_leaks = env_flag_or("HAKMEM_PROF_LEAKS", 0, " (profiling off)", &bad);
+    if (bad || path == NULL || *path == 0)
+        return;
+    strcpy(g_prof_path, path);
+    if (hak_prof_start_(g_prof_path, (uint64_t)g_prof_rate, (uint64_t)g_prof_interval, g_prof_leaks) != 0) {
+        hak_env_warn_("HAKMEM_PROF", "the profiler's tables cannot be mapped (profiling off)");
+        g_prof_path[0] = 0;
+    }
+}
+
+/* Every malloc to the slow path; with tracing, every free too (the
+ * profiler needs only the frees of large and system blocks, which leave
+ * the front end anyway). */
+void hak_hooks_enable_(int bit)
+{
+    __atomic_fetch_or(&hak_trace_on_, bit, __ATOMIC_RELEASE);
+    __atomic_store_n(&hak_fast_.small_limit, 0, __ATOMIC_RELEASE);
+    if (bit & HAK_HOOK_TRACE)
+        __atomic_store_n(&hak_fast_.nkinds, 0, __ATOMIC_RELEASE);
+}
+
 /* Runs at load, before main (and before most other constructors). */
 __attribute__((constructor(102))) void hak_env_init_(void)
 {
@@ -318,11 +387,9 @@ __attribute__((constructor(102))) void hak_env_init_(void)
     env_check_unknown();
     hak_env_.pid = hak_os_pid();
     hak_env_.err_id = hak_os_err_id();
-    if (hak_env_.size_hist || hak_env_.mem_trace) {
-        __atomic_store_n(&hak_trace_on_, 1, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.small_limit, 0, __ATOMIC_RELEASE);
-        __atomic_store_n(&hak_fast_.nkinds, 0, __ATOMIC_RELEASE);
-    }
+    if (hak_env_.size_hist || hak_env_.mem_trace)
+        hak_hooks_enable_(HAK_HOOK_TRACE);
+    env_prof();
     if (hak_env_.verbose)
         print_verbose();
     hak_resolve_real_();

@@ -335,6 +335,7 @@ static void print_mem_trace(line_t *l)
 
 __attribute__((destructor)) static void hak_exit_reports(void)
 {
+    hak_prof_exit_(); /* its own file, and its own rule for forked children */
     if (hak_os_pid() != hak_env_.pid)
         return; /* a forked child does not repeat its parent's report */
     if (!hak_env_.stats && !hak_env_.size_hist && !hak_env_.mem_trace)

@@ -403,14 +403,25 @@ const char *hak_os_self_path(void);
 
 /* Report files, without malloc or stdio. hak_os_open_report opens
  * `pattern` for writing (created 0644, truncated; O_CLOEXEC) with every
- * "%p" replaced by the process id and "%%" by "%": the fd, or -1 (errno
- * kept) if it cannot be opened or the name is longer than 4095 bytes.
+ * "%p" replaced by the process id and "%%" by "%": the fd, or minus the
+ * reason (-errno of open(2), -ENAMETOOLONG for a name longer than 4095
+ * bytes; errno itself kept) if it cannot be opened.
  * hak_os_write_fd writes a whole string (retrying short writes and
  * EINTR); hak_os_close_fd closes. errno is preserved. The arena backend
  * has no files: -1, and no-ops. */
 int hak_os_open_report(const char *pattern);
 void hak_os_write_fd(int fd, const char *s);
 void hak_os_close_fd(int fd);
+
+/* For the heap profiler (posix backend only; platform_prof.c).
+ * hak_os_backtrace stores the return addresses of the calling thread's
+ * stack, innermost first, after skipping `skip` frames (its own is never
+ * stored), at most `max`; returns how many. libgcc's unwinder, linked:
+ * no malloc, no dlopen, no lock of hakmem's. hak_os_copy_maps writes
+ * /proc/self/maps to fd: 0, or -1 if it cannot be read or written. Both
+ * keep errno. */
+int hak_os_backtrace(void **frames, int max, int skip);
+int hak_os_copy_maps(int fd);
 
 /* Abort the process (raise SIGABRT) without allocating. */
 __attribute__((noreturn)) void hak_abort(void);

@@ -177,7 +177,7 @@ const char *hak_os_self_path(void) { return NULL; }
 int hak_os_open_report(const char *pattern)
 {
     (void)pattern;
-    return -1;
+    return -ENOSYS;
 }
 
 void hak_os_write_fd(int fd, const char *s)

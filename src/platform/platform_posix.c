@@ -519,15 +519,17 @@ int hak_os_open_report(const char *pattern)
             c++;
         }
         if (n + len >= sizeof path)
-            return -1;
+            return -ENAMETOOLONG;
         memcpy(path + n, add, len);
         n += len;
     }
     if (n == 0)
-        return -1;
+        return -ENOENT;
     path[n] = 0;
     int saved = errno;
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        fd = -errno;
     errno = saved;
     return fd;
 }

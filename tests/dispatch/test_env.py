@@ -125,13 +125,16 @@ class EnvTest(unittest.TestCase):
         # one line naming it, with the known name it is close to
         err = run({"HAKMEM_STAT": "1"})
         self.assertEqual(err, "hakmem: ignoring unknown variable HAKMEM_STAT (did you mean HAKMEM_STATS?)\n")
-        err = run({"HAKMEM_PURGE_DELAY": "5", "HAKMEM_FOO": "1", "HAKMEM_STATS": "0"})
+        err = run({"HAKMEM_PURGE_DELAY": "5", "HAKMEM_XYZZY": "1", "HAKMEM_STATS": "0"})
         self.assertEqual(sorted(err.splitlines()), [
-            "hakmem: ignoring unknown variable HAKMEM_FOO (docs/options.md lists the HAKMEM_ variables)",
-            "hakmem: ignoring unknown variable HAKMEM_PURGE_DELAY (did you mean HAKMEM_PURGE_DELAY_MS?)"])
+            "hakmem: ignoring unknown variable HAKMEM_PURGE_DELAY (did you mean HAKMEM_PURGE_DELAY_MS?)",
+            "hakmem: ignoring unknown variable HAKMEM_XYZZY (docs/options.md lists the HAKMEM_ variables)"])
+        err = run({"HAKMEM_PROF_RATES": "5"})
+        self.assertEqual(err, "hakmem: ignoring unknown variable HAKMEM_PROF_RATES (did you mean HAKMEM_PROF_RATE?)\n")
         # the variables hakmem reads are not warned about
         known = {"HAKMEM_STATS": "0", "HAKMEM_SIZE_HIST": "0", "HAKMEM_MEM_TRACE": "0", "HAKMEM_VERBOSE": "0",
-                 "HAKMEM_PURGE_DELAY_MS": "1000", "HAKMEM_PURGE_BUDGET": "100", "HAKMEM_STATS_FILE": ""}
+                 "HAKMEM_PURGE_DELAY_MS": "1000", "HAKMEM_PURGE_BUDGET": "100", "HAKMEM_STATS_FILE": "",
+                 "HAKMEM_PROF": "", "HAKMEM_PROF_RATE": "4096", "HAKMEM_PROF_INTERVAL": "0", "HAKMEM_PROF_LEAKS": "0"}
         self.assertEqual(run(known), "")
 
     def test_stats_file(self):
