@@ -80,109 +80,6 @@ static HAK_NOINLINE void *alloc_aligned_tiers(size_t size, size_t align)
 #endif
 }
 
-/* Allocate `size` bytes (above the tiny fast path's limit, <= PTRDIFF_MAX),
- * 16-byte aligned, from the tier that serves the size, or the next one up,
- * or the system allocator. */
-static inline void *alloc_tiers(size_t size)
-{
-#if HAK_HAVE_TINY
-    if (size <= HAK_TINY_MAX_SIZE)
-        return hak_tiny_alloc_inline(size);
-#endif
-#if HAK_HAVE_MID
-    if (size <= HAK_MID_MAX)
-        return hak_mid_alloc_inline(size);
-#endif
-#if HAK_HAVE_L25
-    if (size <= HAK_L25_MAX)
-        return hak_l25_alloc_inline(size);
-#endif
-#if HAK_HAVE_LARGE
-    return hak_large_alloc(size, 16);
-#else
-    return hak_sys_alloc_(size, 16);
-#endif
-}
-
-/* The tier that serves `size` (inlined here: the exported hak_tier_for is
- * called through the GOT, which realloc's keep test paid on every call). */
-static inline int tier_for(size_t size)
-{
-#if HAK_HAVE_TINY
-    if (size <= HAK_TINY_MAX_SIZE)
-        return HAK_TIER_TINY;
-#endif
-#if HAK_HAVE_MID
-    if (size <= HAK_MID_MAX)
-        return HAK_TIER_MID;
-#endif
-#if HAK_HAVE_L25
-    if (size <= HAK_L25_MAX)
-        return HAK_TIER_L25;
-#endif
-    return HAK_HAVE_LARGE ? HAK_TIER_LARGE : HAK_TIER_SYSTEM;
-}
-
-int hak_tier_for(size_t size) { return tier_for(size); }
-
-HAK_EXPORT const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
-
-int hak_owner(const void *p)
-{
-    if (p == NULL)
-        return HAK_TIER_NONE;
-    switch (hak_chunk_tag(p)) {
-    case HAK_TAG_TINY:
-        return HAK_TIER_TINY;
-    case HAK_TAG_MID:
-        return HAK_TIER_MID;
-    case HAK_TAG_L25:
-        return HAK_TIER_L25;
-    default:
-        break;
-    }
-#if HAK_HAVE_LARGE
-    if (hak_large_owns(p))
-        return HAK_TIER_LARGE;
-#endif
-    if (hak_sys_owns_(p))
-        return HAK_TIER_SYSTEM;
-    return HAK_TIER_NONE;
-}
-
-/* ---------------------------------------------------------------- malloc */
-
-/* malloc with a hook on: tracing, or a sample due (profiling alone comes
- * here with its count below zero already). */
-static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_hooked(size_t size)
-{
-    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    bool due = (hak_trace_on_ & HAK_HOOK_TRACE) ? hak_prof_due_(size) : hak_prof_decide_(size);
-    void *p = due ? hak_prof_alloc_(size, 16) : NULL;
-    if (p == NULL)
-        p = alloc_tiers(size);
-    if ((hak_trace_on_ & HAK_HOOK_TRACE) && p)
-        hak_trace_alloc_(size, p);
-    return p;
-}
-
-static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
-{
-    /* Profiling alone: every malloc comes here, and only the one that runs
-     * the thread's count out goes further than the tiers. */
-    if (HAK_UNLIKELY(hak_trace_on_) &&
-        ((hak_trace_on_ & HAK_HOOK_TRACE) || (hak_prof_left_ -= (int64_t)size) < 0))
-        return malloc_hooked(size);
-    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
-        errno = ENOMEM;
-        return NULL;
-    }
-    return alloc_tiers(size);
-}
-
 /* ------------------------------------------------------------ front end
  *
  * One bin array for every class of tiny, mid and L25 (hak_front.h): malloc
@@ -286,7 +183,128 @@ static HAK_NOINLINE void front_free_slow(void *p, hak_front_bin_t bin)
     hak_pool_free_slow_(&hak_l25_pool_, &hak_l25_tc_, p, kind - HAK_KIND_L250);
 #endif
 }
+/* The front end's malloc of n < hak_fast_.small_limit bytes (n <=
+ * HAK_SMALL_MAX). */
+HAK_INLINE void *front_alloc(size_t n)
+{
+    size_t kind = small_kind_of(n);
+    hak_front_bin_t bin = hak_front_bin(kind);
+    void *b = bin->head;
+    if (HAK_UNLIKELY(b == NULL))
+        return front_alloc_slow(bin);
+    bin->head = hak_link_get(b);
+    bin->room++;
+    FRONT_COUNT(kind, 0);
+    return b;
+}
 #endif
+
+/* Allocate `size` bytes (<= PTRDIFF_MAX; the front end's sizes when a hook is on),
+ * 16-byte aligned, from the tier that serves the size, or the next one up,
+ * or the system allocator. */
+static inline void *alloc_tiers(size_t size)
+{
+#if FRONT_FAST
+    if (size <= HAK_SMALL_MAX)
+        return front_alloc(size); /* the slow path's small requests (traced, profiled) */
+#endif
+#if HAK_HAVE_TINY
+    if (size <= HAK_TINY_MAX_SIZE)
+        return hak_tiny_alloc_inline(size);
+#endif
+#if HAK_HAVE_MID
+    if (size <= HAK_MID_MAX)
+        return hak_mid_alloc_inline(size);
+#endif
+#if HAK_HAVE_L25
+    if (size <= HAK_L25_MAX)
+        return hak_l25_alloc_inline(size);
+#endif
+#if HAK_HAVE_LARGE
+    return hak_large_alloc(size, 16);
+#else
+    return hak_sys_alloc_(size, 16);
+#endif
+}
+
+/* The tier that serves `size` (inlined here: the exported hak_tier_for is
+ * called through the GOT, which realloc's keep test paid on every call). */
+static inline int tier_for(size_t size)
+{
+#if HAK_HAVE_TINY
+    if (size <= HAK_TINY_MAX_SIZE)
+        return HAK_TIER_TINY;
+#endif
+#if HAK_HAVE_MID
+    if (size <= HAK_MID_MAX)
+        return HAK_TIER_MID;
+#endif
+#if HAK_HAVE_L25
+    if (size <= HAK_L25_MAX)
+        return HAK_TIER_L25;
+#endif
+    return HAK_HAVE_LARGE ? HAK_TIER_LARGE : HAK_TIER_SYSTEM;
+}
+
+int hak_tier_for(size_t size) { return tier_for(size); }
+
+HAK_EXPORT const char *hak_version(void) { return HAKMEM_VERSION_STRING; }
+
+int hak_owner(const void *p)
+{
+    if (p == NULL)
+        return HAK_TIER_NONE;
+    switch (hak_chunk_tag(p)) {
+    case HAK_TAG_TINY:
+        return HAK_TIER_TINY;
+    case HAK_TAG_MID:
+        return HAK_TIER_MID;
+    case HAK_TAG_L25:
+        return HAK_TIER_L25;
+    default:
+        break;
+    }
+#if HAK_HAVE_LARGE
+    if (hak_large_owns(p))
+        return HAK_TIER_LARGE;
+#endif
+    if (hak_sys_owns_(p))
+        return HAK_TIER_SYSTEM;
+    return HAK_TIER_NONE;
+}
+
+/* ---------------------------------------------------------------- malloc */
+
+/* malloc with a hook on: tracing, or a sample due (profiling alone comes
+ * here with its count below zero already). */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_hooked(size_t size)
+{
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    bool due = (hak_trace_on_ & HAK_HOOK_TRACE) ? hak_prof_due_(size) : hak_prof_decide_(size);
+    void *p = due ? hak_prof_alloc_(size, 16) : NULL;
+    if (p == NULL)
+        p = alloc_tiers(size);
+    if ((hak_trace_on_ & HAK_HOOK_TRACE) && p)
+        hak_trace_alloc_(size, p);
+    return p;
+}
+
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
+{
+    /* Profiling alone: every malloc comes here, and only the one that runs
+     * the thread's count out goes further than the tiers. */
+    if (HAK_UNLIKELY(hak_trace_on_) &&
+        ((hak_trace_on_ & HAK_HOOK_TRACE) || (hak_prof_left_ -= (int64_t)size) < 0))
+        return malloc_hooked(size);
+    if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return alloc_tiers(size);
+}
 
 #if HAK_VALGRIND
 static HAK_ALLOC_SECTION void *malloc_impl(size_t size);
@@ -306,17 +324,8 @@ HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
 #if FRONT_FAST
     /* The limit is the front end's largest size + 1, or 0 while a
      * per-request trace is on: one compare covers both. */
-    if (HAK_LIKELY(size < hak_fast_.small_limit)) {
-        size_t kind = small_kind_of(size);
-        hak_front_bin_t bin = hak_front_bin(kind);
-        void *b = bin->head;
-        if (HAK_UNLIKELY(b == NULL))
-            return front_alloc_slow(bin);
-        bin->head = hak_link_get(b);
-        bin->room++;
-        FRONT_COUNT(kind, 0);
-        return b;
-    }
+    if (HAK_LIKELY(size < hak_fast_.small_limit))
+        return front_alloc(size);
 #elif HAK_SMALL_BUILT
     /* validation=full: the tiers' checked paths, inline */
     if (HAK_LIKELY(size < hak_fast_.small_limit))
