@@ -6,9 +6,10 @@
  * Design, layout and lock order: pool_internal.h. Memory return policy
  * (docs/mid.md, "Memory return"), all decided on the free path:
  *   - a thread cache over its bound parks its older half as one batch in
- *     the class's central list (up to HAK_POOL_CENTRAL_MAX), or sends it
- *     home to the spans when the list is full or the class is shrinking
- *     (spills released HAK_POOL_SHRINK_SPANS spans with none taken since:
+ *     the class's central list (hak_central.h, shared with the tiny tier:
+ *     up to HAK_POOL_CENTRAL_MAX), or sends it home to the spans when the
+ *     list is full or the class is shrinking (spills released
+ *     HAK_CENTRAL_SHRINK spans with none taken since:
  *     then every parked batch goes home too, since each pins its spans);
  *   - a span whose last block comes home goes back to its chunk at once;
  *     its pages stay committed ("dirty"), each stamped with the time it
@@ -521,15 +522,19 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
 
 /* ----------------------------------------------------- class structures */
 
-static void partial_add(hak_pool_central_t *c, hak_pool_span_t *s)
+static void partial_add(hak_central_t *c, hak_pool_span_t *s)
 {
-    span_list_push_front(&c->partial, NULL, s);
+    hak_pool_span_t *head = c->partial;
+    span_list_push_front(&head, NULL, s);
+    c->partial = head;
     s->in_partial = 1;
 }
 
-static void partial_remove(hak_pool_central_t *c, hak_pool_span_t *s)
+static void partial_remove(hak_central_t *c, hak_pool_span_t *s)
 {
-    span_list_remove(&c->partial, NULL, s);
+    hak_pool_span_t *head = c->partial;
+    span_list_remove(&head, NULL, s);
+    c->partial = head;
     s->next = s->prev = NULL;
     s->in_partial = 0;
 }
@@ -550,11 +555,12 @@ static void *span_pop(hak_pool_t *pool, hak_pool_span_t *s)
     return b;
 }
 
-/* Up to `want` blocks of class cls from its spans, linked; returns how many
- * (0 with ENOMEM). Class lock held. */
-static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, void **out)
+/* The back end of the central lists (hak_central_ops_t; `be` is the
+ * pool): up to `want` blocks of class cls from its spans, linked; returns
+ * how many (0 with ENOMEM). Class lock held. */
+static uint32_t take_from_spans(void *be, hak_central_t *c, unsigned cls, uint32_t want, void **out)
 {
-    hak_pool_central_t *c = &pool->t->central[cls];
+    hak_pool_t *pool = be;
     void *head = NULL;
     uint32_t n = 0;
     while (n < want) {
@@ -581,8 +587,9 @@ static uint32_t take_from_spans(hak_pool_t *pool, unsigned cls, uint32_t want, v
 
 /* Send block b home to its span; true if that emptied and released the
  * span. Class lock held. */
-static bool spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
+static bool spill_block(void *be, hak_central_t *c, void *b)
 {
+    hak_pool_t *pool = be;
     hak_pool_span_t *s = hak_pool_span_of(b);
     set_next(b, s->free);
     s->free = b;
@@ -597,111 +604,51 @@ static bool spill_block(hak_pool_t *pool, hak_pool_central_t *c, void *b)
     return false;
 }
 
-/* Send a list home; true if a span was released on the way. */
-static bool spill_list(hak_pool_t *pool, hak_pool_central_t *c, void *head)
-{
-    unsigned cls = (unsigned)(c - pool->t->central);
-    size_t n = 0;
-    bool released = false;
-    while (head) {
-        void *next = class_next(pool, head, cls, "free");
-        released |= spill_block(pool, c, head);
-        head = next;
-        n++;
-    }
-    HAK_COUNT_LOCKED(c->spills, n);
-    return released;
-}
+static void *list_next(void *be, void *b, unsigned cls) { return class_next(be, b, cls, "free"); }
 
-/* Every parked batch of the class home to its spans. Class lock held. */
-static void central_flush_locked(hak_pool_t *pool, hak_pool_central_t *c)
-{
-    while (c->nbatch > 0) {
-        c->nbatch--;
-        spill_list(pool, c, c->batch[c->nbatch].head);
-    }
-}
+static const hak_central_ops_t g_ops = {
+    .take = take_from_spans,
+    .spill = spill_block,
+    .next = list_next,
+    .max_batches = HAK_POOL_CENTRAL_MAX,
+};
 
 /* Every parked batch of every class home (thread exit, trim, fork child). */
 static void central_flush_all(hak_pool_t *pool)
 {
-    for (unsigned cls = 0; cls < pool->pr->nclasses; cls++) {
-        hak_pool_central_t *c = &pool->t->central[cls];
-        hak_lock(&c->lock);
-        central_flush_locked(pool, c);
-        hak_unlock(&c->lock);
-    }
+    for (unsigned cls = 0; cls < pool->pr->nclasses; cls++)
+        hak_central_flush(&g_ops, pool, &pool->t->central[cls], cls);
 }
 
 /* A linked list of blocks of cls: a whole parked batch, else at most `want`
- * from its spans; returns its length, 0 with ENOMEM. */
-/* Inlined: the refill's hot call, and its cold retry after hak_purge_oom. */
+ * from its spans; returns its length, 0 with ENOMEM. Inlined: the refill's
+ * hot call, and its cold retry after hak_purge_oom. */
 HAK_INLINE uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
 {
-    hak_pool_central_t *c = &pool->t->central[cls];
-    uint32_t n;
-    *contended = hak_lock_contended(&c->lock);
-    if (c->nbatch > 0) {
-        c->nbatch--;
-        *out = c->batch[c->nbatch].head;
-        n = c->batch[c->nbatch].n;
-    } else {
-        c->shrinking = 0;
-        n = take_from_spans(pool, cls, want, out);
-    }
-    if (n)
-        HAK_COUNT_LOCKED(c->refills, 1);
-    hak_unlock(&c->lock);
-    return n;
+    return hak_central_get(&g_ops, pool, &pool->t->central[cls], cls, want, out, contended);
 }
 
 /* A drained list of n blocks of cls: parked as one batch, or home to its
  * spans when the central list is full or the class is shrinking. */
 static bool class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
 {
-    hak_pool_central_t *c = &pool->t->central[cls];
-    bool contended = hak_lock_contended(&c->lock);
-    HAK_COUNT_LOCKED(c->drains, 1);
-    if (c->nbatch < HAK_POOL_CENTRAL_MAX && !c->shrinking) {
-        c->batch[c->nbatch].head = head;
-        c->batch[c->nbatch].n = n;
-        c->nbatch++;
-    } else if (spill_list(pool, c, head) && ++c->net_releases >= HAK_POOL_SHRINK_SPANS) {
-        /* Spans keep emptying and none is taken: the class is shrinking.
-         * Parked batches would pin their spans; send them home too. */
-        c->shrinking = 1;
-        central_flush_locked(pool, c);
-    }
-    hak_unlock(&c->lock);
-    return contended;
+    return hak_central_put(&g_ops, pool, &pool->t->central[cls], cls, head, n, true);
 }
 
 /* Send a linked list of blocks of cls home to their spans. */
 static void class_put(hak_pool_t *pool, unsigned cls, void *head)
 {
-    hak_pool_central_t *c = &pool->t->central[cls];
-    hak_lock(&c->lock);
-    spill_list(pool, c, head);
-    hak_unlock(&c->lock);
+    hak_central_home(&g_ops, pool, &pool->t->central[cls], cls, head);
 }
 
 static void *alloc_nocache(hak_pool_t *pool, unsigned cls)
 {
-    hak_pool_central_t *c = &pool->t->central[cls];
-    void *b = NULL;
-    hak_lock(&c->lock);
-    take_from_spans(pool, cls, 1, &b);
-    hak_unlock(&c->lock);
-    return b;
+    return hak_central_alloc_one(&g_ops, pool, &pool->t->central[cls], cls);
 }
 
 static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
 {
-    hak_pool_central_t *c = &pool->t->central[cls];
-    hak_lock(&c->lock);
-    spill_block(pool, c, b);
-    HAK_COUNT_LOCKED(c->spills, 1);
-    hak_unlock(&c->lock);
+    hak_central_free_one(&g_ops, pool, &pool->t->central[cls], b);
 }
 
 /* ------------------------------------------------------- thread caches */

@@ -35,9 +35,10 @@
  *     <-> chunks (free page runs, under the pool lock)
  * A block freed by any thread goes into that thread's cache; above its
  * bound the older half is parked as one batch in the class's central list
- * (up to HAK_POOL_CENTRAL_MAX, as in the tiny tier), which the next refill
+ * (hak_central.h, shared with the tiny tier; up to HAK_POOL_CENTRAL_MAX),
+ * which the next refill
  * takes whole; a full list, or a shrinking class (spills released
- * HAK_POOL_SHRINK_SPANS spans with none taken since), sends the blocks
+ * HAK_CENTRAL_SHRINK spans with none taken since), sends the blocks
  * home to their spans instead. Thread exit, trim and the fork child send
  * parked batches home. An emptied span goes back to
  * its chunk at once; free pages stay committed ("dirty") until the purge
@@ -62,6 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hak_central.h"
 #include "hak_front.h"
 #include "hak_link.h"
 #include "hak_platform.h"
@@ -180,25 +182,7 @@ typedef struct hak_pool_class {
 } hak_pool_class_t;
 
 #define HAK_POOL_CENTRAL_MAX 8    /* parked batches per class */
-#define HAK_POOL_SHRINK_SPANS 4   /* releases that say a class is shrinking */
 
-typedef struct hak_pool_batch {
-    void *head;                  /* linked through p[0] (hak_link.h) */
-    uint32_t n;
-} hak_pool_batch_t;
-
-typedef struct hak_pool_central {
-    hak_lock_t lock;
-    uint32_t nbatch;             /* parked batches */
-    uint32_t shrinking;          /* spills released HAK_POOL_SHRINK_SPANS spans
-                                    with none taken in between: park nothing */
-    uint32_t net_releases;       /* spans released by spills since one was taken */
-    hak_pool_span_t *partial;    /* spans of this class with a free or uncarved block */
-    /* Event counters (statistics), written under the lock, in its cache
-     * line: no line of their own to bounce between cores (tiny.c). */
-    size_t refills, drains, spills;
-    hak_pool_batch_t batch[HAK_POOL_CENTRAL_MAX];
-} __attribute__((aligned(64))) hak_pool_central_t;
 
 typedef struct hak_pool_counters {
     size_t chunks, spans_in_use, bytes_mapped, bytes_decommitted;
@@ -211,7 +195,7 @@ typedef struct hak_pool_counters {
  * every process, counted in its RSS). */
 typedef struct hak_pool_tables {
     hak_pool_class_t cls[HAK_POOL_MAX_CLASSES];
-    hak_pool_central_t central[HAK_POOL_MAX_CLASSES];
+    hak_central_t central[HAK_POOL_MAX_CLASSES];
 } hak_pool_tables_t;
 
 typedef struct hak_pool {

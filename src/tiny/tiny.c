@@ -12,14 +12,16 @@
  *     that stayed free for the purge delay, or as many as the budget asks;
  *   - a SuperSlab whose slabs are all free and decommitted is unmapped,
  *     except one kept as a spare against map/unmap churn;
- *   - central lists hold at most HAK_TINY_CENTRAL_MAX batches per class;
- *     beyond that, blocks go home to their slabs.
+ *   - central lists (hak_central.h, shared with the pools) hold at most
+ *     HAK_TINY_CENTRAL_MAX batches per class; beyond that, blocks go home
+ *     to their slabs.
  */
 #include "tiny_inline.h"
 
 #include <errno.h>
 #include <string.h>
 
+#include "hak_central.h"
 #include "hak_list.h"
 #include "hak_purge.h"
 #include "hakmem/tiny.h"
@@ -32,7 +34,6 @@
 #define POSIX_ONLY
 #endif
 
-#define HAK_TINY_SHRINK_SLABS 4 /* releases that say a class is shrinking */
 #define HAK_TINY_CENTRAL_MAX 16  /* batches per class in the central list */
 #define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
@@ -67,28 +68,7 @@ _Static_assert(sizeof(tiny_ss_t) + HAK_TINY_MAX_SLABS * (((size_t)1 << HAK_TINY_
 
 /* --------------------------------------------------------------- state */
 
-typedef struct tiny_batch {
-    void *head;
-    uint32_t n;
-} tiny_batch_t;
-
-typedef struct tiny_central {
-    hak_lock_t lock;
-    uint32_t nbatch;
-    uint32_t shrinking;      /* spills released HAK_TINY_SHRINK_SLABS slabs
-                                with no slab taken in between: park no
-                                batches, send them home */
-    uint32_t net_releases;   /* slabs released since one was last taken */
-    tiny_slab_t *partial;    /* slabs of this class with a free or uncarved block */
-    /* Event counters (statistics), written under the lock: they share its
-     * cache line, so counting costs no line of its own (process-wide
-     * atomic counters were one line bounced between every core on each
-     * refill and drain). */
-    size_t refills, drains, spills;
-    tiny_batch_t batch[HAK_TINY_CENTRAL_MAX];
-} __attribute__((aligned(64))) tiny_central_t;
-
-static tiny_central_t g_central[HAK_TINY_NCLASSES];
+static hak_central_t g_central[HAK_TINY_NCLASSES];
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
 /* Free slabs whose pages are still committed, most recently freed first
  * (g_ss_lock). */
@@ -564,15 +544,19 @@ static void slab_release(tiny_slab_t *s)
 
 /* ----------------------------------------------------- class structures */
 
-static void partial_add(tiny_central_t *c, tiny_slab_t *s)
+static void partial_add(hak_central_t *c, tiny_slab_t *s)
 {
-    slab_list_push_front(&c->partial, NULL, s);
+    tiny_slab_t *head = c->partial;
+    slab_list_push_front(&head, NULL, s);
+    c->partial = head;
     s->in_partial = 1;
 }
 
-static void partial_remove(tiny_central_t *c, tiny_slab_t *s)
+static void partial_remove(hak_central_t *c, tiny_slab_t *s)
 {
-    slab_list_remove(&c->partial, NULL, s);
+    tiny_slab_t *head = c->partial;
+    slab_list_remove(&head, NULL, s);
+    c->partial = head;
     s->next = s->prev = NULL;
     s->in_partial = 0;
 }
@@ -594,10 +578,12 @@ static void *slab_pop(tiny_slab_t *s, unsigned cls)
     return b;
 }
 
-/* Up to `want` blocks of class cls from its slabs, linked; returns how many
- * (0 with ENOMEM). Class lock held. */
-static uint32_t take_from_slabs(tiny_central_t *c, unsigned cls, uint32_t want, void **out)
+/* The back end of the central lists (hak_central_ops_t): up to `want`
+ * blocks of class cls from its slabs, linked; returns how many (0 with
+ * ENOMEM). Class lock held. */
+static uint32_t take_from_slabs(void *be, hak_central_t *c, unsigned cls, uint32_t want, void **out)
 {
+    (void)be;
     void *head = NULL;
     uint32_t n = 0;
     while (n < want) {
@@ -622,10 +608,11 @@ static uint32_t take_from_slabs(tiny_central_t *c, unsigned cls, uint32_t want, 
     return n;
 }
 
-/* Send block b of class cls home to its slab; true if that emptied and
- * released the slab. Class lock held. */
-static bool spill_block(tiny_central_t *c, void *b)
+/* Send block b home to its slab; true if that emptied and released the
+ * slab. Class lock held. */
+static bool spill_block(void *be, hak_central_t *c, void *b)
 {
+    (void)be;
     tiny_slab_t *s = hak_tiny_slab_of(b);
     set_next(b, s->free);
     s->free = b;
@@ -640,75 +627,34 @@ static bool spill_block(tiny_central_t *c, void *b)
     return false;
 }
 
-/* Send a list home; true if a slab was released on the way. */
-static bool spill_list(tiny_central_t *c, void *head)
+static void *list_next(void *be, void *b, unsigned cls)
 {
-    size_t n = 0;
-    bool released = false;
-    while (head) {
-        void *next = next_of(head);
-        released |= spill_block(c, head);
-        head = next;
-        n++;
-    }
-    HAK_COUNT_LOCKED(c->spills, n);
-    return released;
+    (void)be;
+    (void)cls;
+    return next_of(b);
 }
 
-/* Every batch of the central list home to its slabs. */
-static void central_flush_locked(tiny_central_t *c)
-{
-    while (c->nbatch > 0) {
-        c->nbatch--;
-        spill_list(c, c->batch[c->nbatch].head);
-    }
-}
+static const hak_central_ops_t g_ops = {
+    .take = take_from_slabs,
+    .spill = spill_block,
+    .next = list_next,
+    .max_batches = HAK_TINY_CENTRAL_MAX,
+};
 
 /* Hand a linked list of n blocks to the central list of cls (`drain`: a
  * thread cache's overflow, counted as one drain); true if the lock was
  * contended. */
 POSIX_ONLY static bool central_put(unsigned cls, void *head, uint32_t n, bool drain)
 {
-    tiny_central_t *c = &g_central[cls];
-    bool contended = hak_lock_contended(&c->lock);
-    if (drain)
-        HAK_COUNT_LOCKED(c->drains, 1);
-    if (c->nbatch < HAK_TINY_CENTRAL_MAX && !c->shrinking) {
-        c->batch[c->nbatch].head = head;
-        c->batch[c->nbatch].n = n;
-        c->nbatch++;
-    } else if (spill_list(c, head) && ++c->net_releases >= HAK_TINY_SHRINK_SLABS) {
-        /* Slabs keep emptying and none is taken: the class is shrinking.
-         * Batches parked here would pin one slab each; send them home too
-         * (docs/design.md). A producer-consumer pair empties and takes
-         * slabs in turn and never gets here. */
-        c->shrinking = 1;
-        central_flush_locked(c);
-    }
-    hak_unlock(&c->lock);
-    return contended;
+    return hak_central_put(&g_ops, NULL, &g_central[cls], cls, head, n, drain);
 }
 
 /* A linked list of blocks of cls (at most `want` from the slabs, or a whole
- * batch); returns its length, 0 with ENOMEM. */
-/* Inlined: the refill's hot call, and its cold retry after hak_purge_oom. */
+ * batch); returns its length, 0 with ENOMEM. Inlined: the refill's hot
+ * call, and its cold retry after hak_purge_oom. */
 POSIX_ONLY HAK_INLINE uint32_t central_get(unsigned cls, uint32_t want, void **out, bool *contended)
 {
-    tiny_central_t *c = &g_central[cls];
-    uint32_t n;
-    *contended = hak_lock_contended(&c->lock);
-    if (c->nbatch > 0) {
-        c->nbatch--;
-        *out = c->batch[c->nbatch].head;
-        n = c->batch[c->nbatch].n;
-    } else {
-        c->shrinking = 0;
-        n = take_from_slabs(c, cls, want, out);
-    }
-    if (n)
-        HAK_COUNT_LOCKED(c->refills, 1);
-    hak_unlock(&c->lock);
-    return n;
+    return hak_central_get(&g_ops, NULL, &g_central[cls], cls, want, out, contended);
 }
 
 /* ------------------------------------------------------- thread caches */
@@ -810,33 +756,10 @@ static void tcache_adopt(hak_tcreg_node_t *n, void *arg)
 }
 #endif
 
-/* One block of cls with no thread cache. */
-static void *alloc_nocache(unsigned cls)
-{
-    tiny_central_t *c = &g_central[cls];
-    void *b = NULL;
-    hak_lock(&c->lock);
-    if (c->nbatch > 0) {
-        tiny_batch_t *bt = &c->batch[c->nbatch - 1];
-        b = bt->head;
-        bt->head = next_of(b);
-        if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
-            c->nbatch--;
-    } else {
-        take_from_slabs(c, cls, 1, &b);
-    }
-    hak_unlock(&c->lock);
-    return b;
-}
+/* One block of cls with no thread cache, and one home. */
+static void *alloc_nocache(unsigned cls) { return hak_central_alloc_one(&g_ops, NULL, &g_central[cls], cls); }
 
-static void free_nocache(void *p, unsigned cls)
-{
-    tiny_central_t *c = &g_central[cls];
-    hak_lock(&c->lock);
-    spill_block(c, p);
-    HAK_COUNT_LOCKED(c->spills, 1);
-    hak_unlock(&c->lock);
-}
+static void free_nocache(void *p, unsigned cls) { hak_central_free_one(&g_ops, NULL, &g_central[cls], p); }
 
 #if HAK_VALIDATION >= 2
 void hak_tiny_mark_live_(void *b, unsigned cls)
@@ -1173,9 +1096,9 @@ void hak_tiny_trim(void)
     }
 #endif
     for (unsigned cls = 0; cls < HAK_TINY_NCLASSES; cls++) {
-        tiny_central_t *c = &g_central[cls];
+        hak_central_t *c = &g_central[cls];
         hak_lock(&c->lock);
-        central_flush_locked(c);
+        hak_central_flush_locked(&g_ops, NULL, c, cls);
         tiny_slab_t *s = c->partial;
         while (s) {
             tiny_slab_t *next = s->next;

@@ -1091,7 +1091,7 @@ static void waf_lists_child(void *arg)
     /* 3. Cacheless now: blocks come from the spans' free lists. Two blocks
      * in a row from one span x, y; x freed is its span's first free block
      * and its span the class's first partial one. */
-    hak_pool_central_t *c = &TIER.pool->t->central[cls];
+    hak_central_t *c = &TIER.pool->t->central[cls];
     void *x = TIER.alloc(TIER.lo, 0), *y = TIER.alloc(TIER.lo, 0);
     for (int k = 0; k < 256 && hak_pool_span_of(x) != hak_pool_span_of(y); k++) {
         x = y;

@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: MIT
+/* hak_central.h - the middle of the tiers of small blocks (tiny, mid, L25):
+ * one central list per size class between the threads' bins (hak_front.h)
+ * and the back end's units (tiny slabs, pool spans), written once.
+ *
+ * A central list holds up to ops->max_batches parked batches: a drained
+ * bin's older half is parked whole (O(1)), and the next refill of the
+ * class takes a parked batch whole before it asks the units. A full list,
+ * or a shrinking class (spills released HAK_CENTRAL_SHRINK units with none
+ * taken in between: parked batches would pin one unit each), sends the
+ * blocks home to their units instead. Everything here runs under the
+ * class's lock, which the functions below take. The back end supplies
+ * three operations (hak_central_ops_t), passed as a constant so that each
+ * call is inlined and the operations are direct calls.
+ */
+#ifndef HAK_CENTRAL_H
+#define HAK_CENTRAL_H
+
+#include "hak_platform.h"
+
+#define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (ops->max_batches) */
+#define HAK_CENTRAL_SHRINK 4 /* releases that say a class is shrinking */
+
+typedef struct hak_batch {
+    void *head; /* linked through p[0] (hak_link.h) */
+    uint32_t n;
+} hak_batch_t;
+
+typedef struct hak_central {
+    hak_lock_t lock;
+    uint32_t nbatch;
+    uint32_t shrinking;    /* spills released HAK_CENTRAL_SHRINK units with none taken in
+                              between: park no batches, send them home */
+    uint32_t net_releases; /* units released by spills since one was last taken */
+    void *partial;         /* the back end's units of this class with a free or uncarved block */
+    /* Event counters (statistics), written under the lock: they share its
+     * cache line, so counting costs no line of its own (process-wide
+     * atomic counters were one line bounced between every core on each
+     * refill and drain). */
+    size_t refills, drains, spills;
+    hak_batch_t batch[HAK_CENTRAL_MAX];
+} __attribute__((aligned(64))) hak_central_t;
+
+typedef struct hak_central_ops {
+    /* Up to `want` blocks of class cls from the units, linked; how many
+     * (0 with ENOMEM). A unit taken anew resets c->net_releases. */
+    uint32_t (*take)(void *be, hak_central_t *c, unsigned cls, uint32_t want, void **out);
+    /* Block b home to its unit; true if that emptied and released it. */
+    bool (*spill)(void *be, hak_central_t *c, void *b);
+    /* The next block of a list of class cls (its link checked at full). */
+    void *(*next)(void *be, void *b, unsigned cls);
+    uint32_t max_batches; /* parked batches per class (<= HAK_CENTRAL_MAX) */
+} hak_central_ops_t;
+
+/* A list home to its units; true if a unit was released on the way. */
+HAK_INLINE bool hak_central_spill_list(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
+                                       void *head)
+{
+    size_t n = 0;
+    bool released = false;
+    while (head) {
+        void *next = ops->next(be, head, cls);
+        released |= ops->spill(be, c, head);
+        head = next;
+        n++;
+    }
+    HAK_COUNT_LOCKED(c->spills, n);
+    return released;
+}
+
+/* Every parked batch home (lock held). */
+HAK_INLINE void hak_central_flush_locked(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls)
+{
+    while (c->nbatch > 0) {
+        c->nbatch--;
+        hak_central_spill_list(ops, be, c, cls, c->batch[c->nbatch].head);
+    }
+}
+
+/* A refill: a whole parked batch, else at most `want` blocks from the
+ * units, linked in *out; returns its length (0 with ENOMEM). *contended:
+ * the lock was held by another thread. */
+HAK_INLINE uint32_t hak_central_get(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
+                                    uint32_t want, void **out, bool *contended)
+{
+    uint32_t n;
+    *contended = hak_lock_contended(&c->lock);
+    if (c->nbatch > 0) {
+        c->nbatch--;
+        *out = c->batch[c->nbatch].head;
+        n = c->batch[c->nbatch].n;
+    } else {
+        c->shrinking = 0;
+        n = ops->take(be, c, cls, want, out);
+    }
+    if (n)
+        HAK_COUNT_LOCKED(c->refills, 1);
+    hak_unlock(&c->lock);
+    return n;
+}
+
+/* A list of n blocks to the central list (`drain`: a bin's overflow,
+ * counted as one drain): parked as one batch, or home when the list is
+ * full or the class shrinking. Returns whether the lock was contended. */
+HAK_INLINE bool hak_central_put(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls, void *head,
+                                uint32_t n, bool drain)
+{
+    bool contended = hak_lock_contended(&c->lock);
+    if (drain)
+        HAK_COUNT_LOCKED(c->drains, 1);
+    if (c->nbatch < ops->max_batches && !c->shrinking) {
+        c->batch[c->nbatch].head = head;
+        c->batch[c->nbatch].n = n;
+        c->nbatch++;
+    } else if (hak_central_spill_list(ops, be, c, cls, head) && ++c->net_releases >= HAK_CENTRAL_SHRINK) {
+        /* Units keep emptying and none is taken: the class is shrinking.
+         * Batches parked here would pin one unit each; send them home too
+         * (docs/design.md). A producer-consumer pair empties and takes
+         * units in turn and never gets here. */
+        c->shrinking = 1;
+        hak_central_flush_locked(ops, be, c, cls);
+    }
+    hak_unlock(&c->lock);
+    return contended;
+}
+
+/* A list home to its units, under the lock (no parking). */
+HAK_INLINE void hak_central_home(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls, void *head)
+{
+    hak_lock(&c->lock);
+    hak_central_spill_list(ops, be, c, cls, head);
+    hak_unlock(&c->lock);
+}
+
+/* Every parked batch home, under the lock. */
+HAK_INLINE void hak_central_flush(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls)
+{
+    hak_lock(&c->lock);
+    hak_central_flush_locked(ops, be, c, cls);
+    hak_unlock(&c->lock);
+}
+
+/* One block with no thread cache: from a parked batch, else the units. */
+HAK_INLINE void *hak_central_alloc_one(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls)
+{
+    void *b = NULL;
+    hak_lock(&c->lock);
+    if (c->nbatch > 0) {
+        hak_batch_t *bt = &c->batch[c->nbatch - 1];
+        b = bt->head;
+        bt->head = ops->next(be, b, cls);
+        if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
+            c->nbatch--;
+    } else {
+        ops->take(be, c, cls, 1, &b);
+    }
+    hak_unlock(&c->lock);
+    return b;
+}
+
+/* One block home with no thread cache. */
+HAK_INLINE void hak_central_free_one(const hak_central_ops_t *ops, void *be, hak_central_t *c, void *b)
+{
+    hak_lock(&c->lock);
+    ops->spill(be, c, b);
+    HAK_COUNT_LOCKED(c->spills, 1);
+    hak_unlock(&c->lock);
+}
+
+#endif
