@@ -556,34 +556,25 @@ static void *span_pop(hak_pool_t *pool, hak_pool_span_t *s)
 }
 
 /* The back end of the central lists (hak_central_ops_t; `be` is the
- * pool): up to `want` blocks of class cls from its spans, linked; returns
- * how many (0 with ENOMEM). Class lock held. */
-static uint32_t take_from_spans(void *be, hak_central_t *c, unsigned cls, uint32_t want, void **out)
+ * pool): a new span, a block out of one, whether one is spent, the
+ * partial list. Class lock held. */
+static void *unit_acquire(void *be, unsigned cls) { return span_acquire(be, cls); }
+
+static void *unit_pop(void *be, void *u, unsigned cls)
 {
-    hak_pool_t *pool = be;
-    void *head = NULL;
-    uint32_t n = 0;
-    while (n < want) {
-        hak_pool_span_t *s = c->partial;
-        if (s == NULL) {
-            s = span_acquire(pool, cls);
-            if (s == NULL)
-                break;
-            partial_add(c, s);
-            c->net_releases = 0;
-        }
-        void *b;
-        while (n < want && (b = span_pop(pool, s)) != NULL) {
-            set_next(b, head);
-            head = b;
-            n++;
-        }
-        if (s->free == NULL && s->carved == s->capacity)
-            partial_remove(c, s);
-    }
-    *out = head;
-    return n;
+    (void)cls;
+    return span_pop(be, u);
 }
+
+static bool unit_spent(const void *u)
+{
+    const hak_pool_span_t *s = u;
+    return s->free == NULL && s->carved == s->capacity;
+}
+
+static void unit_partial_add(hak_central_t *c, void *u) { partial_add(c, u); }
+
+static void unit_partial_remove(hak_central_t *c, void *u) { partial_remove(c, u); }
 
 /* Send block b home to its span; true if that emptied and released the
  * span. Class lock held. */
@@ -607,7 +598,11 @@ static bool spill_block(void *be, hak_central_t *c, void *b)
 static void *list_next(void *be, void *b, unsigned cls) { return class_next(be, b, cls, "free"); }
 
 static const hak_central_ops_t g_ops = {
-    .take = take_from_spans,
+    .acquire = unit_acquire,
+    .pop = unit_pop,
+    .spent = unit_spent,
+    .partial_add = unit_partial_add,
+    .partial_remove = unit_partial_remove,
     .spill = spill_block,
     .next = list_next,
     .max_batches = HAK_POOL_CENTRAL_MAX,

@@ -16,6 +16,7 @@
 #ifndef HAK_CENTRAL_H
 #define HAK_CENTRAL_H
 
+#include "hak_link.h"
 #include "hak_platform.h"
 
 #define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (ops->max_batches) */
@@ -42,15 +43,50 @@ typedef struct hak_central {
 } __attribute__((aligned(64))) hak_central_t;
 
 typedef struct hak_central_ops {
-    /* Up to `want` blocks of class cls from the units, linked; how many
-     * (0 with ENOMEM). A unit taken anew resets c->net_releases. */
-    uint32_t (*take)(void *be, hak_central_t *c, unsigned cls, uint32_t want, void **out);
+    /* A new unit of class cls (a slab, a span), or NULL with ENOMEM. */
+    void *(*acquire)(void *be, unsigned cls);
+    /* One block out of unit u (its free list, else carved), or NULL. */
+    void *(*pop)(void *be, void *u, unsigned cls);
+    /* u has no free and no uncarved block left. */
+    bool (*spent)(const void *u);
+    /* u onto / off the class's partial list (c->partial). */
+    void (*partial_add)(hak_central_t *c, void *u);
+    void (*partial_remove)(hak_central_t *c, void *u);
     /* Block b home to its unit; true if that emptied and released it. */
     bool (*spill)(void *be, hak_central_t *c, void *b);
     /* The next block of a list of class cls (its link checked at full). */
     void *(*next)(void *be, void *b, unsigned cls);
     uint32_t max_batches; /* parked batches per class (<= HAK_CENTRAL_MAX) */
 } hak_central_ops_t;
+
+/* Up to `want` blocks of class cls from the units, linked in *out; how
+ * many (0 with ENOMEM). Partial units first, then new ones. */
+HAK_INLINE uint32_t hak_central_take(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
+                                     uint32_t want, void **out)
+{
+    void *head = NULL;
+    uint32_t n = 0;
+    while (n < want) {
+        void *u = c->partial;
+        if (u == NULL) {
+            u = ops->acquire(be, cls);
+            if (u == NULL)
+                break;
+            ops->partial_add(c, u);
+            c->net_releases = 0;
+        }
+        void *b;
+        while (n < want && (b = ops->pop(be, u, cls)) != NULL) {
+            hak_link_set(b, head);
+            head = b;
+            n++;
+        }
+        if (ops->spent(u))
+            ops->partial_remove(c, u);
+    }
+    *out = head;
+    return n;
+}
 
 /* A list home to its units; true if a unit was released on the way. */
 HAK_INLINE bool hak_central_spill_list(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
@@ -91,7 +127,7 @@ HAK_INLINE uint32_t hak_central_get(const hak_central_ops_t *ops, void *be, hak_
         n = c->batch[c->nbatch].n;
     } else {
         c->shrinking = 0;
-        n = ops->take(be, c, cls, want, out);
+        n = hak_central_take(ops, be, c, cls, want, out);
     }
     if (n)
         HAK_COUNT_LOCKED(c->refills, 1);
@@ -152,7 +188,7 @@ HAK_INLINE void *hak_central_alloc_one(const hak_central_ops_t *ops, void *be, h
         if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
             c->nbatch--;
     } else {
-        ops->take(be, c, cls, 1, &b);
+        hak_central_take(ops, be, c, cls, 1, &b);
     }
     hak_unlock(&c->lock);
     return b;

@@ -578,35 +578,30 @@ static void *slab_pop(tiny_slab_t *s, unsigned cls)
     return b;
 }
 
-/* The back end of the central lists (hak_central_ops_t): up to `want`
- * blocks of class cls from its slabs, linked; returns how many (0 with
- * ENOMEM). Class lock held. */
-static uint32_t take_from_slabs(void *be, hak_central_t *c, unsigned cls, uint32_t want, void **out)
+/* The back end of the central lists (hak_central_ops_t, `be` unused): a
+ * new slab, a block out of one, whether one is spent, the partial list.
+ * Class lock held. */
+static void *unit_acquire(void *be, unsigned cls)
 {
     (void)be;
-    void *head = NULL;
-    uint32_t n = 0;
-    while (n < want) {
-        tiny_slab_t *s = c->partial;
-        if (s == NULL) {
-            s = slab_acquire(cls);
-            if (s == NULL)
-                break;
-            partial_add(c, s);
-            c->net_releases = 0;
-        }
-        void *b;
-        while (n < want && (b = slab_pop(s, cls)) != NULL) {
-            set_next(b, head);
-            head = b;
-            n++;
-        }
-        if (s->free == NULL && s->carved == s->capacity)
-            partial_remove(c, s);
-    }
-    *out = head;
-    return n;
+    return slab_acquire(cls);
 }
+
+static void *unit_pop(void *be, void *u, unsigned cls)
+{
+    (void)be;
+    return slab_pop(u, cls);
+}
+
+static bool unit_spent(const void *u)
+{
+    const tiny_slab_t *s = u;
+    return s->free == NULL && s->carved == s->capacity;
+}
+
+static void unit_partial_add(hak_central_t *c, void *u) { partial_add(c, u); }
+
+static void unit_partial_remove(hak_central_t *c, void *u) { partial_remove(c, u); }
 
 /* Send block b home to its slab; true if that emptied and released the
  * slab. Class lock held. */
@@ -635,7 +630,11 @@ static void *list_next(void *be, void *b, unsigned cls)
 }
 
 static const hak_central_ops_t g_ops = {
-    .take = take_from_slabs,
+    .acquire = unit_acquire,
+    .pop = unit_pop,
+    .spent = unit_spent,
+    .partial_add = unit_partial_add,
+    .partial_remove = unit_partial_remove,
     .spill = spill_block,
     .next = list_next,
     .max_batches = HAK_TINY_CENTRAL_MAX,

@@ -257,7 +257,7 @@ static void test_thread_churn(void **state)
 /* Regression: a SuperSlab kept as the spare keeps its warm (dirty) slabs on
  * the dirty list; a slab taken from there, then the spare taken whole for
  * new slabs, must not be formatted twice (found by the producer-consumer
- * benchmark as a crash in take_from_slabs). */
+ * benchmark as a crash in the central list's take (hak_central_take)). */
 static void test_spare_reuse(void **state)
 {
     (void)state;
