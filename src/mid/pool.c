@@ -595,7 +595,7 @@ static bool spill_block(void *be, hak_central_t *c, void *b)
     return false;
 }
 
-static void *list_next(void *be, void *b, unsigned cls) { return class_next(be, b, cls, "free"); }
+static void *list_next(void *be, void *b, unsigned cls, const char *op) { return class_next(be, b, cls, op); }
 
 static const hak_central_ops_t g_ops = {
     .acquire = unit_acquire,
@@ -621,13 +621,6 @@ static void central_flush_all(hak_pool_t *pool)
 HAK_INLINE uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
 {
     return hak_central_get(&g_ops, pool, &pool->t->central[cls], cls, want, out, contended);
-}
-
-/* A drained list of n blocks of cls: parked as one batch, or home to its
- * spans when the central list is full or the class is shrinking. */
-static bool class_park(hak_pool_t *pool, unsigned cls, void *head, uint32_t n)
-{
-    return hak_central_put(&g_ops, pool, &pool->t->central[cls], cls, head, n, true);
 }
 
 /* Send a linked list of blocks of cls home to their spans. */
@@ -750,24 +743,11 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         b = bin_pop(pool, bin, cls);
         goto out;
     }
-    void *list;
     bool contended;
-    uint32_t n = class_get(pool, cls, bin->max / 2 ? bin->max / 2 : 1, &list, &contended);
+    b = hak_front_refill(&g_ops, pool, &pool->t->central[cls], cls, bin, bin->max / 2 ? bin->max / 2 : 1,
+                         &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(pool, tc, cls);
-    if (HAK_UNLIKELY(n == 0) && hak_purge_oom()) /* cached memory goes back before ENOMEM */
-        n = class_get(pool, cls, 1, &list, &contended);
-    if (n == 0) {
-        b = NULL;
-        goto out;
-    }
-    b = list;
-    bin->head = class_next(pool, b, cls, "malloc");
-#if HAK_VALIDATION >= 2
-    bin->room = bin->head ? bin->room - (int32_t)(n - 1) : (int32_t)bin->max; /* a corrupted link cut the list */
-#else
-    bin->room -= (int32_t)(n - 1);
-#endif
 out:
     hak_purge_poll();
     if (b == NULL) {
@@ -799,29 +779,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
     }
     if (bin->room >= 0)
         return;
-    /* Keep the most recent half (hot), send the older rest home. */
-    uint32_t keep = bin->max / 2;
-    uint32_t nrest = hak_bin_count(bin) - keep;
-    void *last = bin->head;
-    for (uint32_t i = 1; i < keep; i++) {
-        void *next = class_next(pool, last, cls, "free");
-        if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(next == NULL)) {
-            bin->room = (int32_t)(bin->max - i); /* a corrupted link cut the bin after i blocks */
-            return;
-        }
-        last = next;
-    }
-    void *rest = keep ? class_next(pool, last, cls, "free") : bin->head;
-    if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(rest == NULL)) {
-        bin->room = (int32_t)(bin->max - keep); /* cut right after the blocks kept */
-        return;
-    }
-    if (keep)
-        set_next(last, NULL);
-    else
-        bin->head = NULL;
-    bin->room = (int32_t)(bin->max - keep);
-    if (HAK_UNLIKELY(class_park(pool, cls, rest, nrest)))
+    if (HAK_UNLIKELY(hak_front_drain(&g_ops, pool, &pool->t->central[cls], cls, bin)))
         tc_contended(pool, tc, cls);
     hak_purge_poll();
 }

@@ -16,7 +16,9 @@
 #ifndef HAK_CENTRAL_H
 #define HAK_CENTRAL_H
 
+#include "hak_front.h"
 #include "hak_link.h"
+#include "hak_purge.h"
 #include "hak_platform.h"
 
 #define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (ops->max_batches) */
@@ -54,8 +56,9 @@ typedef struct hak_central_ops {
     void (*partial_remove)(hak_central_t *c, void *u);
     /* Block b home to its unit; true if that emptied and released it. */
     bool (*spill)(void *be, hak_central_t *c, void *b);
-    /* The next block of a list of class cls (its link checked at full). */
-    void *(*next)(void *be, void *b, unsigned cls);
+    /* The next block of a list of class cls (its link checked at full; a
+     * corrupted one reported as a failure of `op`, and NULL). */
+    void *(*next)(void *be, void *b, unsigned cls, const char *op);
     uint32_t max_batches; /* parked batches per class (<= HAK_CENTRAL_MAX) */
 } hak_central_ops_t;
 
@@ -95,7 +98,7 @@ HAK_INLINE bool hak_central_spill_list(const hak_central_ops_t *ops, void *be, h
     size_t n = 0;
     bool released = false;
     while (head) {
-        void *next = ops->next(be, head, cls);
+        void *next = ops->next(be, head, cls, "free");
         released |= ops->spill(be, c, head);
         head = next;
         n++;
@@ -184,7 +187,7 @@ HAK_INLINE void *hak_central_alloc_one(const hak_central_ops_t *ops, void *be, h
     if (c->nbatch > 0) {
         hak_batch_t *bt = &c->batch[c->nbatch - 1];
         b = bt->head;
-        bt->head = ops->next(be, b, cls);
+        bt->head = ops->next(be, b, cls, "malloc");
         if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
             c->nbatch--;
     } else {
@@ -201,6 +204,62 @@ HAK_INLINE void hak_central_free_one(const hak_central_ops_t *ops, void *be, hak
     ops->spill(be, c, b);
     HAK_COUNT_LOCKED(c->spills, 1);
     hak_unlock(&c->lock);
+}
+
+/* ------------------------------------------------ the bins' slow paths */
+
+/* Refill an empty bin of class cls from its central list, `want` blocks
+ * at most (after an ENOMEM, every dirty page given back and one block
+ * asked again). Returns the block for the caller (NULL: none) and leaves
+ * the rest on the bin; *contended as hak_central_get says. */
+HAK_INLINE void *hak_front_refill(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
+                                  hak_bin_t *bin, uint32_t want, bool *contended)
+{
+    void *list;
+    uint32_t n = hak_central_get(ops, be, c, cls, want, &list, contended);
+    if (HAK_UNLIKELY(n == 0) && hak_purge_oom()) { /* cached memory goes back before ENOMEM */
+        bool again;
+        n = hak_central_get(ops, be, c, cls, 1, &list, &again);
+    }
+    if (n == 0)
+        return NULL;
+    bin->head = ops->next(be, list, cls, "malloc");
+    bin->room -= (int32_t)(n - 1);
+    if (HAK_VALIDATION >= 2 && bin->head == NULL)
+        bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
+    return list;
+}
+
+/* A bin over its bound: keep its most recent half (hot), hand the older
+ * rest to the central list as one drain. Returns whether the central
+ * list's lock was contended. At full, a corrupted link met on the way
+ * (reported by ops->next) cuts the bin there: the blocks before it stay,
+ * the rest is dropped. */
+HAK_INLINE bool hak_front_drain(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
+                                hak_bin_t *bin)
+{
+    uint32_t keep = bin->max / 2;
+    uint32_t nrest = hak_bin_count(bin) - keep;
+    void *last = bin->head;
+    for (uint32_t i = 1; i < keep; i++) {
+        void *next = ops->next(be, last, cls, "free");
+        if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(next == NULL)) {
+            bin->room = (int32_t)(bin->max - i); /* a corrupted link cut the bin after i blocks */
+            return false;
+        }
+        last = next;
+    }
+    void *rest = keep ? ops->next(be, last, cls, "free") : bin->head;
+    if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(rest == NULL)) {
+        bin->room = (int32_t)(bin->max - keep); /* cut right after the blocks kept */
+        return false;
+    }
+    if (keep)
+        hak_link_set(last, NULL);
+    else
+        bin->head = NULL;
+    bin->room = (int32_t)(bin->max - keep);
+    return hak_central_put(ops, be, c, cls, rest, nrest, true);
 }
 
 #endif

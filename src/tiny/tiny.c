@@ -622,10 +622,11 @@ static bool spill_block(void *be, hak_central_t *c, void *b)
     return false;
 }
 
-static void *list_next(void *be, void *b, unsigned cls)
+static void *list_next(void *be, void *b, unsigned cls, const char *op)
 {
     (void)be;
     (void)cls;
+    (void)op; /* tiny's reports name malloc (hak_tiny_bad_link_) */
     return next_of(b);
 }
 
@@ -646,14 +647,6 @@ static const hak_central_ops_t g_ops = {
 POSIX_ONLY static bool central_put(unsigned cls, void *head, uint32_t n, bool drain)
 {
     return hak_central_put(&g_ops, NULL, &g_central[cls], cls, head, n, drain);
-}
-
-/* A linked list of blocks of cls (at most `want` from the slabs, or a whole
- * batch); returns its length, 0 with ENOMEM. Inlined: the refill's hot
- * call, and its cold retry after hak_purge_oom. */
-POSIX_ONLY HAK_INLINE uint32_t central_get(unsigned cls, uint32_t want, void **out, bool *contended)
-{
-    return hak_central_get(&g_ops, NULL, &g_central[cls], cls, want, out, contended);
 }
 
 /* ------------------------------------------------------- thread caches */
@@ -803,7 +796,6 @@ void *hak_tiny_alloc_slow_(unsigned cls)
             bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
         goto out;
     }
-    void *list;
     bool contended;
     uint32_t want = bin->max / 2 ? bin->max / 2 : 1;
     if (HAK_UNLIKELY(tc->ramp[cls] < HAK_TINY_RAMP_STEPS)) {
@@ -811,20 +803,9 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         if (ramp < want)
             want = ramp;
     }
-    uint32_t n = central_get(cls, want, &list, &contended);
+    b = hak_front_refill(&g_ops, NULL, &g_central[cls], cls, bin, want, &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(tc, cls);
-    if (HAK_UNLIKELY(n == 0) && hak_purge_oom()) /* cached memory goes back before ENOMEM */
-        n = central_get(cls, 1, &list, &contended);
-    if (n == 0) {
-        b = NULL;
-        goto out;
-    }
-    b = list;
-    bin->head = next_of(b);
-    bin->room -= (int32_t)(n - 1);
-    if (HAK_VALIDATION >= 2 && bin->head == NULL)
-        bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
 out:
     hak_purge_poll();
 #endif
@@ -859,26 +840,7 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
     }
     if (bin->room >= 0)
         return;
-    /* Keep the most recent half (hot), hand the older rest to central. */
-    uint32_t keep = bin->max / 2;
-    void *last = bin->head;
-    for (uint32_t i = 1; i < keep && last; i++)
-        last = next_of(last);
-    if (last == NULL) { /* a corrupted list was cut short (full validation) */
-        bin->room = (int32_t)bin->max;
-        bin->head = NULL;
-        return;
-    }
-    void *rest = keep ? next_of(last) : bin->head;
-    uint32_t n = hak_bin_count(bin) - keep;
-    if (keep)
-        set_next(last, NULL);
-    else
-        bin->head = NULL;
-    bin->room = (int32_t)(bin->max - keep);
-    if (HAK_VALIDATION >= 2 && rest == NULL)
-        return; /* a corrupted link cut the list right after the blocks kept */
-    if (HAK_UNLIKELY(central_put(cls, rest, n, true)))
+    if (HAK_UNLIKELY(hak_front_drain(&g_ops, NULL, &g_central[cls], cls, bin)))
         tc_contended(tc, cls);
     hak_purge_poll();
 #endif
