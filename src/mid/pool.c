@@ -615,14 +615,6 @@ static void central_flush_all(hak_pool_t *pool)
         hak_central_flush(&g_ops, pool, &pool->t->central[cls], cls);
 }
 
-/* A linked list of blocks of cls: a whole parked batch, else at most `want`
- * from its spans; returns its length, 0 with ENOMEM. Inlined: the refill's
- * hot call, and its cold retry after hak_purge_oom. */
-HAK_INLINE uint32_t class_get(hak_pool_t *pool, unsigned cls, uint32_t want, void **out, bool *contended)
-{
-    return hak_central_get(&g_ops, pool, &pool->t->central[cls], cls, want, out, contended);
-}
-
 /* Send a linked list of blocks of cls home to their spans. */
 static void class_put(hak_pool_t *pool, unsigned cls, void *head)
 {
