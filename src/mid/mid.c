@@ -3,7 +3,8 @@
  * (pool.c), its thread cache and its public entry points (hak_mid.h).
  *
  * Parameters (docs/mid.md): 64 KiB pages, spans of at least 8 blocks up to
- * 256 KiB, thread cache 32 KiB per class (8..32 blocks), one empty chunk
+ * 256 KiB, thread cache 32 KiB per class (8..32 blocks; a bin that swings
+ * between empty and full grows to 32, pool.c's tc_swing), one empty chunk
  * kept mapped. A drain parks its batch in the class's central list, or
  * sends it home to the spans when the list is full or the class is
  * shrinking (pool.c); free pages go back under the purge policy.

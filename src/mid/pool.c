@@ -640,12 +640,39 @@ static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
 /* Every bin of tc at its starting bound (keeps the blocks it holds). */
 static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
-    tc->bound_bytes = 0;
+    tc->bound_bytes = tc->swing_bytes = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++) {
         hak_bin_set_max(&tc->bins[c], pool->t->cls[c].bin_max);
         tc->bound_bytes += (size_t)pool->t->cls[c].bin_max * pool->t->cls[c].stride;
-        tc->contended[c] = 0;
+        tc->contended[c] = tc->swing[c] = 0;
     }
+}
+
+/* A bin that swings between empty and full grows (docs/mid.md, "Thread
+ * caches"): a refill after a drain, or a drain after a refill, counts one
+ * in the class's swing count, two events in the same direction take one
+ * off; every HAK_POOL_SWING_EVENTS double the bound, up to HAK_GROW_MAX
+ * times its start, while the bounds so grown stay within
+ * HAK_POOL_SWING_BUDGET bytes per thread. A bin whose frees and mallocs
+ * balance (a steady working set, random sizes) sees its events alternate;
+ * a burst allocated then freed sees runs of one direction, and keeps its
+ * bound (and the peak RSS). Trim and thread exit reset the bounds. */
+static void tc_swing(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, unsigned dir)
+{
+    unsigned s = tc->swing[cls], n = s & 0x7Fu;
+    if ((s >> 7) == dir) {
+        n -= n > 0;
+    } else if (++n >= HAK_POOL_SWING_EVENTS) {
+        n = 0;
+        hak_bin_t *bin = &tc->bins[cls];
+        const hak_pool_class_t *k = &pool->t->cls[cls];
+        size_t more = (size_t)bin->max * k->stride;
+        if (bin->max * 2 <= pool->pr->cache_max && tc->swing_bytes + more <= HAK_POOL_SWING_BUDGET) {
+            tc->swing_bytes += more;
+            hak_bin_set_max(bin, bin->max * 2);
+        }
+    }
+    tc->swing[cls] = (uint8_t)(dir << 7 | n);
 }
 
 static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
@@ -740,6 +767,7 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
                          &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(pool, tc, cls);
+    tc_swing(pool, tc, cls, 0);
 out:
     hak_purge_poll();
     if (b == NULL) {
@@ -773,6 +801,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
         return;
     if (HAK_UNLIKELY(hak_front_drain(&g_ops, pool, &pool->t->central[cls], cls, bin)))
         tc_contended(pool, tc, cls);
+    tc_swing(pool, tc, cls, 1);
     hak_purge_poll();
 }
 

@@ -147,7 +147,19 @@ typedef struct hak_pool_tcache {
      * bounds in bytes. */
     size_t bound_bytes;
     uint8_t contended[HAK_POOL_MAX_CLASSES];
+    /* ... and where a class's bin swings between empty and full
+     * (tc_swing): per class the direction of its last refill (0) or drain
+     * (1) in the top bit, a count of direction changes below; and the
+     * bytes the bounds grew by that rule. */
+    size_t swing_bytes;
+    uint8_t swing[HAK_POOL_MAX_CLASSES];
 } hak_pool_tcache_t;
+
+/* The swing rule's parameters (pool.c, tc_swing): direction changes per
+ * doubling, and the bytes of bound it may add per thread and pool; a bin
+ * grows so up to params->cache_max blocks. */
+#define HAK_POOL_SWING_EVENTS 4
+#define HAK_POOL_SWING_BUDGET ((size_t)4 << 20)
 
 /* --------------------------------------------------------- the instance */
 

@@ -590,6 +590,59 @@ static void test_aligned_interior(void **state)
     assert_valid_pool();
 }
 
+/* ---------------------------------------------------------- bin growth */
+
+/* The swing rule (docs/mid.md, "Thread caches"): a bin that goes from
+ * empty (a refill) to full (a drain) and back grows, up to cache_max
+ * blocks; one that is filled by a burst and emptied by its free does not;
+ * trim puts the bound back. */
+static void test_bin_swing(void **state)
+{
+    (void)state;
+    enum { CAP = 1024 };
+    static void *v[CAP];
+    size_t n = 0;
+    TIER.trim();
+    void *p = TIER.alloc(TIER.hi, 0);
+    assert_non_null(p);
+    unsigned cls = hak_pool_span_of(p)->cls;
+    const hak_pool_class_t *k = &TIER.pool->t->cls[cls];
+    hak_bin_t *bin = &TIER.tc()->bins[cls];
+    TIER.free(p);
+    uint32_t start = k->bin_max;
+    assert_int_equal(bin->max, start);
+    /* bursts: every block allocated, then every one freed */
+    for (int round = 0; round < 8; round++) {
+        for (n = 0; n < 4 * (size_t)start + 1; n++)
+            assert_non_null(v[n] = TIER.alloc(TIER.hi, 0));
+        while (n > 0)
+            TIER.free(v[--n]);
+        assert_int_equal(bin->max, start);
+    }
+    /* swings: allocate past empty (one refill), free past full (one drain) */
+    for (int round = 0; round < 64; round++) {
+        while (hak_bin_count(bin) > 0) {
+            assert_true(n < CAP);
+            assert_non_null(v[n++] = TIER.alloc(TIER.hi, 0));
+        }
+        assert_true(n < CAP);
+        assert_non_null(v[n++] = TIER.alloc(TIER.hi, 0));
+        while (n > 0 && hak_bin_count(bin) < bin->max)
+            TIER.free(v[--n]);
+        while (n == 0) /* blocks to free past full */
+            assert_non_null(v[n++] = TIER.alloc(TIER.hi, 0));
+        TIER.free(v[--n]);
+        assert_true(bin->max <= (start > TIER.pool->pr->cache_max ? start : TIER.pool->pr->cache_max));
+    }
+    if (start * 2 <= TIER.pool->pr->cache_max && (size_t)start * k->stride <= HAK_POOL_SWING_BUDGET)
+        assert_true(bin->max > start);
+    while (n > 0)
+        TIER.free(v[--n]);
+    TIER.trim();
+    assert_int_equal(bin->max, start);
+    assert_valid_pool();
+}
+
 /* ---------------------------------------------------------------- trim */
 
 static void *trim_worker(void *arg)
@@ -1168,6 +1221,7 @@ static void test_descriptor(void **state)
     cmocka_unit_test(test_thread_churn),                  \
     cmocka_unit_test(test_aligned),                       \
     cmocka_unit_test(test_aligned_interior),       \
+    cmocka_unit_test(test_bin_swing),                     \
     cmocka_unit_test(test_trim),                          \
     cmocka_unit_test(test_bytes_before_block),            \
     cmocka_unit_test(test_fork),                          \
