@@ -522,16 +522,19 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
 
 /* ----------------------------------------------------- class structures */
 
-static void partial_add(hak_central_t *c, hak_pool_span_t *s)
+/* The partial list's operations of the central lists' back end. */
+static void partial_add(hak_central_t *c, void *u)
 {
+    hak_pool_span_t *s = u;
     hak_pool_span_t *head = c->partial;
     span_list_push_front(&head, NULL, s);
     c->partial = head;
     s->in_partial = 1;
 }
 
-static void partial_remove(hak_central_t *c, hak_pool_span_t *s)
+static void partial_remove(hak_central_t *c, void *u)
 {
+    hak_pool_span_t *s = u;
     hak_pool_span_t *head = c->partial;
     span_list_remove(&head, NULL, s);
     c->partial = head;
@@ -556,8 +559,8 @@ static void *span_pop(hak_pool_t *pool, hak_pool_span_t *s)
 }
 
 /* The back end of the central lists (hak_central_ops_t; `be` is the
- * pool): a new span, a block out of one, whether one is spent, the
- * partial list. Class lock held. */
+ * pool): a new span, a block out of one, whether one is spent (the
+ * partial list's operations are above). Class lock held. */
 static void *unit_acquire(void *be, unsigned cls) { return span_acquire(be, cls); }
 
 static void *unit_pop(void *be, void *u, unsigned cls)
@@ -571,10 +574,6 @@ static bool unit_spent(const void *u)
     const hak_pool_span_t *s = u;
     return s->free == NULL && s->carved == s->capacity;
 }
-
-static void unit_partial_add(hak_central_t *c, void *u) { partial_add(c, u); }
-
-static void unit_partial_remove(hak_central_t *c, void *u) { partial_remove(c, u); }
 
 /* Send block b home to its span; true if that emptied and released the
  * span. Class lock held. */
@@ -601,8 +600,8 @@ static const hak_central_ops_t g_ops = {
     .acquire = unit_acquire,
     .pop = unit_pop,
     .spent = unit_spent,
-    .partial_add = unit_partial_add,
-    .partial_remove = unit_partial_remove,
+    .partial_add = partial_add,
+    .partial_remove = partial_remove,
     .spill = spill_block,
     .next = list_next,
     .max_batches = HAK_POOL_CENTRAL_MAX,

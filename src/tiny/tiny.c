@@ -123,14 +123,13 @@ HAK_LIST_DEFINE(slab_list, tiny_slab_t)   /* the partial lists and the dirty lis
 
 /* ------------------------------------------------------------- helpers */
 
-/* A slab's class, in its descriptor, in its SuperSlab's byte array and as
- * its page's kind in the page map (posix: a slab is one 64 KiB page). */
+/* A slab's class, in its descriptor and as its page's kind in the page
+ * map (posix: a slab is one 64 KiB page), which free reads. */
 static void slab_set_class(tiny_slab_t *s, unsigned cls)
 {
-    tiny_ss_t *ss = hak_tiny_ss_of(s);
     s->cls = (uint8_t)cls;
-    __atomic_store_n(&ss->cls_of[s->index], (uint8_t)cls, __ATOMIC_RELAXED);
 #if !HAK_PLATFORM_ARENA
+    tiny_ss_t *ss = hak_tiny_ss_of(s);
     _Static_assert(HAK_TINY_SLAB_SHIFT == HAK_PAGE_SHIFT, "a tiny slab is one page of the page map");
     hak_page_set_kind((uint8_t *)ss + ((size_t)s->index << HAK_TINY_SLAB_SHIFT), 1,
                       cls == HAK_TINY_NO_CLASS ? HAK_KIND_OWNED(HAK_TAG_TINY) : HAK_KIND_TINY0 + cls);
@@ -223,7 +222,6 @@ static void ss_format(tiny_ss_t *ss, size_t size, uint32_t shift)
     ss->slab_shift = shift;
     ss->slab0 = (uint8_t *)ss;
     ss->size = size;
-    memset(ss->cls_of, HAK_TINY_NO_CLASS, sizeof ss->cls_of); /* slabs past n too */
     for (uint32_t i = 0; i < n; i++) {
         tiny_slab_t *s = &ss->slabs[i];
         memset(s, 0, sizeof(*s));
@@ -544,16 +542,19 @@ static void slab_release(tiny_slab_t *s)
 
 /* ----------------------------------------------------- class structures */
 
-static void partial_add(hak_central_t *c, tiny_slab_t *s)
+/* The partial list's operations of the central lists' back end. */
+static void partial_add(hak_central_t *c, void *u)
 {
+    tiny_slab_t *s = u;
     tiny_slab_t *head = c->partial;
     slab_list_push_front(&head, NULL, s);
     c->partial = head;
     s->in_partial = 1;
 }
 
-static void partial_remove(hak_central_t *c, tiny_slab_t *s)
+static void partial_remove(hak_central_t *c, void *u)
 {
+    tiny_slab_t *s = u;
     tiny_slab_t *head = c->partial;
     slab_list_remove(&head, NULL, s);
     c->partial = head;
@@ -579,8 +580,8 @@ static void *slab_pop(tiny_slab_t *s, unsigned cls)
 }
 
 /* The back end of the central lists (hak_central_ops_t, `be` unused): a
- * new slab, a block out of one, whether one is spent, the partial list.
- * Class lock held. */
+ * new slab, a block out of one, whether one is spent (the partial list's
+ * operations are above). Class lock held. */
 static void *unit_acquire(void *be, unsigned cls)
 {
     (void)be;
@@ -598,10 +599,6 @@ static bool unit_spent(const void *u)
     const tiny_slab_t *s = u;
     return s->free == NULL && s->carved == s->capacity;
 }
-
-static void unit_partial_add(hak_central_t *c, void *u) { partial_add(c, u); }
-
-static void unit_partial_remove(hak_central_t *c, void *u) { partial_remove(c, u); }
 
 /* Send block b home to its slab; true if that emptied and released the
  * slab. Class lock held. */
@@ -634,8 +631,8 @@ static const hak_central_ops_t g_ops = {
     .acquire = unit_acquire,
     .pop = unit_pop,
     .spent = unit_spent,
-    .partial_add = unit_partial_add,
-    .partial_remove = unit_partial_remove,
+    .partial_add = partial_add,
+    .partial_remove = partial_remove,
     .spill = spill_block,
     .next = list_next,
     .max_batches = HAK_TINY_CENTRAL_MAX,

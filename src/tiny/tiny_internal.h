@@ -72,8 +72,6 @@ typedef struct tiny_slab {
 } tiny_slab_t;
 
 typedef struct tiny_ss {
-    uint8_t cls_of[HAK_TINY_MAX_SLABS]; /* each slab's class (a copy of slabs[i].cls):
-                                           headerless free reads one byte */
     uint32_t magic;
     uint32_t nslabs;         /* slabs in this SuperSlab */
     uint32_t nfree;          /* slabs with no class */
@@ -165,15 +163,16 @@ HAK_INLINE void *tiny_link_get(void *b)
 HAK_INLINE void *tiny_link_get(void *b) { return hak_link_get(b); }
 #endif
 
-/* The class of the slab holding p (posix: one load; HAK_TINY_NO_CLASS for
- * a free slab). */
+/* The class of the slab holding p (posix: the page map's kind of its page,
+ * hak_platform.h; HAK_TINY_NO_CLASS for a free slab or a header page). */
 HAK_INLINE unsigned hak_tiny_slab_class(const void *p)
 {
 #if HAK_PLATFORM_ARENA
     const tiny_slab_t *s = hak_tiny_slab_of(p);
     return s ? s->cls : HAK_TINY_NO_CLASS;
 #else
-    return hak_tiny_ss_of(p)->cls_of[((uintptr_t)p >> HAK_TINY_SLAB_SHIFT) & (HAK_TINY_MAX_SLABS - 1)];
+    unsigned c = hak_page_kind(p) - HAK_KIND_TINY0;
+    return c < HAK_TINY_NCLASSES ? c : HAK_TINY_NO_CLASS;
 #endif
 }
 
