@@ -3,7 +3,7 @@
  * up to 1 MiB (HAK_L25_MAX_SIZE).
  *
  * Sizes from 0 bytes work when it is called directly (the smallest class
- * is 40 KiB); dispatch sends it only what mid does not serve. Every
+ * is 36 KiB); dispatch sends it only what mid does not serve. Every
  * pointer is 16-byte aligned and has no header: ownership is proven by
  * address (the chunk map says HAK_TAG_L25). Thread-safe (posix backend;
  * the arena backend has no L25 pool: allocations fail with ENOMEM).

@@ -2,9 +2,10 @@
 /* l25_inline.h - the L25 pool's fast paths, for dispatch and for the
  * pool's own entry points (l25.c). Same engine as mid (pool_internal.h).
  *
- * Size classes (strides, KiB; docs/mid.md has the waste of each), 4 per
- * doubling (at most 25% waste, 12.5% above 64 KiB on average):
- *   40 48 56 64 80 96 112 128 160 192 224 256 320 384 448 512 640 768 896 1024
+ * Size classes (strides, KiB; docs/mid.md has the waste of each), 8 per
+ * doubling (at most 12.5% waste, about 6% on average):
+ *   36 40 44 48 52 56 60 64, 72 80 .. 128 (8 KiB steps), 144 .. 256 (16),
+ *   288 .. 512 (32), 576 .. 1024 (64)
  * Power-of-two classes (64 KiB .. 1 MiB) have their spans aligned to the
  * stride, so their blocks are naturally aligned (up to 1 MiB).
  */
@@ -16,15 +17,15 @@
 #include "hak_l25.h"
 #include "pool_internal.h"
 
-#define HAK_L25_NCLASSES  20
-#define HAK_L25_LUT_SHIFT 13 /* 8 KiB units */
+#define HAK_L25_NCLASSES  40
+#define HAK_L25_LUT_SHIFT 12 /* 4 KiB units */
 #define HAK_L25_LUT_SIZE ((HAK_L25_MAX_SIZE >> HAK_L25_LUT_SHIFT) + 1)
 
-/* Class of a request of 8 KiB * u bytes (0 <= u <= 128). */
-#define HAK_L25_CLASS_OF_UNITS(u)                                             \
-    ((u) <= 5 ? 0 : (u) <= 8 ? (u) - 5 : (u) <= 16 ? 3 + ((u) - 8 + 1) / 2   \
-     : (u) <= 32 ? 7 + ((u) - 16 + 3) / 4 : (u) <= 64 ? 11 + ((u) - 32 + 7) / 8 \
-     : 15 + ((u) - 64 + 15) / 16)
+/* Class of a request of 4 KiB * u bytes (0 <= u <= 256). */
+#define HAK_L25_CLASS_OF_UNITS(u)                                              \
+    ((u) <= 9 ? 0 : (u) <= 16 ? (u) - 9 : (u) <= 32 ? 7 + ((u) - 16 + 1) / 2    \
+     : (u) <= 64 ? 15 + ((u) - 32 + 3) / 4 : (u) <= 128 ? 23 + ((u) - 64 + 7) / 8 \
+     : 31 + ((u) - 128 + 15) / 16)
 
 extern const uint8_t hak_l25_lut_[HAK_L25_LUT_SIZE] HAK_INTERNAL;
 extern hak_pool_t hak_l25_pool_ HAK_INTERNAL;

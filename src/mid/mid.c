@@ -66,6 +66,7 @@ static const hak_pool_params_t g_params = {
     .span_min_blocks = MID_SPAN_MIN_BLOCKS,
     .span_max_bytes = MID_SPAN_MAX_BYTES,
     .keep_empty = MID_KEEP_EMPTY,
+    .park = true,
     .msg_no_span = "invalid pointer (not in an in-use mid span)",
     .msg_not_block = "invalid pointer (past the last block of its mid span)",
     .msg_not_start = "invalid pointer (not the start of a mid block)",

@@ -8,7 +8,8 @@
  *   - a thread cache over its bound parks its older half as one batch in
  *     the class's central list (hak_central.h, shared with the tiny tier:
  *     up to HAK_POOL_CENTRAL_MAX), or sends it home to the spans when the
- *     list is full or the class is shrinking (spills released
+ *     pool parks nothing (params->park false: L25), the list is full or
+ *     the class is shrinking (spills released
  *     HAK_CENTRAL_SHRINK spans with none taken since:
  *     then every parked batch goes home too, since each pins its spans);
  *   - a span whose last block comes home goes back to its chunk at once;
@@ -25,6 +26,8 @@
  *   - hak_*_trim() decommits every dirty page and unmaps every empty chunk.
  */
 #include "pool_internal.h"
+
+#include <limits.h>
 
 #include <errno.h>
 #include <string.h>
@@ -228,6 +231,7 @@ static void class_setup(hak_pool_t *pool, unsigned c)
     if (m > pr->cache_max)
         m = pr->cache_max;
     k->bin_max = (uint32_t)m;
+    pool->t->central[c].home_only = !pr->park;
 }
 
 /* The fork participant and the exit hook are registered before the init
@@ -382,26 +386,36 @@ size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want)
 
 /* ---------------------------------------------------------------- spans */
 
-/* The free run of n pages aligned to `align` pages in ch that has the
- * fewest decommitted pages (*dec), or -1. */
-static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsigned *dec)
+/* Where n free pages aligned to `align` pages go in ch, or -1; *cost
+ * ranks the choice, lowest best: the decommitted pages it would refault
+ * first (a 1 MiB span is 256 page faults), then the pages left over in
+ * the free hole it takes (best fit: a tight hole keeps the long ones for
+ * long spans, so that spans of mixed lengths do not leave committed pages
+ * nobody can use). 0: an exact fit with nothing to refault. */
+static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsigned *cost)
 {
-    uint64_t want = (((uint64_t)1 << n) - 1);
+    const uint64_t want = ((uint64_t)1 << n) - 1;
     int best = -1;
-    unsigned best_dec = HAK_POOL_PAGES + 1;
-    for (unsigned start = align; start + n <= HAK_POOL_PAGES; start += align) {
-        uint32_t run = (uint32_t)(want << start);
-        if ((ch->free_mask & run) != run)
-            continue;
-        unsigned d = (unsigned)__builtin_popcount(ch->dec_mask & run);
-        if (d < best_dec) {
-            best = (int)start;
-            best_dec = d;
-            if (d == 0)
-                break;
+    unsigned best_cost = UINT_MAX;
+    uint64_t m = ch->free_mask;
+    while (m) {
+        unsigned h = (unsigned)__builtin_ctzll(m);
+        unsigned len = (unsigned)__builtin_ctzll(~(m >> h)); /* the hole [h, h + len) */
+        m &= ~((((uint64_t)1 << len) - 1) << h);
+        /* the hole's ends (aligned), or every aligned start for aligned spans */
+        unsigned first = (h + align - 1) / align * align;
+        for (unsigned start = first; start + n <= h + len; start += align) {
+            unsigned dec = (unsigned)__builtin_popcount(ch->dec_mask & (uint32_t)(want << start));
+            unsigned c = dec * (HAK_POOL_PAGES + 1) + (len - n);
+            if (c < best_cost) {
+                best = (int)start;
+                best_cost = c;
+            }
+            if (align == 1 && start == first && start + n < h + len)
+                start = h + len - n - 1; /* then the other end only */
         }
     }
-    *dec = best_dec;
+    *cost = best_cost;
     return best;
 }
 
@@ -449,11 +463,18 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     return s;
 }
 
+/* Chunks with room that span_acquire compares before it takes the best
+ * (the search stops sooner at an exact fit): bounds the search in a big
+ * pool, where one search per span over every chunk would cost more than
+ * the span's blocks. */
+#define POOL_FIT_CANDIDATES 16
+
 /* A new span of class cls, or NULL with ENOMEM. Called with the class
- * lock held; takes the pool lock. Placement: the run with the fewest
- * decommitted pages (refaulting them costs more than the search: a 1 MiB
- * span is 256 page faults), in a chunk that has spans before an empty one
- * (so that empty chunks can go back to the OS), a new chunk last. */
+ * lock held; takes the pool lock. Placement (find_run): the run with the
+ * fewest decommitted pages, then the tightest hole, among the first
+ * POOL_FIT_CANDIDATES chunks with room, in a chunk that has spans before
+ * an empty one (so that empty chunks can go back to the OS), a new chunk
+ * last. */
 static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
 {
     const hak_pool_class_t *k = &pool->t->cls[cls];
@@ -461,30 +482,32 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     hak_lock(&pool->lock);
     hak_pool_chunk_t *best = NULL;
     int best_start = -1;
-    unsigned best_dec = HAK_POOL_PAGES + 1;
+    unsigned best_cost = UINT_MAX;
     bool best_empty = true;
-    for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next) {
+    unsigned candidates = 0;
+    for (hak_pool_chunk_t *ch = pool->chunks; ch && candidates < POOL_FIT_CANDIDATES; ch = ch->next) {
         if (ch->nfree < k->npages)
             continue;
         bool empty = ch->nfree == HAK_POOL_PAGES - 1;
         if (empty && !best_empty && best != NULL)
             continue;
-        unsigned dec;
-        int start = find_run(ch, k->npages, k->align_pages, &dec);
+        unsigned cost;
+        int start = find_run(ch, k->npages, k->align_pages, &cost);
         if (start < 0)
             continue;
-        if (best == NULL || (best_empty && !empty) || dec < best_dec) {
+        candidates += !empty;
+        if (best == NULL || (best_empty && !empty) || cost < best_cost) {
             best = ch;
             best_start = start;
-            best_dec = dec;
+            best_cost = cost;
             best_empty = empty;
-            if (dec == 0 && !empty)
+            if (cost == 0 && !empty)
                 break;
         }
     }
     if (best == NULL && (best = chunk_new(pool)) != NULL) {
-        unsigned dec;
-        best_start = find_run(best, k->npages, k->align_pages, &dec);
+        unsigned cost;
+        best_start = find_run(best, k->npages, k->align_pages, &cost);
     }
     if (best)
         s = span_format(pool, best, (unsigned)best_start, cls);

@@ -177,6 +177,7 @@ typedef struct hak_pool_params {
     unsigned span_min_blocks;    /* a span holds at least this many blocks ... */
     size_t span_max_bytes;       /* ... unless it would pass this size */
     size_t keep_empty;           /* empty, purged chunks kept mapped (against map/unmap churn) */
+    bool park;                   /* drains park batches in the central lists (else home at once) */
     const char *msg_no_span;     /* failure reasons */
     const char *msg_not_block;
     const char *msg_not_start;

@@ -6,7 +6,9 @@
  * A central list holds up to ops->max_batches parked batches: a drained
  * bin's older half is parked whole (O(1)), and the next refill of the
  * class takes a parked batch whole before it asks the units. A full list,
- * or a shrinking class (spills released HAK_CENTRAL_SHRINK units with none
+ * a list whose back end parks nothing (home_only: blocks so large that a
+ * parked one costs more memory than its refill costs time), or a shrinking
+ * class (spills released HAK_CENTRAL_SHRINK units with none
  * taken in between: parked batches would pin one unit each), sends the
  * blocks home to their units instead. Everything here runs under the
  * class's lock, which the functions below take. The back end supplies
@@ -35,6 +37,7 @@ typedef struct hak_central {
     uint32_t shrinking;    /* spills released HAK_CENTRAL_SHRINK units with none taken in
                               between: park no batches, send them home */
     uint32_t net_releases; /* units released by spills since one was last taken */
+    uint32_t home_only;    /* park nothing: every put goes home (set by the back end at init) */
     void *partial;         /* the back end's units of this class with a free or uncarved block */
     /* Event counters (statistics), written under the lock: they share its
      * cache line, so counting costs no line of its own (process-wide
@@ -147,7 +150,7 @@ HAK_INLINE bool hak_central_put(const hak_central_ops_t *ops, void *be, hak_cent
     bool contended = hak_lock_contended(&c->lock);
     if (drain)
         HAK_COUNT_LOCKED(c->drains, 1);
-    if (c->nbatch < ops->max_batches && !c->shrinking) {
+    if (c->nbatch < ops->max_batches && !c->shrinking && !c->home_only) {
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
         c->nbatch++;

@@ -144,8 +144,8 @@ enum {
  * HAK_KIND_SLOW. 0: not hakmem's. */
 #define HAK_KIND_TINY0   1u                      /* tiny class c: 1 + c (at most 32) */
 #define HAK_KIND_MID0    33u                     /* mid class c: 33 + c (at most 50) */
-#define HAK_KIND_L250    83u                     /* L25 class c: 83 + c (at most 20) */
-#define HAK_KIND_NSMALL  103u                    /* kinds below this are classes (but 0) */
+#define HAK_KIND_L250    83u                     /* L25 class c: 83 + c (at most 40) */
+#define HAK_KIND_NSMALL  123u                    /* kinds below this are classes (but 0) */
 #define HAK_KIND_SLOW(tag)  (0xE0u | (tag))
 #define HAK_KIND_OWNED(tag) (0xF0u | (tag))
 

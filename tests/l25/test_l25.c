@@ -23,8 +23,9 @@ static const pool_tier_t TIER = {
     .tc = tier_tc,
     .lo = (32u << 10) + 1,
     .hi = HAK_L25_MAX_SIZE,
-    .min_align = 40u << 10,
-    .max_waste = 0.25,
+    .min_align = 36u << 10,
+    .max_waste = 0.125,
+    .churn_live = 200,
     .model_live = 128,
     .model_ops = 200000,
     .churn_threads = 200,
@@ -52,7 +53,7 @@ static void test_l25_pow2(void **state)
     }
     assert_true(hak_l25_max_align(HAK_L25_MAX_SIZE) >= (1u << 20));
     void *p = hak_l25_alloc(1, 0);
-    assert_int_equal(hak_l25_usable_size(p), 40u << 10);
+    assert_int_equal(hak_l25_usable_size(p), 36u << 10);
     hak_l25_free(p);
     assert_int_equal(hak_l25_vtable.max_size, HAK_L25_MAX_SIZE);
 }

@@ -25,6 +25,7 @@ static const pool_tier_t TIER = {
     .hi = HAK_MID_MAX_SIZE,
     .min_align = 1024,
     .max_waste = 0.125,
+    .churn_live = 4000,
     .model_live = 2000,
     .model_ops = 200000,
     .churn_threads = 300,
