@@ -23,13 +23,16 @@
  * LARGE_CACHE_SLOTS mappings (oldest first); the purge policy (hak_purge.h,
  * the same for every tier) unmaps those that stayed there for the purge
  * delay, or the oldest when the dirty bytes of all tiers pass its budget.
- * An allocation takes the smallest cached mapping that fits: whole when
- * it is at most twice the length asked (its pages are resident already:
- * cutting them off would fault them in again for the next larger block;
- * bench_large_churn 1-4 MiB: 1.15M faults cut at the length, 24k taken
- * whole), else cut, its tail cached when 1 MiB or more; or, when none
- * fits, grows the largest one with mremap (its pages move, they are not
- * faulted again). calloc takes cached mappings too and zeroes what the mapping
+ * An allocation takes the smallest cached mapping that fits: cut to the
+ * length when the tail is 1 MiB or more and half the length or more, the
+ * tail staying cached (its pages are resident: unmapping it would fault
+ * them in again for the next larger block); else whole when at most twice
+ * the length (no page lost), else cut with the short tail unmapped; or,
+ * when none fits, grows the largest one with mremap (its pages move, they
+ * are not faulted again). A freed block joins the cached pieces cut from
+ * the same mapping (g_cache.join), so cutting does not leave the cache in
+ * pieces too small for the next large block. calloc takes cached mappings
+ * too and zeroes what the mapping
  * held. Cached mappings are not in the registry (not owned, not live);
  * a free of a pointer into one is a double free. hak_large_trim empties
  * the cache.
@@ -60,8 +63,8 @@
 #define REASON_DOUBLE   "double free (a freed large block)"
 
 #define LARGE_CACHE_SLOTS 64
-#define LARGE_SPLIT_MIN   ((size_t)1 << 20) /* a tail this large stays cached */
-#define LARGE_SLACK_DIV   1                 /* a mapping up to twice the size is taken whole */
+#define LARGE_SPLIT_MIN   ((size_t)1 << 20) /* a tail this large (and half the length) is cut off */
+#define LARGE_JOINS       256               /* cuts remembered (g_cache.join) */
 
 /* Hidden, not static: dispatch's realloc reads it (large_inline.h). */
 hak_large_registry_t hak_large_reg_ = HAK_LARGE_REGISTRY_INIT;
@@ -79,6 +82,16 @@ static struct {
     uintptr_t fork_holder;
     size_t n, bytes;                       /* slots used, bytes cached */
     large_mapping_t slot[LARGE_CACHE_SLOTS]; /* oldest first */
+    /* Joins: the addresses where a cut split one mapping (the kernel's one
+     * area of address space) in two pieces that are both still mapped
+     * there. Two pieces that meet at a join may become one mapping again
+     * (a later mremap of it works: it lies in one area); pieces that merely
+     * meet (two mmaps that the kernel placed side by side) may not. An
+     * address leaves the set when the pieces join or before either side is
+     * unmapped, moved or shrunk away from it. Full: a cut records nothing
+     * (its pieces never join). */
+    size_t njoins;
+    uintptr_t join[LARGE_JOINS];
 } g_cache;
 
 static size_t large_purge(uint32_t cutoff, bool all, size_t want);
@@ -218,19 +231,44 @@ static large_mapping_t cache_remove_locked(size_t i)
     return m;
 }
 
+/* Take address a out of the joins; whether it was one (cache lock held). */
+static bool join_take_locked(uintptr_t a)
+{
+    for (size_t i = 0; i < g_cache.njoins; i++)
+        if (g_cache.join[i] == a) { /* njoins is read without the lock (join_forget) */
+            g_cache.join[i] = g_cache.join[g_cache.njoins - 1];
+            __atomic_store_n(&g_cache.njoins, g_cache.njoins - 1, __ATOMIC_RELAXED);
+            return true;
+        }
+    return false;
+}
+
+/* [base, base + len) is about to be unmapped or moved: its ends are no
+ * joins any more. */
+static void join_forget(uintptr_t base, size_t len)
+{
+    if (__atomic_load_n(&g_cache.njoins, __ATOMIC_RELAXED) == 0)
+        return;
+    hak_lock(&g_cache.lock);
+    join_take_locked(base);
+    join_take_locked(base + len);
+    hak_unlock(&g_cache.lock);
+}
+
 static void cache_unmap(uintptr_t base, size_t len)
 {
+    join_forget(base, len);
     NOTE_PEAK();
     hak_os_unmap((void *)base, len);
     ST_SUB(bytes_mapped, len);
 }
 
-/* A cached mapping of at least *lenp bytes: the smallest that fits, taken
- * whole (*lenp grows) when at most 1 + 1/LARGE_SLACK_DIV times the length,
- * else cut to it (a tail of LARGE_SPLIT_MIN or more stays cached, a
- * smaller one is unmapped); or the largest, grown with mremap. *held: the
- * bytes at its start that may hold old data (a grown part is fresh). 0 if
- * the cache has nothing. */
+/* A cached mapping of at least *lenp bytes: the smallest that fits, cut
+ * to the length when its tail is LARGE_SPLIT_MIN or more and at least half
+ * the length (the tail stays cached), else taken whole (*lenp grows) when
+ * at most twice the length, else cut (the short tail unmapped); or the
+ * largest, grown with mremap. *held: the bytes at its start that may hold old data (a grown
+ * part is fresh). 0 if the cache has nothing. */
 static uintptr_t cache_take(size_t *lenp, size_t *held)
 {
     size_t len = *lenp;
@@ -252,21 +290,31 @@ static uintptr_t cache_take(size_t *lenp, size_t *held)
     size_t i = fit != LARGE_CACHE_SLOTS ? fit : big;
     large_mapping_t m = g_cache.slot[i];
     uintptr_t tail = 0;
-    if (m.len >= len && m.len - len <= len / LARGE_SLACK_DIV) {
-        /* a little larger: the block takes it whole (no page lost) */
-        cache_remove_locked(i);
-        len = *lenp = m.len;
-    } else if (m.len >= len && m.len - len >= LARGE_SPLIT_MIN) {
-        /* the tail keeps its slot (and its age) */
+    if (m.len >= len && m.len - len >= LARGE_SPLIT_MIN && m.len - len >= len / 2) {
+        /* the tail keeps its slot (and its age), resident, for the next
+         * block that fits it or to join this one again when it is freed */
         g_cache.slot[i].base = m.base + len;
         g_cache.slot[i].len = m.len - len;
         g_cache.bytes -= len;
         hak_purge_dirty_sub(len);
         m.len = len;
+        if (g_cache.njoins < LARGE_JOINS) {
+            g_cache.join[g_cache.njoins] = m.base + len;
+            __atomic_store_n(&g_cache.njoins, g_cache.njoins + 1, __ATOMIC_RELAXED);
+        }
     } else {
         cache_remove_locked(i);
-        if (m.len > len)
+        if (m.len >= len && m.len - len <= len) {
+            /* a little larger (no tail a large block could use): the block
+             * takes it whole, no page lost */
+            len = *lenp = m.len;
+        } else if (m.len > len) {
+            /* over twice the length: cut, the short tail unmapped */
             tail = m.base + len;
+        } else { /* the largest, grown below: mremap may move it */
+            join_take_locked(m.base);
+            join_take_locked(m.base + m.len);
+        }
     }
     hak_unlock(&g_cache.lock);
     if (tail)
@@ -297,6 +345,19 @@ static void cache_put(uintptr_t base, size_t len)
         return;
     }
     hak_lock(&g_cache.lock);
+    /* a cached neighbour cut from the same mapping joins it: the pieces
+     * of a cut become one mapping again */
+    for (size_t i = 0; i < g_cache.n && g_cache.njoins > 0;) {
+        large_mapping_t *c = &g_cache.slot[i];
+        if ((c->base + c->len == base && join_take_locked(base)) ||
+            (base + len == c->base && join_take_locked(c->base))) {
+            large_mapping_t n = cache_remove_locked(i);
+            base = n.base < base ? n.base : base;
+            len += n.len;
+        } else {
+            i++;
+        }
+    }
     if (g_cache.n == LARGE_CACHE_SLOTS)
         evict = cache_remove_locked(0);
     /* stamped under the lock: the slots stay in the order of their stamps */
@@ -480,6 +541,12 @@ void *hak_large_realloc(void *p, size_t size)
         return p;
     int saved = errno;
     char *base = (char *)e.base, *nb;
+    /* A shrink leaves the old end, a move both ends: no joins there any
+     * more (taken before the registry lock: the two locks never nest). */
+    if (len < e.len)
+        join_forget(e.base + e.len, 0);
+    else
+        join_forget(e.base, e.len);
     /* Remap, registry entry and header change together under the registry
      * lock: a fork (whose prepare takes the lock) sees either the old
      * block or the new one, never a header that disagrees with its entry,

@@ -398,15 +398,55 @@ static void test_cache(void **state)
     hak_large_free(t);
     hak_large_free(q);
     hak_large_trim();
-    /* at most twice the length: taken whole (its pages are resident) */
+    /* a tail under half the length: taken whole (its pages are resident) */
     p = hak_large_alloc(8 * MiB, 16);
     hak_large_free(p);
-    q = hak_large_alloc(5 * MiB, 16);
+    q = hak_large_alloc(6 * MiB, 16);
     assert_ptr_equal(q, p);
     assert_int_equal(hak_large_usable_size(q), 8 * MiB + page() - 16);
     assert_int_equal(hak_os_mapped_bytes() - base0, 8 * MiB + page());
     hak_large_free(q);
     hak_large_trim();
+    /* half the length or more (and 1 MiB or more): cut, the tail cached;
+     * the freed block joins its tail again, and the whole mapping serves
+     * the next 8 MiB block with nothing mapped anew */
+    p = hak_large_alloc(8 * MiB, 16);
+    hak_large_free(p);
+    q = hak_large_alloc(5 * MiB, 16);
+    assert_ptr_equal(q, p);
+    assert_int_equal(hak_large_usable_size(q), 5 * MiB + page() - 16);
+    hak_large_free(q);
+    assert_int_equal(hak_os_mapped_bytes() - base0, 8 * MiB + page());
+    q = hak_large_alloc(8 * MiB, 16);
+    assert_ptr_equal(q, p);
+    assert_int_equal(hak_os_mapped_bytes() - base0, 8 * MiB + page());
+    hak_large_free(q);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+    /* two mappings that only happen to meet do not join: they may be two
+     * areas of the kernel's, which mremap cannot move or grow as one. So
+     * with two 4 MiB mappings cached side by side, an 8 MiB block grows
+     * one of them (mapped: the other, plus 8 MiB) instead of taking both
+     * (mapped: 8 MiB) */
+    p = hak_large_alloc(4 * MiB, 16);
+    q = hak_large_alloc(4 * MiB, 16);
+    uintptr_t pb = (uintptr_t)p - page(), qb = (uintptr_t)q - page(), ml = 4 * MiB + page();
+    bool side_by_side = pb + ml == qb || qb + ml == pb;
+    hak_large_free(p);
+    hak_large_free(q);
+    uint8_t *g = hak_large_alloc(8 * MiB, 16);
+    assert_non_null(g);
+    if (side_by_side)
+        assert_true(hak_os_mapped_bytes() - base0 >= 12 * MiB);
+    else
+        print_message("the two mappings were not placed side by side: the join rule not exercised\n");
+    ht_fill(g, 8 * MiB, 9);
+    uint8_t *h = hak_large_realloc(g, 16 * MiB);
+    assert_non_null(h);
+    assert_true(ht_check(h, 8 * MiB, 9));
+    hak_large_free(h);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
     /* a tail under 1 MiB that the block does not take is unmapped */
     p = hak_large_alloc(MiB, 16);
     hak_large_free(p);
