@@ -565,9 +565,16 @@ void *hak_large_realloc(void *p, size_t size)
         if (nb == NULL)
             nb = hak_os_remap(base, e.len, len, true); /* move the pages */
         if (nb == NULL) {
+            /* mremap refused (say the range is two of the kernel's areas):
+             * a new block and a copy, as any allocator's realloc */
             hak_large_registry_unlock_(&g_reg);
-            errno = ENOMEM;
-            return NULL;
+            void *q = hak_large_alloc(size, LARGE_MIN_ALIGN);
+            if (q == NULL)
+                return NULL; /* ENOMEM set */
+            memcpy(q, p, e.base + e.len - e.key);
+            hak_large_free(p);
+            errno = saved;
+            return q;
         }
     }
     char *q = nb + off;

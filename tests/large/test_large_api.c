@@ -208,6 +208,30 @@ static void test_contents_survive(void **state)
     }
 }
 
+/* A block whose mapping the kernel keeps as two areas (here: one page
+ * marked MADV_DONTFORK in its middle, which splits the area) cannot be
+ * grown or moved by mremap; realloc still serves it, with a new block and
+ * a copy. */
+static void test_realloc_unremappable(void **state)
+{
+    (void)state;
+    uint8_t *p = hak_large_alloc(8 * MiB, 16);
+    assert_non_null(p);
+    ht_fill(p, 8 * MiB, 21);
+    uint8_t *mid = (uint8_t *)(((uintptr_t)p + 4 * MiB) & ~(uintptr_t)(page() - 1));
+    if (madvise(mid, page(), MADV_DONTFORK) != 0) {
+        hak_large_free(p);
+        skip();
+    }
+    uint8_t *q = hak_large_realloc(p, 64 * MiB);
+    assert_non_null(q);
+    assert_true(ht_check(q, 8 * MiB, 21));
+    assert_true(hak_large_usable_size(q) >= 64 * MiB);
+    assert_true(hak_large_validate_(true));
+    hak_large_free(q);
+    hak_large_trim();
+}
+
 static void test_realloc_grow_shrink(void **state)
 {
     (void)state;
@@ -610,6 +634,7 @@ int main(void)
         cmocka_unit_test(test_errno_kept),
         cmocka_unit_test(test_contents_survive),
         cmocka_unit_test(test_realloc_grow_shrink),
+        cmocka_unit_test(test_realloc_unremappable),
         cmocka_unit_test(test_realloc_moves),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_stats),
