@@ -86,6 +86,12 @@ static struct {
  * Without libm (libhakmem links none): ln(u) for u in (0, 1], and
  * 1 - exp(-x) for x >= 0, each to about 1e-12. */
 
+/* 1/1, 1/3, 1/5, ...: the series' divisions, done once */
+static const double inv_odd[20] = {
+    1.0 / 1,  1.0 / 3,  1.0 / 5,  1.0 / 7,  1.0 / 9,  1.0 / 11, 1.0 / 13, 1.0 / 15, 1.0 / 17, 1.0 / 19,
+    1.0 / 21, 1.0 / 23, 1.0 / 25, 1.0 / 27, 1.0 / 29, 1.0 / 31, 1.0 / 33, 1.0 / 35, 1.0 / 37, 1.0 / 39,
+};
+
 static double ln_unit(double u)
 {
     uint64_t bits;
@@ -98,21 +104,36 @@ static double ln_unit(double u)
         m /= 2;
         e++;
     }
+    /* ln m = 2 atanh z, |z| < 0.172: the terms fall by z^2 < 0.03 each,
+     * so the sum stops changing after at most 11 of them */
     double z = (m - 1) / (m + 1), z2 = z * z, term = z, sum = 0;
-    for (int k = 1; k < 40; k += 2) { /* ln m = 2 atanh z, |z| < 0.172 */
-        sum += term / k;
+    for (int k = 0; k < 20; k++) {
+        double next = sum + term * inv_odd[k];
+        if (next == sum)
+            break;
+        sum = next;
         term *= z2;
     }
     return 2 * sum + e * 0.6931471805599453;
 }
 
+/* 1/2!, 1/3!, ...: the series' terms' factors */
+static const double inv_int[31] = {
+    0,        1.0 / 1,  1.0 / 2,  1.0 / 3,  1.0 / 4,  1.0 / 5,  1.0 / 6,  1.0 / 7,  1.0 / 8,  1.0 / 9,  1.0 / 10,
+    1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17, 1.0 / 18, 1.0 / 19, 1.0 / 20, 1.0 / 21,
+    1.0 / 22, 1.0 / 23, 1.0 / 24, 1.0 / 25, 1.0 / 26, 1.0 / 27, 1.0 / 28, 1.0 / 29, 1.0 / 30,
+};
+
 static double one_minus_exp_neg(double x)
 {
     if (x < 0.5) { /* x - x^2/2! + x^3/3! ...: no cancellation for small x */
         double term = x, sum = 0;
-        for (int k = 1; k < 30 && term != 0; k++) {
-            sum += term;
-            term *= -x / (k + 1);
+        for (int k = 1; k < 30; k++) {
+            double next = sum + term;
+            if (next == sum) /* the terms no longer count */
+                break;
+            sum = next;
+            term *= -x * inv_int[k + 1];
         }
         return sum;
     }
@@ -122,8 +143,11 @@ static double one_minus_exp_neg(double x)
     int k = (int)(x / 0.6931471805599453);
     double r = x - k * 0.6931471805599453, term = 1, e = 0;
     for (int i = 1; i < 30; i++) {
-        e += term;
-        term *= -r / i;
+        double next = e + term;
+        if (next == e)
+            break;
+        e = next;
+        term *= -r * inv_int[i];
     }
     while (k-- > 0)
         e /= 2;
