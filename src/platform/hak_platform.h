@@ -421,6 +421,9 @@ void hak_os_close_fd(int fd);
  * /proc/self/maps to fd: 0, or -1 if it cannot be read or written. Both
  * keep errno. */
 int hak_os_backtrace(void **frames, int max, int skip);
+/* The calling thread's hak_os_backtrace calls so far, and how many of
+ * them libgcc walked (the others took the cached walk; for the tests). */
+void hak_os_backtrace_counts_(unsigned *walks, unsigned *libgcc);
 int hak_os_copy_maps(int fd);
 
 /* Abort the process (raise SIGABRT) without allocating. */

@@ -72,6 +72,14 @@ typedef struct {
     bool zero; /* stopped at a PC of 0 (libgcc's end of stack) */
 } uw_walk_t;
 
+/* This thread's stack range [lo, hi) that libgcc walks covered (and so is
+ * mapped; x86-64 only), its walks (counted for the audits) and how many of
+ * them were libgcc's. */
+static __thread struct {
+    uintptr_t lo, hi;
+    unsigned walks, slow;
+} t_uw;
+
 static _Unwind_Reason_Code uw_collect(struct _Unwind_Context *ctx, void *arg)
 {
     uw_walk_t *w = arg;
@@ -119,13 +127,6 @@ typedef struct {
 
 static uw_slot_t uw_cache[UW_SLOTS];
 static int uw_state; /* 0 unknown, 1 the frame convention checked, -1 off */
-
-/* This thread's stack range [lo, hi) that libgcc walks covered (and so is
- * mapped), and the walks counted for the audits. */
-static __thread struct {
-    uintptr_t lo, hi;
-    unsigned walks;
-} t_uw;
 
 /* An UW_SP rule of frame size k with the rbp candidates cand: one saved
  * slot is taken over "unchanged" (a function that saved rbp and has not
@@ -199,12 +200,16 @@ static void uw_learn(uintptr_t pc, uint64_t rule)
     }
 }
 
-static inline uintptr_t uw_word(uintptr_t a) { return *(const uintptr_t *)a; }
+/* The walks read words of other frames: never a sanitizer's business (an
+ * ASan build's frames hold poisoned red zones). */
+#define UW_NO_SANITIZE __attribute__((no_sanitize("address", "thread")))
+
+static inline UW_NO_SANITIZE uintptr_t uw_word(uintptr_t a) { return *(const uintptr_t *)a; }
 
 /* The rule that takes frame f to its caller c (both from libgcc), or 0 if
  * none fits. Reads [f->sp, c->sp): frame f's own words, which libgcc has
  * just walked. */
-static uint64_t uw_derive(const uw_frame_t *f, const uw_frame_t *c)
+static UW_NO_SANITIZE uint64_t uw_derive(const uw_frame_t *f, const uw_frame_t *c)
 {
     uintptr_t cfa = c->sp, k = cfa - f->sp;
     if (cfa <= f->sp || k > UW_K_MAX || ((f->sp | cfa) & 7) != 0 || uw_word(cfa - 8) != c->ip)
@@ -261,8 +266,7 @@ static void uw_learn_walk(const uw_walk_t *w, const uintptr_t *fa, bool ended)
 
 /* The cached walk from the caller of the frame at fa: how many frames it
  * stored, or -1 where libgcc must walk. Reads only [fa + 2, t_uw.hi). */
-__attribute__((no_sanitize("address", "thread"))) static int uw_fast(const uintptr_t *fa, void **frames, int max,
-                                                                     int skip)
+static UW_NO_SANITIZE int uw_fast(const uintptr_t *fa, void **frames, int max, int skip)
 {
     uintptr_t sp = (uintptr_t)(fa + 2), ip = fa[1], bp = fa[0], hi = t_uw.hi;
     bool bp_known = true;
@@ -314,6 +318,7 @@ __attribute__((no_sanitize("address", "thread"))) static int uw_fast(const uintp
 static HAK_NOINLINE int uw_slow(const uintptr_t *fa, void **frames, int max, int skip)
 {
     int saved = errno;
+    t_uw.slow++;
     uw_frame_t f[UW_MAX_CTX];
     int cap = skip + max + 3;
     uw_walk_t w = {f, cap < UW_MAX_CTX ? cap : UW_MAX_CTX, 0, false};
@@ -345,8 +350,9 @@ HAK_NOINLINE int hak_os_backtrace(void **frames, int max, int skip)
     /* a frame-pointer frame, whatever the flags: the cached walk starts
      * from the return address and saved rbp it points at */
     const uintptr_t *fa = __builtin_frame_address(0);
+    t_uw.walks++;
 #if defined(__x86_64__)
-    if (HAK_LIKELY(__atomic_load_n(&uw_state, __ATOMIC_RELAXED) > 0) && (++t_uw.walks & UW_AUDIT) != 0) {
+    if (HAK_LIKELY(__atomic_load_n(&uw_state, __ATOMIC_RELAXED) > 0) && (t_uw.walks & UW_AUDIT) != 0) {
         int n = uw_fast(fa, frames, max, skip);
         if (n >= 0)
             return n;
@@ -355,6 +361,12 @@ HAK_NOINLINE int hak_os_backtrace(void **frames, int max, int skip)
     int n = uw_slow(fa, frames, max, skip);
     __asm__ volatile("" : "+r"(n)); /* not a tail call: fa's frame must stay */
     return n;
+}
+
+void hak_os_backtrace_counts_(unsigned *walks, unsigned *libgcc)
+{
+    *walks = t_uw.walks;
+    *libgcc = t_uw.slow;
 }
 
 int hak_os_copy_maps(int fd)
