@@ -57,7 +57,7 @@ static NOINLINE int reference(void **frames, int max)
     return r.n;
 }
 
-static volatile unsigned g_checks;
+static unsigned g_checks;
 
 /* Both walks from here: hak_os_backtrace's [1..] (the callers of this
  * function) must be reference()'s [2..], cut at the same depth. */
@@ -70,11 +70,11 @@ static NOINLINE void check_here(int max)
     CHECK(n >= 1 && n - 1 == want, "depth %d, libgcc's %d (max %d)", n - 1, want, max);
     for (int i = 1; i < n && i - 1 < want; i++)
         CHECK(got[i] == ref[i + 1], "frame %d: %p, libgcc's %p", i, got[i], ref[i + 1]);
-    g_checks++;
+    __atomic_fetch_add(&g_checks, 1, __ATOMIC_RELAXED);
     __asm__ volatile("" ::: "memory");
 }
 
-static volatile int g_sink;
+static __thread volatile int g_sink; /* per thread: no race for TSan to see */
 
 /* Frame-pointer frames of a size that changes with every call. */
 static NOINLINE void vla_rec(int depth, int size, int max)
