@@ -77,7 +77,7 @@ static struct {
     live_t *live;
     size_t live_cap, live_n;
     uint32_t *filter_count; /* live samples per filter bit */
-    double live_bytes;      /* weighted */
+    double live_bytes;      /* weighted; kept for the interval dumps only */
     char *arena;
     size_t arena_left;
 } g = {.lock = HAK_LOCK_INIT};
@@ -495,7 +495,8 @@ static bool live_take(uintptr_t p, live_t *out)
     g.live[i].ptr = 0;
     g.live_n--;
     filter_remove(p);
-    g.live_bytes -= weight(out->size) * (double)out->size;
+    if (g.interval) /* what the interval dumps read: else not worth a weight() per free */
+        g.live_bytes -= weight(out->size) * (double)out->size;
     return true;
 }
 
