@@ -73,11 +73,13 @@ typedef struct {
 } uw_walk_t;
 
 /* This thread's stack range [lo, hi) that libgcc walks covered (and so is
- * mapped; x86-64 only), its walks (counted for the audits) and how many of
- * them were libgcc's. */
+ * mapped; x86-64 only), its walks (counted for the audits), how many of
+ * them were libgcc's, and how many are running (a walk in a signal handler
+ * that interrupted one neither takes the cached walk nor learns: the
+ * range's two words are never written half by one walk, half by another). */
 static __thread struct {
     uintptr_t lo, hi;
-    unsigned walks, slow;
+    unsigned walks, slow, inside;
 } t_uw;
 
 static _Unwind_Reason_Code uw_collect(struct _Unwind_Context *ctx, void *arg)
@@ -315,7 +317,7 @@ static UW_NO_SANITIZE int uw_fast(const uintptr_t *fa, void **frames, int max, i
 
 /* libgcc's walk (learning from it on x86-64): frame 0 is this function's,
  * 1 hak_os_backtrace's. */
-static HAK_NOINLINE int uw_slow(const uintptr_t *fa, void **frames, int max, int skip)
+static HAK_NOINLINE int uw_slow(const uintptr_t *fa, void **frames, int max, int skip, bool learn)
 {
     int saved = errno;
     t_uw.slow++;
@@ -327,10 +329,11 @@ static HAK_NOINLINE int uw_slow(const uintptr_t *fa, void **frames, int max, int
     for (int i = 2 + skip; i < w.n && f[i].ip != 0 && n < max; i++)
         frames[n++] = (void *)f[i].ip;
 #if defined(__x86_64__)
-    if (__atomic_load_n(&uw_state, __ATOMIC_RELAXED) >= 0)
+    if (learn && __atomic_load_n(&uw_state, __ATOMIC_RELAXED) >= 0)
         uw_learn_walk(&w, fa, w.zero || rc == _URC_END_OF_STACK);
 #else
     (void)fa;
+    (void)learn;
     (void)rc;
 #endif
     errno = saved;
@@ -351,14 +354,17 @@ HAK_NOINLINE int hak_os_backtrace(void **frames, int max, int skip)
      * from the return address and saved rbp it points at */
     const uintptr_t *fa = __builtin_frame_address(0);
     t_uw.walks++;
+    unsigned inside = t_uw.inside++;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    int n = -1;
 #if defined(__x86_64__)
-    if (HAK_LIKELY(__atomic_load_n(&uw_state, __ATOMIC_RELAXED) > 0) && (t_uw.walks & UW_AUDIT) != 0) {
-        int n = uw_fast(fa, frames, max, skip);
-        if (n >= 0)
-            return n;
-    }
+    if (HAK_LIKELY(__atomic_load_n(&uw_state, __ATOMIC_RELAXED) > 0) && (t_uw.walks & UW_AUDIT) != 0 && inside == 0)
+        n = uw_fast(fa, frames, max, skip);
 #endif
-    int n = uw_slow(fa, frames, max, skip);
+    if (n < 0)
+        n = uw_slow(fa, frames, max, skip, inside == 0);
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    t_uw.inside = inside;
     __asm__ volatile("" : "+r"(n)); /* not a tail call: fa's frame must stay */
     return n;
 }

@@ -5,14 +5,17 @@
  * between calls (a recursive function with a variable-length array, one
  * with alloca: frame-pointer frames), in several threads at once (the
  * cache is shared), from a signal handler on the thread's stack and on a
- * sigaltstack, and with the depth cut short. On x86-64 most walks must be
- * cached ones. Never timed. Suite `prof`. */
+ * sigaltstack, from signals sent at random moments (so some land inside
+ * a walk: the handler's walk is then a nested one), and with the depth cut
+ * short. On x86-64 most walks must be cached ones. Never timed. Suite
+ * `prof`. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unwind.h>
 
 #include "hak_platform.h"
@@ -146,6 +149,8 @@ static void rounds(unsigned seed)
     }
 }
 
+static int g_running = THREADS; /* workers still in their rounds */
+
 static void *thread_main(void *arg)
 {
     unsigned t = (unsigned)(uintptr_t)arg;
@@ -164,6 +169,8 @@ static void *thread_main(void *arg)
     hak_os_backtrace_counts_(&walks0, &slow0);
     rounds(t * 7919u + 1);
     hak_os_backtrace_counts_(&walks, &slow);
+    if (t != 0)
+        __atomic_fetch_sub(&g_running, 1, __ATOMIC_RELEASE);
     walks -= walks0;
     slow -= slow0;
     CHECK(walks >= ROUNDS, "thread %u: %u walks", t, walks);
@@ -177,6 +184,19 @@ static void *thread_main(void *arg)
         ss.ss_flags = SS_DISABLE;
         sigaltstack(&ss, NULL);
         free(alt);
+    }
+    return NULL;
+}
+
+/* SIGUSR1 to the workers every 20 us until they have all finished their
+ * rounds (none is joined before): some land inside hak_os_backtrace. */
+static void *pinger(void *arg)
+{
+    pthread_t *th = arg;
+    struct timespec ts = {0, 20000};
+    for (unsigned i = 0; __atomic_load_n(&g_running, __ATOMIC_ACQUIRE) > 0; i++) {
+        pthread_kill(th[i % THREADS], SIGUSR1);
+        nanosleep(&ts, NULL);
     }
     return NULL;
 }
@@ -195,6 +215,10 @@ int main(void)
     for (unsigned t = 0; t < THREADS; t++)
         if (pthread_create(&th[t], NULL, thread_main, (void *)(uintptr_t)(t + 1)) != 0)
             return 2;
+    pthread_t ping;
+    if (pthread_create(&ping, NULL, pinger, th) != 0)
+        return 2;
+    pthread_join(ping, NULL); /* returns once every worker is past its rounds */
     for (unsigned t = 0; t < THREADS; t++)
         pthread_join(th[t], NULL);
     if (g_failed)
