@@ -58,6 +58,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <unwind.h>
+#if HAK_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
 
 #define UW_MAX_CTX 80 /* libgcc contexts kept per walk: skip + 2 + max + 1 */
 
@@ -233,14 +236,20 @@ static void uw_learn_walk(const uw_walk_t *w, const uintptr_t *fa, bool ended)
     int n = w->n;
     if (n < 3)
         return;
+#if HAK_VALGRIND
+    /* learning compares stack words that may be uninitialised: no rules
+     * (and no cached walks) under memcheck, which would report them */
+    if (RUNNING_ON_VALGRIND)
+        return;
+#endif
     /* the convention the cached walk starts from: hak_os_backtrace's own
      * frame is a frame-pointer one (__builtin_frame_address) */
     if (f[2].ip != fa[1] || f[2].sp != (uintptr_t)(fa + 2) || f[2].bp != fa[0]) {
         __atomic_store_n(&uw_state, -1, __ATOMIC_RELAXED);
         return;
     }
-    if (__atomic_load_n(&uw_state, __ATOMIC_RELAXED) == 0)
-        __atomic_store_n(&uw_state, 1, __ATOMIC_RELAXED);
+    int unknown = 0; /* 0 -> 1 only: a -1 stays */
+    __atomic_compare_exchange_n(&uw_state, &unknown, 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
     /* the signal-free part of the stack, its CFAs going up: f[2..lim) */
     int lim = 3;
     while (lim < n && f[lim].ip != 0 && !f[lim].signal && f[lim].sp > f[lim - 1].sp)
