@@ -77,7 +77,7 @@ static struct {
     live_t *live;
     size_t live_cap, live_n;
     uint32_t *filter_count; /* live samples per filter bit */
-    double live_bytes;      /* weighted */
+    double live_bytes;      /* weighted; kept for the interval dumps only */
     char *arena;
     size_t arena_left;
 } g = {.lock = HAK_LOCK_INIT};
@@ -98,21 +98,41 @@ static double ln_unit(double u)
         m /= 2;
         e++;
     }
-    double z = (m - 1) / (m + 1), z2 = z * z, term = z, sum = 0;
-    for (int k = 1; k < 40; k += 2) { /* ln m = 2 atanh z, |z| < 0.172 */
-        sum += term / k;
-        term *= z2;
-    }
-    return 2 * sum + e * 0.6931471805599453;
+    /* ln m = 2 atanh z = 2 (z + z^3/3 + z^5/5 ...), |z| < 0.172: twelve
+     * terms (z^24 < 1e-18), by Horner in z^2 */
+    double z = (m - 1) / (m + 1), z2 = z * z;
+    double p = 1.0 / 23;
+    p = p * z2 + 1.0 / 21;
+    p = p * z2 + 1.0 / 19;
+    p = p * z2 + 1.0 / 17;
+    p = p * z2 + 1.0 / 15;
+    p = p * z2 + 1.0 / 13;
+    p = p * z2 + 1.0 / 11;
+    p = p * z2 + 1.0 / 9;
+    p = p * z2 + 1.0 / 7;
+    p = p * z2 + 1.0 / 5;
+    p = p * z2 + 1.0 / 3;
+    p = p * z2 + 1;
+    return 2 * z * p + e * 0.6931471805599453;
 }
+
+/* 1/2!, 1/3!, ...: the series' terms' factors */
+static const double inv_int[31] = {
+    0,        1.0 / 1,  1.0 / 2,  1.0 / 3,  1.0 / 4,  1.0 / 5,  1.0 / 6,  1.0 / 7,  1.0 / 8,  1.0 / 9,  1.0 / 10,
+    1.0 / 11, 1.0 / 12, 1.0 / 13, 1.0 / 14, 1.0 / 15, 1.0 / 16, 1.0 / 17, 1.0 / 18, 1.0 / 19, 1.0 / 20, 1.0 / 21,
+    1.0 / 22, 1.0 / 23, 1.0 / 24, 1.0 / 25, 1.0 / 26, 1.0 / 27, 1.0 / 28, 1.0 / 29, 1.0 / 30,
+};
 
 static double one_minus_exp_neg(double x)
 {
     if (x < 0.5) { /* x - x^2/2! + x^3/3! ...: no cancellation for small x */
         double term = x, sum = 0;
-        for (int k = 1; k < 30 && term != 0; k++) {
-            sum += term;
-            term *= -x / (k + 1);
+        for (int k = 1; k < 30; k++) {
+            double next = sum + term;
+            if (next == sum) /* the terms no longer count */
+                break;
+            sum = next;
+            term *= -x * inv_int[k + 1];
         }
         return sum;
     }
@@ -122,8 +142,11 @@ static double one_minus_exp_neg(double x)
     int k = (int)(x / 0.6931471805599453);
     double r = x - k * 0.6931471805599453, term = 1, e = 0;
     for (int i = 1; i < 30; i++) {
-        e += term;
-        term *= -r / i;
+        double next = e + term;
+        if (next == e)
+            break;
+        e = next;
+        term *= -r * inv_int[i];
     }
     while (k-- > 0)
         e /= 2;
@@ -131,7 +154,23 @@ static double one_minus_exp_neg(double x)
 }
 
 /* The estimate a sample of `size` bytes stands for: 1/P(sampled) objects. */
-static double weight(size_t size) { return 1 / one_minus_exp_neg((double)size / g.rate); }
+static double weight(size_t size)
+{
+    double x = (double)size / g.rate;
+    if (x < 0.25) {
+        /* 1/(1 - e^-x) = 1/x + 1/2 + x/12 - x^3/720 + x^5/30240 - x^7/1209600
+         * + x^9/47900160 - ... (Bernoulli numbers): the next term is below
+         * 1e-14 of the sum here, and no series loop is paid per sample */
+        double x2 = x * x;
+        double p = 1.0 / 47900160;
+        p = p * x2 - 1.0 / 1209600;
+        p = p * x2 + 1.0 / 30240;
+        p = p * x2 - 1.0 / 720;
+        p = p * x2 + 1.0 / 12;
+        return 1 / x + 0.5 + x * p;
+    }
+    return 1 / one_minus_exp_neg(x);
+}
 
 /* The bytes to the next sample: exponential, mean g.rate. */
 static int64_t next_interval(void)
@@ -471,7 +510,8 @@ static bool live_take(uintptr_t p, live_t *out)
     g.live[i].ptr = 0;
     g.live_n--;
     filter_remove(p);
-    g.live_bytes -= weight(out->size) * (double)out->size;
+    if (g.interval) /* what the interval dumps read: else not worth a weight() per free */
+        g.live_bytes -= weight(out->size) * (double)out->size;
     return true;
 }
 

@@ -278,6 +278,10 @@ static uintptr_t cache_take(size_t *lenp, size_t *held)
     size_t fit = LARGE_CACHE_SLOTS, big = LARGE_CACHE_SLOTS;
     for (size_t i = 0; i < g_cache.n; i++) {
         size_t l = g_cache.slot[i].len;
+        if (l == len) { /* the first exact fit: the best one, as the scan would find */
+            fit = i;
+            break;
+        }
         if (l >= len && (fit == LARGE_CACHE_SLOTS || l < g_cache.slot[fit].len))
             fit = i;
         if (big == LARGE_CACHE_SLOTS || l > g_cache.slot[big].len)

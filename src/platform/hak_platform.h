@@ -416,11 +416,15 @@ void hak_os_close_fd(int fd);
 /* For the heap profiler (posix backend only; platform_prof.c).
  * hak_os_backtrace stores the return addresses of the calling thread's
  * stack, innermost first, after skipping `skip` frames (its own is never
- * stored), at most `max`; returns how many. libgcc's unwinder, linked:
- * no malloc, no dlopen, no lock of hakmem's. hak_os_copy_maps writes
+ * stored), at most `max` (and at most 77 - skip); returns how many.
+ * libgcc's unwinder, linked, behind a cache of its results on x86-64
+ * (platform_prof.c): no malloc, no dlopen, no lock of hakmem's. hak_os_copy_maps writes
  * /proc/self/maps to fd: 0, or -1 if it cannot be read or written. Both
  * keep errno. */
 int hak_os_backtrace(void **frames, int max, int skip);
+/* The calling thread's hak_os_backtrace calls so far, and how many of
+ * them libgcc walked (the others took the cached walk; for the tests). */
+void hak_os_backtrace_counts_(unsigned *walks, unsigned *libgcc);
 int hak_os_copy_maps(int fd);
 
 /* Abort the process (raise SIGABRT) without allocating. */

@@ -233,7 +233,7 @@ HAK_INTERNAL int hak_large_registry_remove_(hak_large_registry_t *r, const void 
     lreg_erase_at(r, (size_t)(e - r->slots));
     lreg_write_end(r);
     r->count--;
-    if (r->shift > lreg_min_shift() && r->count * LREG_SHRINK_DEN < r->cap) {
+    if (r->count * LREG_SHRINK_DEN < r->cap && r->shift > lreg_min_shift()) { /* the cheap test first */
         int saved = errno;
         (void)lreg_resize(r, r->shift - 1); /* on failure the larger array stays */
         errno = saved;

@@ -16,10 +16,17 @@
  *   plugin LIB D       dlopen(LIB), 20 MB through its plugin_alloc: hak_prof_dump(D)
  *   plain [D]          a few allocations; prints "dump=RC errno=E" of
  *                      hak_prof_dump(D) (D: /dev/null by default)
+ *   deep D             4 threads, each 16 MB through deep_site at the bottom
+ *                      of deep_plain -> deep_vla (recursive, with a
+ *                      variable-length array: frames of changing size) and
+ *                      4 MB through sig_site in a SIGUSR1 handler (on a
+ *                      sigaltstack in two of them), all freed at once:
+ *                      hak_prof_dump(D) (the stack walk's cached path)
  */
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +56,8 @@ SITE(alloc_small)
 SITE(parent_site)
 SITE(child_site)
 SITE(thread_site)
+SITE(deep_site)
+SITE(sig_site)
 
 /* n bytes through site() in blocks of `block`, touched; the blocks. */
 static void **fill(void *(*site)(size_t), size_t n, size_t block, size_t *count)
@@ -102,6 +111,67 @@ static void *worker(void *arg)
     free(pending);
     g_live[t] = live;
     g_alloc[t] = total;
+    return NULL;
+}
+
+#define DEEP_BYTES (16 * MB)
+#define SIG_BYTES (4 * MB)
+#define SIG_RAISES 20
+static volatile int g_sink;
+static volatile size_t g_block = 1000; /* not a constant: no constprop clone of the sites */
+
+/* Frame-pointer frames whose size changes from call to call. */
+static NOINLINE void deep_vla(int depth, int size)
+{
+    char buf[size];
+    memset(buf, depth, (size_t)size);
+    g_sink += buf[size / 2];
+    if (depth > 0)
+        deep_vla(depth - 1, size % 300 + 16);
+    else
+        free(deep_site(g_block));
+    __asm__ volatile("" ::: "memory");
+}
+
+static NOINLINE void deep_plain(int depth, int size)
+{
+    volatile int local = depth;
+    if (depth > 0)
+        deep_plain(depth - 1, size);
+    else
+        deep_vla(size % 7 + 1, size % 500 + 1);
+    g_sink += local;
+    __asm__ volatile("" ::: "memory");
+}
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    for (size_t i = 0; i < SIG_BYTES / SIG_RAISES / 1000; i++)
+        free(sig_site(g_block));
+}
+
+static void *deep_worker(void *arg)
+{
+    size_t t = (size_t)arg;
+    stack_t ss = {0};
+    if (t % 2) {
+        ss.ss_sp = malloc(1 << 16);
+        ss.ss_size = 1 << 16;
+        if (ss.ss_sp == NULL || sigaltstack(&ss, NULL) != 0)
+            exit(2);
+    }
+    for (size_t i = 0; i < DEEP_BYTES / 1000; i++) {
+        deep_plain((int)((i * 7 + t) % 12), (int)(i % 1000));
+        if (i % (DEEP_BYTES / 1000 / SIG_RAISES) == 0)
+            raise(SIGUSR1);
+    }
+    if (t % 2) {
+        void *alt = ss.ss_sp;
+        ss.ss_flags = SS_DISABLE;
+        sigaltstack(&ss, NULL);
+        free(alt);
+    }
     return NULL;
 }
 
@@ -174,6 +244,23 @@ int main(int argc, char **argv)
             if (plugin_alloc(1000) == NULL)
                 return 2;
         dump_or_die(argv[3]);
+        return 0;
+    }
+    if (strcmp(mode, "deep") == 0 && argc > 2) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_usr1;
+        sa.sa_flags = SA_ONSTACK;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGUSR1, &sa, NULL) != 0)
+            return 2;
+        pthread_t th[4];
+        for (size_t t = 0; t < 4; t++)
+            if (pthread_create(&th[t], NULL, deep_worker, (void *)t) != 0)
+                return 2;
+        for (size_t t = 0; t < 4; t++)
+            pthread_join(th[t], NULL);
+        dump_or_die(argv[2]);
         return 0;
     }
     if (strcmp(mode, "plain") == 0) {

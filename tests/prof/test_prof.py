@@ -33,8 +33,9 @@ def run(env, *args, child=CHILD, check=True):
     return p
 
 
-def pprof(program, profile, *opts):
-    """{function: flat bytes} and the total, from `google-pprof --text`."""
+def pprof(program, profile, *opts, cum=False):
+    """{function: flat bytes} ({function: cumulative bytes} with cum) and
+    the total, from `google-pprof --text`."""
     p = subprocess.run([PPROF, "--text", "--show_bytes", *opts, program, profile],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
@@ -44,7 +45,7 @@ def pprof(program, profile, *opts):
     for line in p.stdout.splitlines():
         m = re.match(r"\s*(\d+)\s+[\d.]+%\s+[\d.]+%\s+(\d+)\s+[\d.]+%\s+(\S+)", line)
         if m:
-            flat[m.group(3)] = int(m.group(1))
+            flat[m.group(3)] = int(m.group(2) if cum else m.group(1))
     return flat, int(total.group(1))
 
 
@@ -176,6 +177,25 @@ class ProfTest(unittest.TestCase):
         run({"HAKMEM_PROF": self.path("x.heap"), "HAKMEM_PROF_RATE": "65536"}, "plugin", PLUGIN, d)
         flat, _ = pprof(CHILD, d)
         self.assertNear(flat.get("plugin_alloc", 0), 20 * MB, what="plugin_alloc")
+
+    def test_deep_stacks(self):
+        # many samples from the same deep sites in 4 threads (the stack
+        # walk's cached path), through frames of changing size and from a
+        # signal handler: the bytes still land on the right functions
+        d = self.path("d.heap")
+        run({"HAKMEM_PROF": self.path("x.heap"), "HAKMEM_PROF_RATE": "32768"}, "deep", d)
+        flat, total = pprof(CHILD, d, "--alloc_space")
+        self.assertNear(flat.get("deep_site", 0), 64 * MB, what="deep_site allocated")
+        self.assertNear(flat.get("sig_site", 0), 16 * MB, what="sig_site allocated")
+        self.assertLess(total, 1.2 * 80 * MB + 2 * MB)  # nothing much anywhere else
+        cum, _ = pprof(CHILD, d, "--alloc_space", cum=True)
+        # every deep_site call is under deep_vla and deep_plain, the handler's
+        # under on_usr1; all of it under deep_worker
+        for fn in ("deep_vla", "deep_plain"):
+            self.assertNear(cum.get(fn, 0), flat.get("deep_site", 0), tol=0.02, what="%s cumulative" % fn)
+        self.assertNear(cum.get("on_usr1", 0), flat.get("sig_site", 0), tol=0.02, what="on_usr1 cumulative")
+        self.assertNear(cum.get("deep_worker", 0), flat.get("deep_site", 0) + flat.get("sig_site", 0), tol=0.02,
+                        what="deep_worker cumulative")
 
     def test_off(self):
         # no HAKMEM_PROF: nothing written, hak_prof_dump says so
