@@ -6,15 +6,17 @@
  * last byte of the 16 before it.
  *
  *   stride:  16 32 48 ... 256 (16-byte steps: 16 classes)
- *            320 384 448 512 640 768 896 1024 (4 steps per doubling: 8 classes)
+ *            288 320 352 384 416 448 480 512 (32-byte steps: 8 classes)
+ *            576 640 704 768 832 896 960 1024 (64-byte steps: 8 classes)
  *   with class7_header_width=2 the last class is 1040 (1038 usable, >= 1024).
  *
  * The 16-byte steps up to 256 match glibc's chunk granularity where most
  * requests fall (81-99% of the requests of the seven programs whose request sizes
  * were recorded, docs/benchmarks.md, are <= 1023 B, and
- * most of those <= 128 B); above, spacing is at most 25% (320/256) and at
- * least 14% (1024/896), as jemalloc's and mimalloc's. docs/design.md has the
- * table with the bytes each class wastes.
+ * most of those <= 128 B); above, 8 classes per doubling: spacing at most
+ * 12.5% (288/256) and at least 6.7% (1024/960). The 32 classes fill the
+ * header byte's 5 class bits. docs/design.md has the table with the bytes
+ * each class wastes.
  *
  * The header byte (header_classidx=true), at p-1:
  *
@@ -37,7 +39,7 @@
 
 #include "hak_platform.h"
 
-#define HAK_TINY_NCLASSES   24
+#define HAK_TINY_NCLASSES   32
 #define HAK_TINY_LAST_CLASS (HAK_TINY_NCLASSES - 1)
 
 #define HAK_TINY_MAGIC_MASK  0xE0u
@@ -67,15 +69,15 @@
 /* Strides, indexed by class. */
 #define HAK_TINY_STRIDES                                                      \
     { 16, 32, 48, 64, 80, 96, 112, 128, 144, 160, 176, 192, 208, 224, 240,   \
-      256, 320, 384, 448, 512, 640, 768, 896, HAK_TINY_LAST_STRIDE }
+      256, 288, 320, 352, 384, 416, 448, 480, 512,                           \
+      576, 640, 704, 768, 832, 896, 960, HAK_TINY_LAST_STRIDE }
 
 /* Size -> class: index (n + HAK_TINY_HDR + 15) >> 4 (the number of 16-byte
  * units the block needs) into a byte table. */
 #define HAK_TINY_LUT_SIZE (((HAK_TINY_MAX_SIZE + HAK_TINY_HDR + 15) >> 4) + 1)
 #define HAK_TINY_CLASS_OF_UNITS(u)                                            \
-    ((u) <= 1 ? 0 : (u) <= 16 ? (u) - 1 : (u) <= 20 ? 16 : (u) <= 24 ? 17    \
-     : (u) <= 28 ? 18 : (u) <= 32 ? 19 : (u) <= 40 ? 20 : (u) <= 48 ? 21     \
-     : (u) <= 56 ? 22 : 23)
+    ((u) <= 1 ? 0 : (u) <= 16 ? (u) - 1 : (u) <= 32 ? 16 + ((u) - 17) / 2    \
+     : (u) <= 64 ? 24 + ((u) - 33) / 4 : 31)
 
 #define HAK_TINY_LUT_CAP 72
 extern const uint8_t hak_tiny_lut_[HAK_TINY_LUT_CAP] HAK_INTERNAL;

@@ -53,13 +53,19 @@ static void settle(void)
     long delay = v ? atol(v) : 1000;
     struct timespec t0, t;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    void *b[512];
+    /* a program that goes on working: more blocks of a size than a
+     * thread cache holds, so that refills and drains (the slow paths,
+     * where the purge policy looks at the clock) keep happening; blocks
+     * that only cycle inside the caches reach no slow path (design.md,
+     * "Idle processes") */
+    enum { NB = 2048 };
+    static void *b[NB];
     do {
-        for (int i = 0; i < 512; i++) {
-            b[i] = malloc_v(i % 8 == 0 ? 4096 + (size_t)i * 8 : 16 + (size_t)(i % 64) * 16);
+        for (int i = 0; i < NB; i++) {
+            b[i] = malloc_v(i % 8 == 0 ? 4096 + (size_t)(i % 512) * 8 : 16 + (size_t)(i % 64) * 16);
             assert_non_null(b[i]);
         }
-        for (int i = 0; i < 512; i++)
+        for (int i = 0; i < NB; i++)
             free(b[i]);
         struct timespec nap = {0, 5 * 1000 * 1000};
         nanosleep(&nap, NULL);
