@@ -244,14 +244,19 @@ static bool join_take_locked(uintptr_t a)
 }
 
 /* [base, base + len) is about to be unmapped or moved: its ends are no
- * joins any more. */
+ * joins any more (cache lock held; join_forget takes it). */
+static void join_forget_locked(uintptr_t base, size_t len)
+{
+    join_take_locked(base);
+    join_take_locked(base + len);
+}
+
 static void join_forget(uintptr_t base, size_t len)
 {
     if (__atomic_load_n(&g_cache.njoins, __ATOMIC_RELAXED) == 0)
         return;
     hak_lock(&g_cache.lock);
-    join_take_locked(base);
-    join_take_locked(base + len);
+    join_forget_locked(base, len);
     hak_unlock(&g_cache.lock);
 }
 
@@ -316,8 +321,7 @@ static uintptr_t cache_take(size_t *lenp, size_t *held)
             /* over twice the length: cut, the short tail unmapped */
             tail = m.base + len;
         } else { /* the largest, grown below: mremap may move it */
-            join_take_locked(m.base);
-            join_take_locked(m.base + m.len);
+            join_forget_locked(m.base, m.len);
         }
     }
     hak_unlock(&g_cache.lock);

@@ -402,17 +402,20 @@ static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsi
         unsigned h = (unsigned)__builtin_ctzll(m);
         unsigned len = (unsigned)__builtin_ctzll(~(m >> h)); /* the hole [h, h + len) */
         m &= ~((((uint64_t)1 << len) - 1) << h);
-        /* the hole's ends (aligned), or every aligned start for aligned spans */
+        /* the starts looked at: the hole's two ends, or every aligned
+         * start for aligned spans */
         unsigned first = (h + align - 1) / align * align;
-        for (unsigned start = first; start + n <= h + len; start += align) {
+        if (first + n > h + len)
+            continue;
+        unsigned last = (h + len - n) / align * align;
+        unsigned step = align > 1 ? align : last > first ? last - first : 1;
+        for (unsigned start = first; start <= last; start += step) {
             unsigned dec = (unsigned)__builtin_popcount(ch->dec_mask & (uint32_t)(want << start));
             unsigned c = dec * (HAK_POOL_PAGES + 1) + (len - n);
             if (c < best_cost) {
                 best = (int)start;
                 best_cost = c;
             }
-            if (align == 1 && start == first && start + n < h + len)
-                start = h + len - n - 1; /* then the other end only */
         }
     }
     *cost = best_cost;
