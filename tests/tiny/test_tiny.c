@@ -254,6 +254,50 @@ static void test_thread_churn(void **state)
     assert_true(after <= before + ((size_t)4 << 20));
 }
 
+/* A thread that uses one block of a class takes one block, not a batch
+ * (the slow start of refills, design.md "The front end"): 128 live threads
+ * holding one 1000-byte block each hold 128 blocks of the 1024-byte class,
+ * two slabs, not eight (a first refill of 4 took 16 KB of RSS per thread
+ * that used 8 classes, bench 3,000 live threads). */
+#define FR_THREADS 128
+static pthread_barrier_t fr_barrier;
+static void *fr_thread(void *arg)
+{
+    void *p = hak_tiny_alloc(1000);
+    *(void **)arg = p;
+    if (p)
+        memset(p, 0x5a, 1000);
+    pthread_barrier_wait(&fr_barrier); /* all hold their block */
+    pthread_barrier_wait(&fr_barrier); /* main has counted */
+    hak_tiny_free(p);
+    return NULL;
+}
+
+static void test_first_refill(void **state)
+{
+    (void)state;
+    hak_tiny_trim();
+    hak_tiny_stats_t st;
+    hak_tiny_get_stats(&st);
+    size_t before = st.slabs_in_use;
+    pthread_t t[FR_THREADS];
+    void *blocks[FR_THREADS];
+    pthread_barrier_init(&fr_barrier, NULL, FR_THREADS + 1);
+    for (int i = 0; i < FR_THREADS; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, fr_thread, &blocks[i]), 0);
+    pthread_barrier_wait(&fr_barrier);
+    hak_tiny_get_stats(&st);
+    size_t slab_blocks = ((size_t)1 << HAK_TINY_SLAB_SHIFT) / 1024;
+    for (int i = 0; i < FR_THREADS; i++)
+        assert_non_null(blocks[i]);
+    /* one more slab for a partial one the class already had */
+    assert_true(st.slabs_in_use - before <= FR_THREADS / slab_blocks + 1);
+    pthread_barrier_wait(&fr_barrier);
+    for (int i = 0; i < FR_THREADS; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&fr_barrier);
+}
+
 /* Regression: a SuperSlab kept as the spare keeps its warm (dirty) slabs on
  * the dirty list; a slab taken from there, then the spare taken whole for
  * new slabs, must not be formatted twice (found by the producer-consumer
@@ -470,6 +514,7 @@ int main(void)
         cmocka_unit_test(test_aligned),
         cmocka_unit_test(test_cross_thread),
         cmocka_unit_test(test_thread_churn),
+        cmocka_unit_test(test_first_refill),
         cmocka_unit_test(test_spare_reuse),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_memory_returns),
