@@ -170,8 +170,7 @@ static void *bin_pop(hak_pool_t *pool, hak_bin_t *bin, unsigned cls)
     return b;
 }
 
-HAK_LIST_DEFINE(chunk_list, hak_pool_chunk_t) /* pool->chunks */
-HAK_LIST_DEFINE(span_list, hak_pool_span_t)   /* the partial lists */
+HAK_LIST_DEFINE(span_list, hak_pool_span_t) /* the partial lists */
 
 /* pool->dirty and the policy's sum change together (pool lock held). */
 static void dirty_add(hak_pool_t *pool, size_t b)
@@ -261,22 +260,62 @@ void hak_pool_init_(hak_pool_t *pool)
 
 /* --------------------------------------------------------------- chunks */
 
-/* The chunk list runs from the newest (pool->chunks) to the oldest
- * (pool->chunks_tail). */
-static void chunk_link(hak_pool_t *pool, hak_pool_chunk_t *ch)
+/* A chunk's entry in the directory (pool lock held). */
+static hak_pool_dirent_t *dirent(hak_pool_t *pool, const hak_pool_chunk_t *ch) { return &pool->dir[ch->slot]; }
+
+/* No span in the chunk. */
+static bool dirent_empty(const hak_pool_dirent_t *d) { return d->free_mask == USABLE_PAGES_MASK; }
+
+/* Room in the directory for one more chunk (pool lock held): doubles it
+ * when full; false with ENOMEM. */
+static bool dir_reserve(hak_pool_t *pool)
 {
-    chunk_list_push_front(&pool->chunks, &pool->chunks_tail, ch);
+    if (pool->ndir < pool->dir_cap)
+        return true;
+    uint32_t cap = pool->dir_cap ? pool->dir_cap * 2 : 256;
+    size_t each = sizeof(hak_pool_dirent_t) + sizeof(hak_pool_chunk_t *);
+    uint8_t *m = hak_os_map((size_t)cap * each, hak_os_page_size());
+    if (m == NULL)
+        return false;
+    hak_pool_dirent_t *dir = (hak_pool_dirent_t *)m;
+    hak_pool_chunk_t **chunks = (hak_pool_chunk_t **)(m + (size_t)cap * sizeof(hak_pool_dirent_t));
+    if (pool->ndir) {
+        memcpy(dir, pool->dir, pool->ndir * sizeof *dir);
+        memcpy(chunks, pool->dir_chunk, pool->ndir * sizeof *chunks);
+    }
+    if (pool->dir_cap)
+        hak_os_unmap(pool->dir, (size_t)pool->dir_cap * each);
+    pool->dir = dir;
+    pool->dir_chunk = chunks;
+    pool->dir_cap = cap;
+    return true;
 }
 
+/* ch into the directory's last entry (room reserved). */
+static void chunk_link(hak_pool_t *pool, hak_pool_chunk_t *ch, uint32_t free_mask, uint32_t dec_mask)
+{
+    ch->slot = pool->ndir++;
+    pool->dir[ch->slot] = (hak_pool_dirent_t){free_mask, dec_mask, (uint32_t)__builtin_popcount(free_mask)};
+    pool->dir_chunk[ch->slot] = ch;
+}
+
+/* ch out of the directory: the last entry takes its place. */
 static void chunk_unlink(hak_pool_t *pool, hak_pool_chunk_t *ch)
 {
-    chunk_list_remove(&pool->chunks, &pool->chunks_tail, ch);
+    uint32_t last = --pool->ndir;
+    if (ch->slot != last) {
+        pool->dir[ch->slot] = pool->dir[last];
+        pool->dir_chunk[ch->slot] = pool->dir_chunk[last];
+        pool->dir_chunk[ch->slot]->slot = ch->slot;
+    }
 }
 
 /* A new, empty chunk (pool lock held), or NULL with ENOMEM. */
 static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
 {
     hak_purge_register(pool->purger); /* before the first page can be dirty */
+    if (!dir_reserve(pool))
+        return NULL;
     hak_pool_chunk_t *ch = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
     if (ch == NULL)
         return NULL;
@@ -287,26 +326,24 @@ static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
     }
     ch->magic = HAK_POOL_CHUNK_MAGIC;
     ch->pool = pool;
-    ch->free_mask = USABLE_PAGES_MASK;
-    ch->nfree = HAK_POOL_PAGES - 1;
     for (unsigned i = 0; i < HAK_POOL_PAGES; i++)
         ch->pages[i].cls = HAK_POOL_NO_CLASS;
     /* Fresh pages are not resident; say so in the accounting (committed
      * = mapped - decommitted), so that only pages in use count. */
     size_t hdr = chunk_header_bytes();
+    uint32_t dec_mask = 0;
     if (hak_os_decommit((uint8_t *)ch + hdr, HAK_CHUNK_SIZE - hdr) == 0) {
-        ch->dec_mask = USABLE_PAGES_MASK;
+        dec_mask = USABLE_PAGES_MASK;
         ch->hdr_dec = HAK_POOL_PAGE_SIZE - hdr;
         ST_ADD(pool, bytes_decommitted, HAK_CHUNK_SIZE - hdr);
     } else {
-        ch->dec_mask = 0;
         ch->hdr_dec = 0;
         dirty_add(pool, (HAK_POOL_PAGES - 1) * HAK_POOL_PAGE_SIZE);
         uint32_t now = hak_purge_stamp();
         for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
             ch->pages[i].freed_at = now;
     }
-    chunk_link(pool, ch);
+    chunk_link(pool, ch, USABLE_PAGES_MASK, dec_mask);
     pool->nempty++;
     ST_ADD(pool, chunks, 1);
     ST_ADD(pool, bytes_mapped, HAK_CHUNK_SIZE);
@@ -315,8 +352,9 @@ static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
 
 static void chunk_unmap(hak_pool_t *pool, hak_pool_chunk_t *ch)
 {
-    size_t dec = (size_t)__builtin_popcount(ch->dec_mask) * HAK_POOL_PAGE_SIZE + ch->hdr_dec;
-    size_t dirty = (size_t)__builtin_popcount(ch->free_mask & ~ch->dec_mask) * HAK_POOL_PAGE_SIZE;
+    const hak_pool_dirent_t *d = dirent(pool, ch);
+    size_t dec = (size_t)__builtin_popcount(d->dec_mask) * HAK_POOL_PAGE_SIZE + ch->hdr_dec;
+    size_t dirty = (size_t)__builtin_popcount(d->free_mask & ~d->dec_mask) * HAK_POOL_PAGE_SIZE;
     chunk_unlink(pool, ch);
     dirty_sub(pool, dirty);
     hak_chunk_set_tag(ch, HAK_CHUNK_SIZE, HAK_TAG_NONE);
@@ -335,7 +373,8 @@ static void chunk_unmap(hak_pool_t *pool, hak_pool_chunk_t *ch)
 static size_t chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch, uint32_t dirty)
 {
     size_t got = 0;
-    dirty &= ch->free_mask & ~ch->dec_mask;
+    hak_pool_dirent_t *d = dirent(pool, ch);
+    dirty &= d->free_mask & ~d->dec_mask;
     while (dirty) {
         unsigned lo = (unsigned)__builtin_ctz(dirty);
         unsigned hi = lo;
@@ -344,7 +383,7 @@ static size_t chunk_purge(hak_pool_t *pool, hak_pool_chunk_t *ch, uint32_t dirty
         uint32_t run = (uint32_t)((((uint64_t)1 << (hi - lo)) - 1) << lo);
         size_t bytes = (size_t)(hi - lo) * HAK_POOL_PAGE_SIZE;
         if (hak_os_decommit((uint8_t *)ch + ((size_t)lo << HAK_POOL_PAGE_SHIFT), bytes) == 0) {
-            ch->dec_mask |= run;
+            d->dec_mask |= run;
             dirty_sub(pool, bytes);
             note_committed_peak(pool);
             ST_ADD(pool, bytes_decommitted, bytes);
@@ -362,23 +401,25 @@ size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want)
     if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
         return 0;
     hak_lock(&pool->lock);
-    hak_pool_chunk_t *ch = pool->chunks_tail;
-    while (ch && got < want && pool->dirty + pool->nempty > 0) {
-        hak_pool_chunk_t *prev = ch->prev;
-        uint32_t dirty = ch->free_mask & ~ch->dec_mask, sel = 0;
-        for (uint32_t d = dirty; d; d &= d - 1) {
-            unsigned i = (unsigned)__builtin_ctz(d);
+    /* Oldest first: an unmapped chunk's slot takes the last entry, looked
+     * at next. */
+    for (uint32_t slot = 0; slot < pool->ndir && got < want && pool->dirty + pool->nempty > 0;) {
+        hak_pool_dirent_t *d = &pool->dir[slot];
+        hak_pool_chunk_t *ch = pool->dir_chunk[slot];
+        uint32_t dirty = d->free_mask & ~d->dec_mask, sel = 0;
+        for (uint32_t m = dirty; m; m &= m - 1) {
+            unsigned i = (unsigned)__builtin_ctz(m);
             if (all || hak_purge_expired(ch->pages[i].freed_at, cutoff))
                 sel |= 1u << i;
         }
         if (sel)
             got += chunk_purge(pool, ch, sel);
-        if (ch->nfree == HAK_POOL_PAGES - 1 && (ch->free_mask & ~ch->dec_mask) == 0 &&
-            (all || pool->nempty > pool->pr->keep_empty)) {
+        if (dirent_empty(d) && (d->free_mask & ~d->dec_mask) == 0 && (all || pool->nempty > pool->pr->keep_empty)) {
             chunk_unmap(pool, ch);
             pool->nempty--;
+            continue;
         }
-        ch = prev;
+        slot++;
     }
     hak_unlock(&pool->lock);
     return got;
@@ -392,12 +433,12 @@ size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want)
  * the free hole it takes (best fit: a tight hole keeps the long ones for
  * long spans, so that spans of mixed lengths do not leave committed pages
  * nobody can use). 0: an exact fit with nothing to refault. */
-static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsigned *cost)
+static int find_run(const hak_pool_dirent_t *d, unsigned n, unsigned align, unsigned *cost)
 {
     const uint64_t want = ((uint64_t)1 << n) - 1;
     int best = -1;
     unsigned best_cost = UINT_MAX;
-    uint64_t m = ch->free_mask;
+    uint64_t m = d->free_mask;
     while (m) {
         unsigned h = (unsigned)__builtin_ctzll(m);
         unsigned len = (unsigned)__builtin_ctzll(~(m >> h)); /* the hole [h, h + len) */
@@ -410,7 +451,7 @@ static int find_run(const hak_pool_chunk_t *ch, unsigned n, unsigned align, unsi
         unsigned last = (h + len - n) / align * align;
         unsigned step = align > 1 ? align : last > first ? last - first : 1;
         for (unsigned start = first; start <= last; start += step) {
-            unsigned dec = (unsigned)__builtin_popcount(ch->dec_mask & (uint32_t)(want << start));
+            unsigned dec = (unsigned)__builtin_popcount(d->dec_mask & (uint32_t)(want << start));
             unsigned c = dec * (HAK_POOL_PAGES + 1) + (len - n);
             if (c < best_cost) {
                 best = (int)start;
@@ -428,9 +469,10 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     const hak_pool_class_t *k = &pool->t->cls[cls];
     unsigned n = k->npages;
     uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
-    if (ch->nfree == HAK_POOL_PAGES - 1)
+    hak_pool_dirent_t *d = dirent(pool, ch);
+    if (dirent_empty(d))
         pool->nempty--;
-    size_t dec = (size_t)__builtin_popcount(ch->dec_mask & run) * HAK_POOL_PAGE_SIZE;
+    size_t dec = (size_t)__builtin_popcount(d->dec_mask & run) * HAK_POOL_PAGE_SIZE;
     size_t dirty = (size_t)n * HAK_POOL_PAGE_SIZE - dec;
     if (dec) {
         hak_os_note_recommit(dec);
@@ -439,9 +481,9 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     dirty_sub(pool, dirty);
     pool->span_bytes += (size_t)n * HAK_POOL_PAGE_SIZE;
     hak_purge_used_add((size_t)n * HAK_POOL_PAGE_SIZE);
-    ch->dec_mask &= ~run;
-    ch->free_mask &= ~run;
-    ch->nfree -= n;
+    d->dec_mask &= ~run;
+    d->free_mask &= ~run;
+    d->nfree -= n;
     hak_pool_span_t *s = &ch->pages[start];
     s->base = (uint8_t *)ch + ((size_t)start << HAK_POOL_PAGE_SHIFT);
     s->inv = k->inv;
@@ -475,9 +517,9 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
 /* A new span of class cls, or NULL with ENOMEM. Called with the class
  * lock held; takes the pool lock. Placement (find_run): the run with the
  * fewest decommitted pages, then the tightest hole, among the first
- * POOL_FIT_CANDIDATES chunks with room, in a chunk that has spans before
- * an empty one (so that empty chunks can go back to the OS), a new chunk
- * last. */
+ * POOL_FIT_CANDIDATES chunks with room (newest first), in a chunk that has
+ * spans before an empty one (so that empty chunks can go back to the OS),
+ * a new chunk last. The search reads the directory only, not the chunks. */
 static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
 {
     const hak_pool_class_t *k = &pool->t->cls[cls];
@@ -488,19 +530,20 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     unsigned best_cost = UINT_MAX;
     bool best_empty = true;
     unsigned candidates = 0;
-    for (hak_pool_chunk_t *ch = pool->chunks; ch && candidates < POOL_FIT_CANDIDATES; ch = ch->next) {
-        if (ch->nfree < k->npages)
+    for (uint32_t slot = pool->ndir; slot-- > 0 && candidates < POOL_FIT_CANDIDATES;) {
+        const hak_pool_dirent_t *d = &pool->dir[slot];
+        if (d->nfree < k->npages)
             continue;
-        bool empty = ch->nfree == HAK_POOL_PAGES - 1;
+        bool empty = dirent_empty(d);
         if (empty && !best_empty && best != NULL)
             continue;
         unsigned cost;
-        int start = find_run(ch, k->npages, k->align_pages, &cost);
+        int start = find_run(d, k->npages, k->align_pages, &cost);
         if (start < 0)
             continue;
         candidates += !empty;
         if (best == NULL || (best_empty && !empty) || cost < best_cost) {
-            best = ch;
+            best = pool->dir_chunk[slot];
             best_start = start;
             best_cost = cost;
             best_empty = empty;
@@ -510,7 +553,7 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     }
     if (best == NULL && (best = chunk_new(pool)) != NULL) {
         unsigned cost;
-        best_start = find_run(best, k->npages, k->align_pages, &cost);
+        best_start = find_run(dirent(pool, best), k->npages, k->align_pages, &cost);
     }
     if (best)
         s = span_format(pool, best, (unsigned)best_start, cls);
@@ -534,14 +577,15 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
     uint32_t now = hak_purge_stamp();
     for (unsigned i = 0; i < n; i++)
         ch->pages[start + i].freed_at = now;
-    ch->free_mask |= run;
-    ch->nfree += n;
+    hak_pool_dirent_t *d = dirent(pool, ch);
+    d->free_mask |= run;
+    d->nfree += n;
     dirty_add(pool, (size_t)n * HAK_POOL_PAGE_SIZE);
     pool->span_bytes -= (size_t)n * HAK_POOL_PAGE_SIZE;
     hak_purge_used_sub((size_t)n * HAK_POOL_PAGE_SIZE);
     ST_SUB(pool, spans_in_use, 1);
     ST_ADD(pool, span_releases, 1);
-    if (ch->nfree == HAK_POOL_PAGES - 1)
+    if (dirent_empty(d))
         pool->nempty++; /* stays mapped: the purge policy unmaps it once purged */
     hak_unlock(&pool->lock);
 }
@@ -1094,10 +1138,12 @@ size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc)
     for (unsigned c = 0; c < n; c++)
         hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
-    for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next)
+    for (uint32_t slot = 0; slot < pool->ndir; slot++) {
+        const hak_pool_chunk_t *ch = pool->dir_chunk[slot];
         for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
             if (ch->pages[i].head == &ch->pages[i])
                 bytes += (size_t)ch->pages[i].used * ch->pages[i].stride;
+    }
     hak_unlock(&pool->lock);
     for (unsigned c = 0; c < n; c++) {
         for (uint32_t b = 0; b < pool->t->central[c].nbatch; b++)
@@ -1121,18 +1167,22 @@ size_t hak_pool_validate_(hak_pool_t *pool)
         hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
     size_t dirty = 0, nempty = 0;
-    for (hak_pool_chunk_t *ch = pool->chunks; ch; ch = ch->next) {
+    bad += pool->ndir > pool->dir_cap;
+    for (uint32_t slot = 0; slot < pool->ndir; slot++) {
+        hak_pool_chunk_t *ch = pool->dir_chunk[slot];
+        const hak_pool_dirent_t *d = &pool->dir[slot];
         bad += ch->magic != HAK_POOL_CHUNK_MAGIC;
         bad += ch->pool != pool;
+        bad += ch->slot != slot;
         bad += hak_chunk_tag(ch) != pool->pr->tag;
-        bad += (ch->free_mask & 1u) != 0;
-        bad += (uint32_t)__builtin_popcount(ch->free_mask) != ch->nfree;
+        bad += (d->free_mask & 1u) != 0;
+        bad += (uint32_t)__builtin_popcount(d->free_mask) != d->nfree;
         bad += ch->pages[0].head != NULL;
-        nempty += ch->nfree == HAK_POOL_PAGES - 1;
-        dirty += (size_t)__builtin_popcount(ch->free_mask & ~ch->dec_mask) * HAK_POOL_PAGE_SIZE;
+        nempty += dirent_empty(d);
+        dirty += (size_t)__builtin_popcount(d->free_mask & ~d->dec_mask) * HAK_POOL_PAGE_SIZE;
         for (unsigned i = 1; i < HAK_POOL_PAGES;) {
             hak_pool_span_t *s = ch->pages[i].head;
-            if ((ch->free_mask >> i) & 1u) {
+            if ((d->free_mask >> i) & 1u) {
                 bad += s != NULL;
                 i++;
                 continue;
@@ -1159,7 +1209,7 @@ size_t hak_pool_validate_(hak_pool_t *pool)
             bad += nfree != s->carved - s->used;
             bad += (s->free != NULL || s->carved < s->capacity) != (s->in_partial != 0);
             for (unsigned j = 1; j < s->npages; j++)
-                bad += ch->pages[i + j].head != s || ((ch->free_mask >> (i + j)) & 1u);
+                bad += ch->pages[i + j].head != s || ((d->free_mask >> (i + j)) & 1u);
             i += s->npages ? s->npages : 1;
         }
     }

@@ -945,7 +945,7 @@ static void test_invalid_pointers(void **state)
         expect_report(s->base + (size_t)s->capacity * s->stride, "invalid pointer");
     /* a free page of a chunk */
     for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
-        if (ch->pages[i].head == NULL && ((ch->free_mask >> i) & 1u)) {
+        if (ch->pages[i].head == NULL && ((TIER.pool->dir[ch->slot].free_mask >> i) & 1u)) {
             expect_report((uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT) + 256, "invalid pointer");
             break;
         }
