@@ -832,7 +832,8 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         goto out;
     }
     bool contended;
-    b = hak_front_refill(&g_ops, pool, &pool->t->central[cls], cls, bin, bin->max / 2 ? bin->max / 2 : 1,
+    b = hak_front_refill(&g_ops, pool, &pool->t->central[cls], cls, bin,
+                         hak_front_ramp(&tc->ramp[cls], bin->max / 2 ? bin->max / 2 : 1),
                          &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(pool, tc, cls);

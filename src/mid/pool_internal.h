@@ -159,6 +159,7 @@ typedef struct hak_pool_tcache {
      * bytes the bounds grew by that rule. */
     size_t swing_bytes;
     uint8_t swing[HAK_POOL_MAX_CLASSES];
+    uint8_t ramp[HAK_POOL_MAX_CLASSES]; /* refills so far (slow start, hak_front_ramp) */
 } hak_pool_tcache_t;
 
 /* The swing rule's parameters (pool.c, tc_swing): direction changes per

@@ -42,16 +42,6 @@
  * stay within HAK_TINY_TC_BUDGET bytes. A thread that never meets another
  * keeps the small bounds. */
 #define HAK_TINY_TC_BUDGET   ((size_t)512 << 10)
-/* Slow start: a bin's first refill takes HAK_TINY_RAMP_FIRST block, each
- * next one four times as many, up to half its bound (1, 4, 16, 64): a
- * thread that uses a few blocks of a class does not take KiB of them
- * (3,000 threads with 8 small blocks each held 26 KiB of refills apiece:
- * 104 MB of RSS against glibc's 30; 36 MB with a first refill of 4 and 32
- * classes; 29 MB now). Drains are not affected.
- * Once per thread (its TLS starts zeroed): a trim resets the bounds, not
- * the slow start of a thread that has shown what it uses. */
-#define HAK_TINY_RAMP_FIRST  1
-#define HAK_TINY_RAMP_STEPS  4
 
 const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;
 
@@ -795,12 +785,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
         goto out;
     }
     bool contended;
-    uint32_t want = bin->max / 2 ? bin->max / 2 : 1;
-    if (HAK_UNLIKELY(tc->ramp[cls] < HAK_TINY_RAMP_STEPS)) {
-        uint32_t ramp = (uint32_t)HAK_TINY_RAMP_FIRST << (2 * tc->ramp[cls]++);
-        if (ramp < want)
-            want = ramp;
-    }
+    uint32_t want = hak_front_ramp(&tc->ramp[cls], bin->max / 2 ? bin->max / 2 : 1);
     b = hak_front_refill(&g_ops, NULL, &g_central[cls], cls, bin, want, &contended);
     if (HAK_UNLIKELY(contended))
         tc_contended(tc, cls);

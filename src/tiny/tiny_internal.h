@@ -98,7 +98,7 @@ typedef struct tiny_tcache {
      * growth, and the sum of the bins' bounds in bytes. */
     size_t bound_bytes;
     uint8_t contended[HAK_TINY_NCLASSES];
-    uint8_t ramp[HAK_TINY_NCLASSES];      /* refills so far, up to HAK_TINY_RAMP_STEPS:
+    uint8_t ramp[HAK_TINY_NCLASSES];      /* refills so far, up to HAK_FRONT_RAMP_STEPS:
                                              a thread's first take few blocks (slow start) */
 } tiny_tcache_t;
 

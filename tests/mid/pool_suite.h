@@ -644,6 +644,54 @@ static void test_bin_swing(void **state)
     assert_valid_pool();
 }
 
+/* Slow start (hak_front_ramp, hak_central.h): a new thread's first
+ * refills of a class take 1, 4, 16, 64 blocks (never more than half the
+ * bound), then half the bound; its bin holds what each refill took less
+ * the block returned. No batch is parked when it starts (a refill takes a
+ * parked batch whole). Fails when a first refill takes half a bound (the
+ * pools before their slow start: 3-4 pages of each mid class a short
+ * thread touched). */
+static void *ramp_worker(void *arg)
+{
+    (void)arg;
+    enum { CAP = 256 };
+    static void *v[CAP];
+    size_t n = 0;
+    void *p = TIER.alloc(TIER.lo, 0);
+    assert_non_null(p);
+    unsigned cls = hak_pool_span_of(p)->cls;
+    hak_bin_t *bin = &TIER.tc()->bins[cls];
+    uint32_t half = bin->max / 2 ? bin->max / 2 : 1;
+    v[n++] = p;
+    assert_int_equal(hak_bin_count(bin), 0); /* the first refill took one block */
+    for (unsigned step = 1; step <= HAK_FRONT_RAMP_STEPS; step++) {
+        uint32_t want = step < HAK_FRONT_RAMP_STEPS ? (uint32_t)1 << (2 * step) : half;
+        if (want > half)
+            want = half;
+        assert_true(n < CAP);
+        assert_non_null(v[n++] = TIER.alloc(TIER.lo, 0)); /* an empty bin: one refill */
+        assert_int_equal(hak_bin_count(bin), want - 1);
+        while (hak_bin_count(bin) > 0) {
+            assert_true(n < CAP);
+            assert_non_null(v[n++] = TIER.alloc(TIER.lo, 0));
+        }
+    }
+    while (n > 0)
+        TIER.free(v[--n]);
+    TIER.thread_exit();
+    return NULL;
+}
+
+static void test_refill_slow_start(void **state)
+{
+    (void)state;
+    TIER.trim(); /* no parked batch */
+    pthread_t th; /* a fresh thread: the slow start is once per thread */
+    assert_int_equal(pthread_create(&th, NULL, ramp_worker, NULL), 0);
+    pthread_join(th, NULL);
+    assert_valid_pool();
+}
+
 /* ---------------------------------------------------------------- trim */
 
 static void *trim_worker(void *arg)
@@ -1301,6 +1349,7 @@ static void test_descriptor(void **state)
     cmocka_unit_test(test_aligned),                       \
     cmocka_unit_test(test_aligned_interior),       \
     cmocka_unit_test(test_bin_swing),                     \
+    cmocka_unit_test(test_refill_slow_start),             \
     cmocka_unit_test(test_trim),                          \
     cmocka_unit_test(test_churn_footprint),               \
     cmocka_unit_test(test_parking),                       \
