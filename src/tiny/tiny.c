@@ -958,20 +958,13 @@ void *hak_tiny_alloc_aligned(size_t size, size_t align)
 
 void hak_tiny_free(void *p)
 {
-    if (p == NULL)
-        return;
-    if (HAK_UNLIKELY(!hak_tiny_owns_inline(p))) {
-        hak_tiny_bad_free_(p, "invalid pointer (not a tiny block)");
-        return;
-    }
-    hak_tiny_free_owned(p);
+    hak_tier_free(p, hak_tiny_owns_inline, hak_tiny_free_owned, hak_tiny_bad_free_,
+                  "invalid pointer (not a tiny block)");
 }
 
 size_t hak_tiny_usable_size(const void *p)
 {
-    if (p == NULL || !hak_tiny_owns_inline(p))
-        return 0;
-    return hak_tiny_usable_owned(p);
+    return hak_tier_usable_size(p, hak_tiny_owns_inline, hak_tiny_usable_owned);
 }
 
 bool hak_tiny_owns(const void *p) { return hak_tiny_owns_inline(p); }
