@@ -387,8 +387,10 @@ static size_t tiny_purge(uint32_t cutoff, bool all, size_t want)
 {
     size_t got = 0;
     hak_lock(&g_ss_lock);
-    while (got < want && g_dirty_tail && (all || hak_purge_expired(((tiny_slab_t *)g_dirty_tail)->freed_at, cutoff))) {
+    while (got < want && g_dirty_tail) {
         tiny_slab_t *s = (tiny_slab_t *)g_dirty_tail;
+        if (!all && !hak_purge_expired(s->freed_at, cutoff))
+            break;
         tiny_ss_t *ss = hak_tiny_ss_of(s);
         dirty_remove(ss, s);
 #if !HAK_PLATFORM_ARENA
