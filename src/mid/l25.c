@@ -97,20 +97,13 @@ void *hak_l25_alloc(size_t size, size_t align)
 
 void hak_l25_free(void *p)
 {
-    if (p == NULL)
-        return;
-    if (HAK_UNLIKELY(!hak_l25_owns_inline(p))) {
-        hak_pool_bad_free_(p, "invalid pointer (not an L25 block)");
-        return;
-    }
-    hak_l25_free_owned(p);
+    hak_tier_free(p, hak_l25_owns_inline, hak_l25_free_owned, hak_pool_bad_free_,
+                  "invalid pointer (not an L25 block)");
 }
 
 size_t hak_l25_usable_size(const void *p)
 {
-    if (p == NULL || !hak_l25_owns_inline(p))
-        return 0;
-    return hak_l25_usable_owned(p);
+    return hak_tier_usable_size(p, hak_l25_owns_inline, hak_l25_usable_owned);
 }
 
 size_t hak_l25_max_align(size_t size)

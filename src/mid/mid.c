@@ -101,20 +101,13 @@ void *hak_mid_alloc(size_t size, size_t align)
 
 void hak_mid_free(void *p)
 {
-    if (p == NULL)
-        return;
-    if (HAK_UNLIKELY(!hak_mid_owns_inline(p))) {
-        hak_pool_bad_free_(p, "invalid pointer (not a mid block)");
-        return;
-    }
-    hak_mid_free_owned(p);
+    hak_tier_free(p, hak_mid_owns_inline, hak_mid_free_owned, hak_pool_bad_free_,
+                  "invalid pointer (not a mid block)");
 }
 
 size_t hak_mid_usable_size(const void *p)
 {
-    if (p == NULL || !hak_mid_owns_inline(p))
-        return 0;
-    return hak_mid_usable_owned(p);
+    return hak_tier_usable_size(p, hak_mid_owns_inline, hak_mid_usable_owned);
 }
 
 size_t hak_mid_max_align(size_t size)

@@ -72,9 +72,7 @@ size_t hak_pool_committed_peak_(hak_pool_t *pool)
  * descriptors, so no value in a link makes it fault. When a block leaves
  * for the user its live bit is set, and a block that was not free (or is
  * no block of the class) is reported the same way and not handed out.
- * Below full a link is the pointer itself: class_next and span_next are
- * one load. */
-#define set_next hak_link_set
+ * Below full a link is the pointer itself: class_next is one load. */
 
 #if HAK_VALIDATION >= 2
 static const char g_bad_link[] = "corrupted free list (a write after free?)";
@@ -93,7 +91,7 @@ HAK_INLINE bool link_ok(const hak_pool_t *pool, const void *n, unsigned cls, con
     if (s == NULL || s->cls != cls || (home != NULL && s != home))
         return false;
     size_t i = hak_pool_index(s, n);
-    return i < __atomic_load_n(&s->carved, __ATOMIC_RELAXED) && (const uint8_t *)n == s->base + i * s->stride &&
+    return i < __atomic_load_n(&s->u.carved, __ATOMIC_RELAXED) && (const uint8_t *)n == s->u.base + i * s->u.stride &&
            !(__atomic_load_n(&s->live, __ATOMIC_RELAXED) & ((uint64_t)1 << i));
 }
 
@@ -105,20 +103,13 @@ static HAK_COLD void *bad_link(void *b, const char *op)
     return NULL;
 }
 
-/* The next block after b in a bin or a parked batch of class cls (NULL at
- * the end, or after a corrupted link); `op` names the caller's entry
- * point in a report. */
-static void *class_next(hak_pool_t *pool, void *b, unsigned cls, const char *op)
+/* The next block after b on a list of class cls: a bin or a parked batch
+ * (home NULL), or span home's free list; NULL at the end, or after a
+ * corrupted link. `op` names the caller's entry point in a report. */
+static void *class_next(hak_pool_t *pool, void *b, unsigned cls, const char *op, const hak_pool_span_t *home)
 {
     void *n = hak_link_get(b);
-    return HAK_LIKELY(link_ok(pool, n, cls, NULL)) ? n : bad_link(b, op);
-}
-
-/* The next block after b in span s's free list. */
-static void *span_next(hak_pool_t *pool, hak_pool_span_t *s, void *b)
-{
-    void *n = hak_link_get(b);
-    return HAK_LIKELY(link_ok(pool, n, s->cls, s)) ? n : bad_link(b, "malloc");
+    return HAK_LIKELY(link_ok(pool, n, cls, home)) ? n : bad_link(b, op);
 }
 
 /* b, a list's head, leaves for the user: set its live bit. False,
@@ -132,7 +123,7 @@ static bool mark_live(void *b, unsigned cls)
     if (HAK_LIKELY(s != NULL && s->cls == cls)) {
         size_t i = hak_pool_index(s, b);
         uint64_t bit = (uint64_t)1 << (i & (HAK_POOL_MAX_BLOCKS - 1));
-        if (HAK_LIKELY(i < s->capacity && !(__atomic_fetch_or(&s->live, bit, __ATOMIC_RELAXED) & bit))) {
+        if (HAK_LIKELY(i < s->u.capacity && !(__atomic_fetch_or(&s->live, bit, __ATOMIC_RELAXED) & bit))) {
             s->align_off[i] = 0;
             return true;
         }
@@ -141,17 +132,12 @@ static bool mark_live(void *b, unsigned cls)
     return false;
 }
 #else
-HAK_INLINE void *class_next(hak_pool_t *pool, void *b, unsigned cls, const char *op)
+HAK_INLINE void *class_next(hak_pool_t *pool, void *b, unsigned cls, const char *op, const hak_pool_span_t *home)
 {
     (void)pool;
     (void)cls;
     (void)op;
-    return hak_link_get(b);
-}
-HAK_INLINE void *span_next(hak_pool_t *pool, hak_pool_span_t *s, void *b)
-{
-    (void)pool;
-    (void)s;
+    (void)home;
     return hak_link_get(b);
 }
 #endif
@@ -161,7 +147,7 @@ HAK_INLINE void *span_next(hak_pool_t *pool, hak_pool_span_t *s, void *b)
 static void *bin_pop(hak_pool_t *pool, hak_bin_t *bin, unsigned cls)
 {
     void *b = bin->head;
-    bin->head = class_next(pool, b, cls, "malloc");
+    bin->head = class_next(pool, b, cls, "malloc", NULL);
 #if HAK_VALIDATION >= 2
     bin->room = bin->head ? bin->room + 1 : (int32_t)bin->max;
 #else
@@ -170,7 +156,6 @@ static void *bin_pop(hak_pool_t *pool, hak_bin_t *bin, unsigned cls)
     return b;
 }
 
-HAK_LIST_DEFINE(span_list, hak_pool_span_t) /* the partial lists */
 
 /* pool->dirty and the policy's sum change together (pool lock held). */
 static void dirty_add(hak_pool_t *pool, size_t b)
@@ -190,6 +175,8 @@ static size_t chunk_header_bytes(void)
     return (sizeof(hak_pool_chunk_t) + 4095) & ~(size_t)4095;
 }
 _Static_assert(sizeof(hak_pool_chunk_t) <= HAK_POOL_PAGE_SIZE, "chunk header must fit page 0");
+_Static_assert(offsetof(hak_pool_span_t, u) == 0 && HAK_POOL_MAX_BLOCKS <= UINT16_MAX,
+               "a span is its unit (hak_central.h), whose counts hold a span's blocks");
 
 /* ----------------------------------------------------------------- init */
 
@@ -485,25 +472,25 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     d->free_mask &= ~run;
     d->nfree -= n;
     hak_pool_span_t *s = &ch->pages[start];
-    s->base = (uint8_t *)ch + ((size_t)start << HAK_POOL_PAGE_SHIFT);
+    s->u.base = (uint8_t *)ch + ((size_t)start << HAK_POOL_PAGE_SHIFT);
     s->inv = k->inv;
-    s->stride = k->stride;
-    s->capacity = k->capacity;
+    s->u.stride = k->stride;
+    s->u.capacity = (uint16_t)k->capacity;
     s->cls = (uint8_t)cls;
-    s->in_partial = 0;
+    s->u.in_partial = 0;
     s->npages = (uint8_t)n;
     s->has_aligned = 0;
-    s->used = 0;
-    s->carved = 0;
-    s->free = NULL;
-    s->next = s->prev = NULL;
+    s->u.used = 0;
+    s->u.carved = 0;
+    s->u.free = NULL;
+    s->u.next = s->u.prev = NULL;
 #if HAK_VALIDATION >= 2
     s->live = 0;
     memset(s->align_off, 0, sizeof(s->align_off));
 #endif
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, s, __ATOMIC_RELEASE);
-    hak_page_set_kind(s->base, n, pool->pr->kind0 + cls);
+    hak_page_set_kind(s->u.base, n, pool->pr->kind0 + cls);
     ST_ADD(pool, spans_in_use, 1);
     return s;
 }
@@ -565,15 +552,15 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
  * Called with the class lock held; takes the pool lock. */
 static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
 {
-    hak_pool_chunk_t *ch = hak_pool_chunk_of(s->base);
+    hak_pool_chunk_t *ch = hak_pool_chunk_of(s->u.base);
     unsigned start = (unsigned)(s - ch->pages), n = s->npages;
     uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
     hak_lock(&pool->lock);
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, NULL, __ATOMIC_RELAXED);
-    hak_page_set_kind(s->base, n, HAK_KIND_OWNED(pool->pr->tag));
+    hak_page_set_kind(s->u.base, n, HAK_KIND_OWNED(pool->pr->tag));
     s->cls = HAK_POOL_NO_CLASS;
-    s->free = NULL;
+    s->u.free = NULL;
     uint32_t now = hak_purge_stamp();
     for (unsigned i = 0; i < n; i++)
         ch->pages[start + i].freed_at = now;
@@ -592,87 +579,28 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
 
 /* ----------------------------------------------------- class structures */
 
-/* The partial list's operations of the central lists' back end. */
-static void partial_add(hak_central_t *c, void *u)
-{
-    hak_pool_span_t *s = u;
-    hak_pool_span_t *head = c->partial;
-    span_list_push_front(&head, NULL, s);
-    c->partial = head;
-    s->in_partial = 1;
-}
-
-static void partial_remove(hak_central_t *c, void *u)
-{
-    hak_pool_span_t *s = u;
-    hak_pool_span_t *head = c->partial;
-    span_list_remove(&head, NULL, s);
-    c->partial = head;
-    s->next = s->prev = NULL;
-    s->in_partial = 0;
-}
-
-/* Take one block out of span s, or NULL if it has none. Class lock held. */
-static void *span_pop(hak_pool_t *pool, hak_pool_span_t *s)
-{
-    void *b = s->free;
-    if (b) {
-        s->free = span_next(pool, s, b);
-    } else if (s->carved < s->capacity) {
-        b = s->base + (size_t)s->carved * s->stride;
-        __atomic_store_n(&s->carved, s->carved + 1, __ATOMIC_RELAXED);
-    } else {
-        return NULL;
-    }
-    s->used++;
-    return b;
-}
-
 /* The back end of the central lists (hak_central_ops_t; `be` is the
- * pool): a new span, a block out of one, whether one is spent (the
- * partial list's operations are above). Class lock held. */
-static void *unit_acquire(void *be, unsigned cls) { return span_acquire(be, cls); }
-
-static void *unit_pop(void *be, void *u, unsigned cls)
+ * pool): a new span, the span of a block, an emptied span back to its
+ * chunk, the next block of a list (checked at full). Class lock held. */
+static hak_unit_t *unit_acquire(void *be, unsigned cls)
 {
-    (void)cls;
-    return span_pop(be, u);
+    hak_pool_span_t *s = span_acquire(be, cls);
+    return s ? &s->u : NULL;
 }
 
-static bool unit_spent(const void *u)
-{
-    const hak_pool_span_t *s = u;
-    return s->free == NULL && s->carved == s->capacity;
-}
+static hak_unit_t *unit_of(const void *b) { return &hak_pool_span_of(b)->u; }
 
-/* Send block b home to its span; true if that emptied and released the
- * span. Class lock held. */
-static bool spill_block(void *be, hak_central_t *c, void *b)
-{
-    hak_pool_t *pool = be;
-    hak_pool_span_t *s = hak_pool_span_of(b);
-    set_next(b, s->free);
-    s->free = b;
-    s->used--;
-    if (!s->in_partial)
-        partial_add(c, s);
-    if (s->used == 0) {
-        partial_remove(c, s);
-        span_release(pool, s);
-        return true;
-    }
-    return false;
-}
+static void unit_release(void *be, hak_unit_t *u) { span_release(be, (hak_pool_span_t *)u); }
 
-static void *list_next(void *be, void *b, unsigned cls, const char *op) { return class_next(be, b, cls, op); }
+static void *list_next(void *be, void *b, unsigned cls, const char *op, const hak_unit_t *home)
+{
+    return class_next(be, b, cls, op, (const hak_pool_span_t *)home);
+}
 
 static const hak_central_ops_t g_ops = {
     .acquire = unit_acquire,
-    .pop = unit_pop,
-    .spent = unit_spent,
-    .partial_add = partial_add,
-    .partial_remove = partial_remove,
-    .spill = spill_block,
+    .unit_of = unit_of,
+    .release = unit_release,
     .next = list_next,
     .max_batches = HAK_POOL_CENTRAL_MAX,
 };
@@ -860,7 +788,7 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
         if (tc->state != HAK_POOL_TC_LIVE) {
             /* Dead: p was pushed by the fast path; take it back out. */
             if (bin->head == p) {
-                bin->head = class_next(pool, p, cls, "free");
+                bin->head = class_next(pool, p, cls, "free", NULL);
                 bin->room++;
             }
             free_nocache(pool, p, cls);
@@ -886,9 +814,9 @@ static const char *pool_refusal(hak_pool_t *pool, const hak_pool_span_t *s, cons
     if (HAK_UNLIKELY(s == NULL))
         return pool->pr->msg_no_span;
     size_t i = hak_pool_index(s, p);
-    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+    if (i >= __atomic_load_n(&s->u.carved, __ATOMIC_RELAXED))
         return pool->pr->msg_not_block;
-    if (HAK_VALIDATION >= 1 && (const uint8_t *)p != s->base + i * s->stride &&
+    if (HAK_VALIDATION >= 1 && (const uint8_t *)p != s->u.base + i * s->u.stride &&
         !__atomic_load_n(&s->has_aligned, __ATOMIC_RELAXED))
         return pool->pr->msg_not_start;
     return NULL;
@@ -902,7 +830,7 @@ void hak_pool_free_interior_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
         hak_pool_bad_free_(p, why);
         return;
     }
-    hak_pool_push_(pool, tc, s->base + hak_pool_index(s, p) * s->stride, s->cls);
+    hak_pool_push_(pool, tc, s->u.base + hak_pool_index(s, p) * s->u.stride, s->cls);
 }
 
 #if HAK_VALIDATION >= 2
@@ -914,9 +842,9 @@ bool hak_pool_check_live_(hak_pool_t *pool, const void *p, const char *op)
         why = pool->pr->msg_no_span;
     } else {
         size_t i = hak_pool_index(s, p);
-        if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED))
+        if (i >= __atomic_load_n(&s->u.carved, __ATOMIC_RELAXED))
             why = pool->pr->msg_not_block;
-        else if ((const uint8_t *)p != s->base + i * s->stride + (size_t)s->align_off[i] * 16)
+        else if ((const uint8_t *)p != s->u.base + i * s->u.stride + (size_t)s->align_off[i] * 16)
             why = pool->pr->msg_not_start;
         else if (!(__atomic_load_n(&s->live, __ATOMIC_RELAXED) & ((uint64_t)1 << i)))
             why = "invalid pointer (a freed block: use after free?)";
@@ -934,11 +862,11 @@ void hak_pool_free_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p)
         return;
     }
     size_t i = hak_pool_index(s, p);
-    if (i >= __atomic_load_n(&s->carved, __ATOMIC_RELAXED)) {
+    if (i >= __atomic_load_n(&s->u.carved, __ATOMIC_RELAXED)) {
         hak_pool_bad_free_(p, pool->pr->msg_not_block);
         return;
     }
-    uint8_t *b = s->base + i * s->stride;
+    uint8_t *b = s->u.base + i * s->u.stride;
     if ((uint8_t *)p != b + (size_t)s->align_off[i] * 16) {
         hak_pool_bad_free_(p, pool->pr->msg_not_start);
         return;
@@ -1050,7 +978,7 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
             /* the span's frees take the pool's own path (which resolves an
              * interior pointer) until the span is released */
             __atomic_store_n(&s->has_aligned, 1, __ATOMIC_RELAXED);
-            hak_page_set_kind(s->base, s->npages, HAK_KIND_SLOW(pool->pr->tag));
+            hak_page_set_kind(s->u.base, s->npages, HAK_KIND_SLOW(pool->pr->tag));
         }
 #if HAK_VALIDATION >= 2
         s->align_off[hak_pool_index(s, b)] = (uint16_t)((size_t)(q - b) / 16);
@@ -1143,7 +1071,7 @@ size_t hak_pool_bytes_in_use_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         const hak_pool_chunk_t *ch = pool->dir_chunk[slot];
         for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
             if (ch->pages[i].head == &ch->pages[i])
-                bytes += (size_t)ch->pages[i].used * ch->pages[i].stride;
+                bytes += (size_t)ch->pages[i].u.used * ch->pages[i].u.stride;
     }
     hak_unlock(&pool->lock);
     for (unsigned c = 0; c < n; c++) {
@@ -1194,21 +1122,21 @@ size_t hak_pool_validate_(hak_pool_t *pool)
                 continue;
             }
             const hak_pool_class_t *k = &pool->t->cls[s->cls];
-            bad += s->npages != k->npages || s->stride != k->stride || s->capacity != k->capacity;
-            bad += s->base != (uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT);
-            bad += ((uintptr_t)s->base & (k->nat_align - 1)) != 0 && k->align_pages > 1;
-            bad += s->used > s->carved || s->carved > s->capacity || s->used == 0;
+            bad += s->npages != k->npages || s->u.stride != k->stride || s->u.capacity != k->capacity;
+            bad += s->u.base != (uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT);
+            bad += ((uintptr_t)s->u.base & (k->nat_align - 1)) != 0 && k->align_pages > 1;
+            bad += s->u.used > s->u.carved || s->u.carved > s->u.capacity || s->u.used == 0;
             size_t nfree = 0;
-            for (void *b = s->free; b && nfree <= s->capacity; b = hak_link_get(b)) {
+            for (void *b = s->u.free; b && nfree <= s->u.capacity; b = hak_link_get(b)) {
                 nfree++;
                 if (hak_chunk_tag(b) != pool->pr->tag || hak_pool_span_of(b) != s ||
-                    (size_t)((uint8_t *)b - s->base) % s->stride != 0) {
+                    (size_t)((uint8_t *)b - s->u.base) % s->u.stride != 0) {
                     bad++; /* a link not to follow */
                     break;
                 }
             }
-            bad += nfree != s->carved - s->used;
-            bad += (s->free != NULL || s->carved < s->capacity) != (s->in_partial != 0);
+            bad += nfree != (size_t)(s->u.carved - s->u.used);
+            bad += (s->u.free != NULL || s->u.carved < s->u.capacity) != (s->u.in_partial != 0);
             for (unsigned j = 1; j < s->npages; j++)
                 bad += ch->pages[i + j].head != s || ((d->free_mask >> (i + j)) & 1u);
             i += s->npages ? s->npages : 1;

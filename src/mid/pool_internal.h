@@ -83,21 +83,15 @@
 
 /* A page descriptor; the first page's descriptor of a span is the span. */
 typedef struct hak_pool_span {
-    struct hak_pool_span *head;  /* the span holding this page; NULL: page free or header */
-    uint8_t *base;               /* block 0 (the span's first byte) */
+    hak_unit_t u;                /* first: its free list (blocks home), carving, counts and
+                                    partial-list links, which the central lists keep
+                                    (hak_central.h); block 0 = u.base, the span's first byte */
     uint64_t inv;                /* 2^42 / stride + 1 */
-    uint32_t stride;
-    uint32_t capacity;           /* blocks the span holds */
     uint8_t cls;                 /* HAK_POOL_NO_CLASS when the page is not a span head */
-    uint8_t in_partial;          /* on the class's partial list */
     uint8_t npages;
     uint8_t has_aligned;         /* an interior (over-aligned) pointer was handed out */
     uint32_t freed_at;           /* page free and dirty: when it became free (hak_purge_stamp) */
-    uint32_t used;               /* blocks out of the span: in caches or with the user */
-    uint32_t carved;             /* blocks carved so far (bump pointer) */
-    void *free;                  /* blocks home (linked through p[0], hak_link.h) */
-    struct hak_pool_span *next;  /* in the class's partial list */
-    struct hak_pool_span *prev;
+    struct hak_pool_span *head;  /* the span holding this page; NULL: page free or header */
 #if HAK_VALIDATION >= 2
     uint64_t live;                              /* bit i: block i is with the user */
     uint16_t align_off[HAK_POOL_MAX_BLOCKS];    /* interior offset / 16 of block i, 0 = none */
@@ -134,7 +128,7 @@ HAK_INLINE hak_pool_span_t *hak_pool_span_of(const void *p)
 /* Index of the block of span s that holds p (p inside the span). */
 HAK_INLINE size_t hak_pool_index(const hak_pool_span_t *s, const void *p)
 {
-    return (size_t)(((uint64_t)((const uint8_t *)p - s->base) * s->inv) >> HAK_POOL_INV_SHIFT);
+    return (size_t)(((uint64_t)((const uint8_t *)p - s->u.base) * s->inv) >> HAK_POOL_INV_SHIFT);
 }
 
 /* ------------------------------------------------------- thread caches */
@@ -339,8 +333,8 @@ HAK_INLINE void hak_pool_free_owned_(hak_pool_t *pool, hak_pool_tcache_t *tc, vo
     }
 #endif
     size_t i = hak_pool_index(s, p);
-    uint8_t *b = s->base + i * s->stride;
-    if (HAK_UNLIKELY((b != (uint8_t *)p) | (HAK_VALIDATION >= 1 && i >= s->capacity))) {
+    uint8_t *b = s->u.base + i * s->u.stride;
+    if (HAK_UNLIKELY((b != (uint8_t *)p) | (HAK_VALIDATION >= 1 && i >= s->u.capacity))) {
         hak_pool_free_interior_(pool, tc, p);
         return;
     }
@@ -355,9 +349,9 @@ HAK_INLINE size_t hak_pool_usable_owned_(const void *p)
     if (HAK_UNLIKELY(s == NULL))
         return 0;
     size_t i = hak_pool_index(s, p);
-    if (HAK_UNLIKELY(i >= s->capacity))
+    if (HAK_UNLIKELY(i >= s->u.capacity))
         return 0;
-    return (size_t)(s->base + (i + 1) * s->stride - (const uint8_t *)p);
+    return (size_t)(s->u.base + (i + 1) * s->u.stride - (const uint8_t *)p);
 }
 
 #endif

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* hak_central.h - the middle of the tiers of small blocks (tiny, mid, L25):
  * one central list per size class between the threads' bins (hak_front.h)
- * and the back end's units (tiny slabs, pool spans), written once.
+ * and the back end's units (tiny slabs, pool spans), written once, with
+ * the units' own bookkeeping (their partial lists, a block out of a unit,
+ * a block home to it).
  *
  * A central list holds up to ops->max_batches parked batches: a drained
  * bin's older half is parked whole (O(1)), and the next refill of the
@@ -11,20 +13,45 @@
  * class (spills released HAK_CENTRAL_SHRINK units with none
  * taken in between: parked batches would pin one unit each), sends the
  * blocks home to their units instead. Everything here runs under the
- * class's lock, which the functions below take. The back end supplies
- * three operations (hak_central_ops_t), passed as a constant so that each
- * call is inlined and the operations are direct calls.
+ * class's lock, which the functions below take.
+ *
+ * A unit begins with a hak_unit_t (its first member, so that a pointer to
+ * one is a pointer to the other): its free list, its carving, its counts
+ * and its links in the class's partial list, which the functions here
+ * keep. The back end supplies what differs (hak_central_ops_t: how a unit
+ * is found, made and released, how a link is checked), passed as a
+ * constant so that each call is inlined and the operations are direct
+ * calls.
  */
 #ifndef HAK_CENTRAL_H
 #define HAK_CENTRAL_H
 
 #include "hak_front.h"
 #include "hak_link.h"
+#include "hak_list.h"
 #include "hak_purge.h"
 #include "hak_platform.h"
 
 #define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (ops->max_batches) */
 #define HAK_CENTRAL_SHRINK 4 /* releases that say a class is shrinking */
+
+/* The head of a unit (a tiny slab, a pool span): blocks base + i * stride,
+ * i < capacity, handed out from its free list first, else carved in
+ * order. Counts fit 16 bits: a unit holds at most 4096 blocks (a 64 KiB
+ * slab of 16-byte blocks; a span, 64). */
+typedef struct hak_unit {
+    void *free;              /* blocks given back to the unit (linked through p[0], hak_link.h) */
+    struct hak_unit *next;   /* in the class's partial list (a free tiny slab: the dirty list) */
+    struct hak_unit *prev;
+    uint8_t *base;           /* block 0 */
+    uint32_t stride;
+    uint16_t used;           /* blocks out of the unit: in caches or with the user */
+    uint16_t carved;         /* blocks carved so far (bump pointer; read without the lock) */
+    uint16_t capacity;       /* blocks the unit holds */
+    uint8_t in_partial;      /* on the class's partial list */
+} hak_unit_t;
+
+HAK_LIST_DEFINE(hak_unit_list, hak_unit_t) /* the partial lists (and tiny's dirty list) */
 
 typedef struct hak_batch {
     void *head; /* linked through p[0] (hak_link.h) */
@@ -38,7 +65,7 @@ typedef struct hak_central {
                               between: park no batches, send them home */
     uint32_t net_releases; /* units released by spills since one was last taken */
     uint32_t home_only;    /* park nothing: every put goes home (set by the back end at init) */
-    void *partial;         /* the back end's units of this class with a free or uncarved block */
+    hak_unit_t *partial;   /* the back end's units of this class with a free or uncarved block */
     /* Event counters (statistics), written under the lock: they share its
      * cache line, so counting costs no line of its own (process-wide
      * atomic counters were one line bounced between every core on each
@@ -49,21 +76,79 @@ typedef struct hak_central {
 
 typedef struct hak_central_ops {
     /* A new unit of class cls (a slab, a span), or NULL with ENOMEM. */
-    void *(*acquire)(void *be, unsigned cls);
-    /* One block out of unit u (its free list, else carved), or NULL. */
-    void *(*pop)(void *be, void *u, unsigned cls);
-    /* u has no free and no uncarved block left. */
-    bool (*spent)(const void *u);
-    /* u onto / off the class's partial list (c->partial). */
-    void (*partial_add)(hak_central_t *c, void *u);
-    void (*partial_remove)(hak_central_t *c, void *u);
-    /* Block b home to its unit; true if that emptied and released it. */
-    bool (*spill)(void *be, hak_central_t *c, void *b);
-    /* The next block of a list of class cls (its link checked at full; a
-     * corrupted one reported as a failure of `op`, and NULL). */
-    void *(*next)(void *be, void *b, unsigned cls, const char *op);
+    hak_unit_t *(*acquire)(void *be, unsigned cls);
+    /* The unit that holds block b. */
+    hak_unit_t *(*unit_of)(const void *b);
+    /* Block b of class cls was just carved (NULL: nothing to do). */
+    void (*carved)(void *b, unsigned cls);
+    /* u's last block came home and u left the partial list: it goes back
+     * to the back end. */
+    void (*release)(void *be, hak_unit_t *u);
+    /* The next block after b on a list of class cls: a bin or a parked
+     * batch (home NULL), or unit home's free list. Its link checked at
+     * full: a corrupted one reported as a failure of `op`, and NULL. */
+    void *(*next)(void *be, void *b, unsigned cls, const char *op, const hak_unit_t *home);
     uint32_t max_batches; /* parked batches per class (<= HAK_CENTRAL_MAX) */
+    bool keep_last;       /* an emptied unit alone on its partial list stays (not released) */
 } hak_central_ops_t;
+
+/* ------------------------------------------------------------ the units */
+
+/* u onto / off its class's partial list. */
+HAK_INLINE void hak_unit_partial_add(hak_central_t *c, hak_unit_t *u)
+{
+    hak_unit_list_push_front(&c->partial, NULL, u);
+    u->in_partial = 1;
+}
+
+HAK_INLINE void hak_unit_partial_remove(hak_central_t *c, hak_unit_t *u)
+{
+    hak_unit_list_remove(&c->partial, NULL, u);
+    u->next = u->prev = NULL;
+    u->in_partial = 0;
+}
+
+/* u has no free and no uncarved block left. */
+HAK_INLINE bool hak_unit_spent(const hak_unit_t *u) { return u->free == NULL && u->carved == u->capacity; }
+
+/* One block of class cls out of unit u (its free list, else carved), or
+ * NULL if it has none. */
+HAK_INLINE void *hak_unit_pop(const hak_central_ops_t *ops, void *be, hak_unit_t *u, unsigned cls)
+{
+    void *b = u->free;
+    if (b) {
+        u->free = ops->next(be, b, cls, "malloc", u);
+    } else if (u->carved < u->capacity) {
+        b = u->base + (size_t)u->carved * u->stride;
+        __atomic_store_n(&u->carved, (uint16_t)(u->carved + 1), __ATOMIC_RELAXED);
+        if (ops->carved)
+            ops->carved(b, cls);
+    } else {
+        return NULL;
+    }
+    u->used++;
+    return b;
+}
+
+/* Block b home to its unit; true if that emptied and released the unit
+ * (unless ops->keep_last keeps it: the class's only partial unit). */
+HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_central_t *c, void *b)
+{
+    hak_unit_t *u = ops->unit_of(b);
+    hak_link_set(b, u->free);
+    u->free = b;
+    u->used--;
+    if (!u->in_partial)
+        hak_unit_partial_add(c, u);
+    if (u->used == 0 && !(ops->keep_last && c->partial == u && u->next == NULL)) {
+        hak_unit_partial_remove(c, u);
+        ops->release(be, u);
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------ the central lists */
 
 /* Up to `want` blocks of class cls from the units, linked in *out; how
  * many (0 with ENOMEM). Partial units first, then new ones. */
@@ -73,22 +158,22 @@ HAK_INLINE uint32_t hak_central_take(const hak_central_ops_t *ops, void *be, hak
     void *head = NULL;
     uint32_t n = 0;
     while (n < want) {
-        void *u = c->partial;
+        hak_unit_t *u = c->partial;
         if (u == NULL) {
             u = ops->acquire(be, cls);
             if (u == NULL)
                 break;
-            ops->partial_add(c, u);
+            hak_unit_partial_add(c, u);
             c->net_releases = 0;
         }
         void *b;
-        while (n < want && (b = ops->pop(be, u, cls)) != NULL) {
+        while (n < want && (b = hak_unit_pop(ops, be, u, cls)) != NULL) {
             hak_link_set(b, head);
             head = b;
             n++;
         }
-        if (ops->spent(u))
-            ops->partial_remove(c, u);
+        if (hak_unit_spent(u))
+            hak_unit_partial_remove(c, u);
     }
     *out = head;
     return n;
@@ -101,8 +186,8 @@ HAK_INLINE bool hak_central_spill_list(const hak_central_ops_t *ops, void *be, h
     size_t n = 0;
     bool released = false;
     while (head) {
-        void *next = ops->next(be, head, cls, "free");
-        released |= ops->spill(be, c, head);
+        void *next = ops->next(be, head, cls, "free", NULL);
+        released |= hak_unit_spill(ops, be, c, head);
         head = next;
         n++;
     }
@@ -190,7 +275,7 @@ HAK_INLINE void *hak_central_alloc_one(const hak_central_ops_t *ops, void *be, h
     if (c->nbatch > 0) {
         hak_batch_t *bt = &c->batch[c->nbatch - 1];
         b = bt->head;
-        bt->head = ops->next(be, b, cls, "malloc");
+        bt->head = ops->next(be, b, cls, "malloc", NULL);
         if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
             c->nbatch--;
     } else {
@@ -204,7 +289,7 @@ HAK_INLINE void *hak_central_alloc_one(const hak_central_ops_t *ops, void *be, h
 HAK_INLINE void hak_central_free_one(const hak_central_ops_t *ops, void *be, hak_central_t *c, void *b)
 {
     hak_lock(&c->lock);
-    ops->spill(be, c, b);
+    hak_unit_spill(ops, be, c, b);
     HAK_COUNT_LOCKED(c->spills, 1);
     hak_unlock(&c->lock);
 }
@@ -245,7 +330,7 @@ HAK_INLINE void *hak_front_refill(const hak_central_ops_t *ops, void *be, hak_ce
     }
     if (n == 0)
         return NULL;
-    bin->head = ops->next(be, list, cls, "malloc");
+    bin->head = ops->next(be, list, cls, "malloc", NULL);
     bin->room -= (int32_t)(n - 1);
     if (HAK_VALIDATION >= 2 && bin->head == NULL)
         bin->room = (int32_t)bin->max; /* its end, or a corrupted link cut it */
@@ -264,14 +349,14 @@ HAK_INLINE bool hak_front_drain(const hak_central_ops_t *ops, void *be, hak_cent
     uint32_t nrest = hak_bin_count(bin) - keep;
     void *last = bin->head;
     for (uint32_t i = 1; i < keep; i++) {
-        void *next = ops->next(be, last, cls, "free");
+        void *next = ops->next(be, last, cls, "free", NULL);
         if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(next == NULL)) {
             bin->room = (int32_t)(bin->max - i); /* a corrupted link cut the bin after i blocks */
             return false;
         }
         last = next;
     }
-    void *rest = keep ? ops->next(be, last, cls, "free") : bin->head;
+    void *rest = keep ? ops->next(be, last, cls, "free", NULL) : bin->head;
     if (HAK_VALIDATION >= 2 && HAK_UNLIKELY(rest == NULL)) {
         bin->room = (int32_t)(bin->max - keep); /* cut right after the blocks kept */
         return false;

@@ -6,13 +6,16 @@
  * be built over any subset of tiers. The malloc/free paths never go
  * through it: dispatch calls the tiers' inline fast paths and functions
  * directly. What each operation means and who calls it: docs/design.md,
- * "The tier interface".
+ * "The tier interface". Below it, the public free and usable size that
+ * the tiers of small blocks write alike.
  */
 #ifndef HAK_TIER_H
 #define HAK_TIER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "hak_platform.h"
 
 typedef struct hak_tier_stats {
     size_t bytes_mapped;     /* bytes of address space the tier holds */
@@ -62,5 +65,28 @@ typedef struct hak_tier_vtable {
     bool (*validate)(void);                      /* optional: walk the tier's structures,
                                                     true if every invariant holds */
 } hak_tier_vtable_t;
+
+/* The public free and usable size of a tier that tells its blocks by
+ * address (tiny, mid, L25), over its inline ownership test and its paths
+ * for an owned block (passed as constants: inlined, direct calls): NULL
+ * is nothing; a pointer the tier does not own is reported (free:
+ * bad_free(p, not_ours)) or has no size. */
+HAK_INLINE void hak_tier_free(void *p, bool (*owns)(const void *), void (*free_owned)(void *),
+                              void (*bad_free)(void *p, const char *why), const char *not_ours)
+{
+    if (p == NULL)
+        return;
+    if (HAK_UNLIKELY(!owns(p))) {
+        bad_free(p, not_ours);
+        return;
+    }
+    free_owned(p);
+}
+
+HAK_INLINE size_t hak_tier_usable_size(const void *p, bool (*owns)(const void *),
+                                       size_t (*usable_owned)(const void *))
+{
+    return p != NULL && owns(p) ? usable_owned(p) : 0;
+}
 
 #endif

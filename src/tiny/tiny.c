@@ -51,6 +51,8 @@ const uint8_t hak_tiny_lut_[HAK_TINY_LUT_CAP] = {U8(0), U8(8), U8(16), U8(24), U
 #undef U8
 #undef U
 _Static_assert(HAK_TINY_LUT_SIZE <= HAK_TINY_LUT_CAP, "size-class table too short");
+_Static_assert(offsetof(tiny_slab_t, u) == 0 && ((size_t)1 << HAK_TINY_SLAB_SHIFT) / 16 <= UINT16_MAX,
+               "a slab is its unit (hak_central.h), whose counts hold a slab's blocks");
 /* Every posix SuperSlab has all its slabs (hak_tiny_slab_of relies on it):
  * the header, with headerless full validation's live bits, fits slab 0. */
 _Static_assert(sizeof(tiny_ss_t) + HAK_TINY_MAX_SLABS * (((size_t)1 << HAK_TINY_SLAB_SHIFT) / 128) + 2048 <=
@@ -62,8 +64,8 @@ _Static_assert(sizeof(tiny_ss_t) + HAK_TINY_MAX_SLABS * (((size_t)1 << HAK_TINY_
 static hak_central_t g_central[HAK_TINY_NCLASSES];
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
 /* Free slabs whose pages are still committed, most recently freed first
- * (g_ss_lock). */
-static tiny_slab_t *g_dirty, *g_dirty_tail;
+ * (g_ss_lock), linked through their units. */
+static hak_unit_t *g_dirty, *g_dirty_tail;
 static size_t g_dirty_bytes;
 static tiny_ss_t *g_ss_list;     /* every SuperSlab */
 static tiny_ss_t *g_ss_spare POSIX_ONLY; /* one empty SuperSlab kept mapped (posix) */
@@ -109,8 +111,7 @@ uint64_t hak_tiny_count_[4];
 
 static void tiny_global_init(void);
 
-HAK_LIST_DEFINE(ss_list, tiny_ss_t)       /* g_ss_list */
-HAK_LIST_DEFINE(slab_list, tiny_slab_t)   /* the partial lists and the dirty list */
+HAK_LIST_DEFINE(ss_list, tiny_ss_t) /* g_ss_list */
 
 /* ------------------------------------------------------------- helpers */
 
@@ -128,7 +129,6 @@ static void slab_set_class(tiny_slab_t *s, unsigned cls)
 }
 
 #define next_of tiny_link_get
-#define set_next tiny_link_set
 
 #if HAK_VALIDATION >= 2
 void *hak_tiny_bad_link_(void *b)
@@ -163,14 +163,16 @@ static uint8_t *slab_data_start(tiny_ss_t *ss, uint32_t i)
     return start;
 }
 
-static void write_header(uint8_t *p, unsigned cls)
+/* A block just carved: its header (headerless builds: nothing). */
+static void write_header(void *b, unsigned cls)
 {
 #if HAK_HEADER_CLASSIDX
+    uint8_t *p = b;
     p[-1] = (uint8_t)((HAK_VALIDATION >= 2 ? HAK_TINY_MAGIC_FREE : HAK_TINY_MAGIC_LIVE) | cls);
     if (hak_tiny_hdr_of(cls) == 2)
         p[-2] = HAK_TINY_CHECK_BYTE;
 #else
-    (void)p;
+    (void)b;
     (void)cls;
 #endif
 }
@@ -178,7 +180,7 @@ static void write_header(uint8_t *p, unsigned cls)
 #if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
 static inline size_t block_index(const tiny_slab_t *s, const void *p)
 {
-    return (size_t)((const uint8_t *)p - s->base) / s->stride;
+    return (size_t)((const uint8_t *)p - s->u.base) / s->u.stride;
 }
 #endif
 
@@ -348,7 +350,7 @@ static size_t slab_bytes(tiny_ss_t *ss, tiny_slab_t *s)
 
 static void dirty_push(tiny_ss_t *ss, tiny_slab_t *s)
 {
-    slab_list_push_front(&g_dirty, &g_dirty_tail, s);
+    hak_unit_list_push_front(&g_dirty, &g_dirty_tail, &s->u);
     s->dirty = 1;
     s->freed_at = hak_purge_stamp();
     ss->ndirty++;
@@ -359,8 +361,8 @@ static void dirty_push(tiny_ss_t *ss, tiny_slab_t *s)
 
 static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s)
 {
-    slab_list_remove(&g_dirty, &g_dirty_tail, s);
-    s->next = s->prev = NULL;
+    hak_unit_list_remove(&g_dirty, &g_dirty_tail, &s->u);
+    s->u.next = s->u.prev = NULL;
     s->dirty = 0;
     ss->ndirty--;
     size_t b = slab_bytes(ss, s);
@@ -376,8 +378,10 @@ static size_t tiny_purge(uint32_t cutoff, bool all, size_t want)
 {
     size_t got = 0;
     hak_lock(&g_ss_lock);
-    while (got < want && g_dirty_tail && (all || hak_purge_expired(g_dirty_tail->freed_at, cutoff))) {
-        tiny_slab_t *s = g_dirty_tail;
+    while (got < want && g_dirty_tail) {
+        tiny_slab_t *s = (tiny_slab_t *)g_dirty_tail;
+        if (!all && !hak_purge_expired(s->freed_at, cutoff))
+            break;
         tiny_ss_t *ss = hak_tiny_ss_of(s);
         dirty_remove(ss, s);
 #if !HAK_PLATFORM_ARENA
@@ -417,16 +421,16 @@ static void slab_format(tiny_ss_t *ss, tiny_slab_t *s, unsigned cls)
     uintptr_t p0 = (start + hdr + align - 1) & ~(align - 1);
     if (p0 < start + hdr)
         p0 += align;
-    s->base = (uint8_t *)p0;
+    s->u.base = (uint8_t *)p0;
     s->end = (uint8_t *)end;
-    s->stride = (uint16_t)stride;
-    s->capacity = (end > p0 - hdr) ? (uint32_t)((end - (p0 - hdr)) / stride) : 0;
-    s->carved = 0;
-    s->used = 0;
-    s->free = NULL;
+    s->u.stride = stride;
+    s->u.capacity = (end > p0 - hdr) ? (uint16_t)((end - (p0 - hdr)) / stride) : 0;
+    s->u.carved = 0;
+    s->u.used = 0;
+    s->u.free = NULL;
     slab_set_class(s, (uint8_t)cls);
-    s->next = s->prev = NULL;
-    s->in_partial = 0;
+    s->u.next = s->u.prev = NULL;
+    s->u.in_partial = 0;
     if (s->decommitted) {
         uint8_t *lo, *hi;
         slab_page_range(ss, s, &lo, &hi);
@@ -449,7 +453,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
     hak_lock(&g_ss_lock);
     tiny_slab_t *found = NULL;
     /* warm pages first: the most recently freed slab */
-    tiny_slab_t *d = g_dirty;
+    tiny_slab_t *d = (tiny_slab_t *)g_dirty;
     if (d) {
         tiny_ss_t *ss = hak_tiny_ss_of(d);
 #if !HAK_PLATFORM_ARENA
@@ -459,7 +463,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
         }
 #endif
         slab_format(ss, d, cls);
-        if (d->capacity == 0) { /* too small for this class (small arena) */
+        if (d->u.capacity == 0) { /* too small for this class (small arena) */
             slab_set_class(d, HAK_TINY_NO_CLASS);
             ss->nfree++;
             ST_SUB(slabs_in_use, 1);
@@ -476,7 +480,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
             tiny_slab_t *s = &ss->slabs[i];
             if (s->cls == HAK_TINY_NO_CLASS) {
                 slab_format(ss, s, cls);
-                if (s->capacity == 0) { /* too small for this class (small arena) */
+                if (s->u.capacity == 0) { /* too small for this class (small arena) */
                     slab_set_class(s, HAK_TINY_NO_CLASS);
                     ss->nfree++;
                     ST_SUB(slabs_in_use, 1);
@@ -496,7 +500,7 @@ static tiny_slab_t *slab_acquire(unsigned cls)
                 if (s->cls != HAK_TINY_NO_CLASS)
                     continue;
                 slab_format(ss, s, cls);
-                if (s->capacity == 0) {
+                if (s->u.capacity == 0) {
                     slab_set_class(s, HAK_TINY_NO_CLASS);
                     ss->nfree++;
                     ST_SUB(slabs_in_use, 1);
@@ -519,10 +523,10 @@ static tiny_slab_t *slab_acquire(unsigned cls)
  * Called with the class lock held. */
 static void slab_release(tiny_slab_t *s)
 {
-    tiny_ss_t *ss = hak_tiny_ss_of(s->base);
+    tiny_ss_t *ss = hak_tiny_ss_of(s->u.base);
     hak_lock(&g_ss_lock);
     slab_set_class(s, HAK_TINY_NO_CLASS);
-    s->free = NULL;
+    s->u.free = NULL;
     ss->nfree++;
     ST_SUB(slabs_in_use, 1);
     hak_purge_used_sub(slab_bytes(ss, s));
@@ -533,100 +537,42 @@ static void slab_release(tiny_slab_t *s)
 
 /* ----------------------------------------------------- class structures */
 
-/* The partial list's operations of the central lists' back end. */
-static void partial_add(hak_central_t *c, void *u)
-{
-    tiny_slab_t *s = u;
-    tiny_slab_t *head = c->partial;
-    slab_list_push_front(&head, NULL, s);
-    c->partial = head;
-    s->in_partial = 1;
-}
-
-static void partial_remove(hak_central_t *c, void *u)
-{
-    tiny_slab_t *s = u;
-    tiny_slab_t *head = c->partial;
-    slab_list_remove(&head, NULL, s);
-    c->partial = head;
-    s->next = s->prev = NULL;
-    s->in_partial = 0;
-}
-
-/* Take one block out of slab s, or NULL if it has none. Class lock held. */
-static void *slab_pop(tiny_slab_t *s, unsigned cls)
-{
-    void *b = s->free;
-    if (b) {
-        s->free = next_of(b);
-    } else if (s->carved < s->capacity) {
-        b = s->base + (size_t)s->carved * s->stride;
-        s->carved++;
-        write_header(b, cls);
-    } else {
-        return NULL;
-    }
-    s->used++;
-    return b;
-}
-
 /* The back end of the central lists (hak_central_ops_t, `be` unused): a
- * new slab, a block out of one, whether one is spent (the partial list's
- * operations are above). Class lock held. */
-static void *unit_acquire(void *be, unsigned cls)
+ * new slab, the slab of a block, a carved block's header, an emptied slab
+ * back to its SuperSlab (the class's only partial slab stays: keep_last),
+ * the next block of a list. Class lock held. */
+static hak_unit_t *unit_acquire(void *be, unsigned cls)
 {
     (void)be;
-    return slab_acquire(cls);
+    tiny_slab_t *s = slab_acquire(cls);
+    return s ? &s->u : NULL;
 }
 
-static void *unit_pop(void *be, void *u, unsigned cls)
+static hak_unit_t *unit_of(const void *b) { return &hak_tiny_slab_of(b)->u; }
+
+static void unit_release(void *be, hak_unit_t *u)
 {
     (void)be;
-    return slab_pop(u, cls);
+    slab_release((tiny_slab_t *)u);
 }
 
-static bool unit_spent(const void *u)
-{
-    const tiny_slab_t *s = u;
-    return s->free == NULL && s->carved == s->capacity;
-}
-
-/* Send block b home to its slab; true if that emptied and released the
- * slab. Class lock held. */
-static bool spill_block(void *be, hak_central_t *c, void *b)
-{
-    (void)be;
-    tiny_slab_t *s = hak_tiny_slab_of(b);
-    set_next(b, s->free);
-    s->free = b;
-    s->used--;
-    if (!s->in_partial)
-        partial_add(c, s);
-    if (s->used == 0 && !(c->partial == s && s->next == NULL)) {
-        partial_remove(c, s);
-        slab_release(s);
-        return true;
-    }
-    return false;
-}
-
-static void *list_next(void *be, void *b, unsigned cls, const char *op)
+static void *list_next(void *be, void *b, unsigned cls, const char *op, const hak_unit_t *home)
 {
     (void)be;
     (void)cls;
     (void)op; /* tiny's reports name malloc (hak_tiny_bad_link_) */
+    (void)home;
     return next_of(b);
 }
 
 static const hak_central_ops_t g_ops = {
     .acquire = unit_acquire,
-    .pop = unit_pop,
-    .spent = unit_spent,
-    .partial_add = partial_add,
-    .partial_remove = partial_remove,
-    .spill = spill_block,
+    .unit_of = unit_of,
+    .carved = write_header,
+    .release = unit_release,
     .next = list_next,
     .max_batches = HAK_TINY_CENTRAL_MAX,
+    .keep_last = true,
 };
 
 /* Hand a linked list of n blocks to the central list of cls (`drain`: a
@@ -841,7 +787,8 @@ static const char *tiny_not_live(const void *p)
     if (s == NULL || s->cls >= HAK_TINY_NCLASSES)
         return "invalid pointer (not in a live tiny slab)";
     const uint8_t *b = p;
-    if (b < s->base || (size_t)(b - s->base) % s->stride != 0 || (size_t)(b - s->base) / s->stride >= s->carved)
+    if (b < s->u.base || (size_t)(b - s->u.base) % s->u.stride != 0 ||
+        (size_t)(b - s->u.base) / s->u.stride >= __atomic_load_n(&s->u.carved, __ATOMIC_RELAXED))
         return "invalid pointer (not the start of a tiny block)";
 #if HAK_HEADER_CLASSIDX
     unsigned cls = s->cls, h = b[-1];
@@ -999,20 +946,13 @@ void *hak_tiny_alloc_aligned(size_t size, size_t align)
 
 void hak_tiny_free(void *p)
 {
-    if (p == NULL)
-        return;
-    if (HAK_UNLIKELY(!hak_tiny_owns_inline(p))) {
-        hak_tiny_bad_free_(p, "invalid pointer (not a tiny block)");
-        return;
-    }
-    hak_tiny_free_owned(p);
+    hak_tier_free(p, hak_tiny_owns_inline, hak_tiny_free_owned, hak_tiny_bad_free_,
+                  "invalid pointer (not a tiny block)");
 }
 
 size_t hak_tiny_usable_size(const void *p)
 {
-    if (p == NULL || !hak_tiny_owns_inline(p))
-        return 0;
-    return hak_tiny_usable_owned(p);
+    return hak_tier_usable_size(p, hak_tiny_owns_inline, hak_tiny_usable_owned);
 }
 
 bool hak_tiny_owns(const void *p) { return hak_tiny_owns_inline(p); }
@@ -1043,14 +983,14 @@ void hak_tiny_trim(void)
         hak_central_t *c = &g_central[cls];
         hak_lock(&c->lock);
         hak_central_flush_locked(&g_ops, NULL, c, cls);
-        tiny_slab_t *s = c->partial;
-        while (s) {
-            tiny_slab_t *next = s->next;
-            if (s->used == 0) {
-                partial_remove(c, s);
-                slab_release(s);
+        hak_unit_t *u = c->partial;
+        while (u) {
+            hak_unit_t *next = u->next;
+            if (u->used == 0) {
+                hak_unit_partial_remove(c, u);
+                slab_release((tiny_slab_t *)u);
             }
-            s = next;
+            u = next;
         }
         hak_unlock(&c->lock);
     }
@@ -1112,7 +1052,7 @@ size_t hak_tiny_bytes_in_use_(void)
     for (tiny_ss_t *ss = g_ss_list; ss; ss = ss->next)
         for (uint32_t i = 0; i < ss->nslabs; i++)
             if (ss->slabs[i].cls != HAK_TINY_NO_CLASS)
-                bytes += (size_t)ss->slabs[i].used * hak_tiny_stride_[ss->slabs[i].cls];
+                bytes += (size_t)ss->slabs[i].u.used * hak_tiny_stride_[ss->slabs[i].cls];
     hak_unlock(&g_ss_lock);
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
         for (uint32_t b = 0; b < g_central[c].nbatch; b++)

@@ -38,6 +38,7 @@
 #ifndef HAK_TINY_INTERNAL_H
 #define HAK_TINY_INTERNAL_H
 
+#include "hak_central.h"
 #include "hak_front.h"
 #include "hak_link.h"
 #include "hak_tcache_registry.h"
@@ -51,21 +52,14 @@
 #define HAK_TINY_NO_CLASS    0xFFu
 
 typedef struct tiny_slab {
-    void *free;              /* blocks given back to this slab (linked through p[0]) */
-    uint8_t *base;           /* user pointer of block 0 */
+    hak_unit_t u;            /* first: its free list, carving, counts and partial-list links,
+                                which the central lists keep (hak_central.h) */
     uint8_t *end;            /* end of the slab's memory */
-    struct tiny_slab *next;  /* in the class's partial list, or the dirty list */
-    struct tiny_slab *prev;
-    uint32_t used;           /* blocks out of the slab: in caches or with the user */
-    uint32_t capacity;       /* blocks the slab holds */
-    uint32_t carved;         /* blocks carved so far (bump pointer) */
-    uint16_t stride;
+    uint32_t freed_at;       /* on the dirty list: when it went there (hak_purge_stamp) */
     uint8_t cls;             /* HAK_TINY_NO_CLASS when the slab is free */
-    uint8_t in_partial;      /* on the class's partial list */
     uint8_t decommitted;     /* pages handed back to the OS */
     uint8_t dirty;           /* free, pages still committed: on the dirty list */
     uint8_t index;
-    uint32_t freed_at;       /* on the dirty list: when it went there (hak_purge_stamp) */
 #if HAK_VALIDATION >= 2 && !HAK_HEADER_CLASSIDX
     uint8_t *live;           /* one bit per block: allocated (headerless full validation) */
 #endif

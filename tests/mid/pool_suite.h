@@ -114,7 +114,7 @@ static uint8_t *block_start(const void *p)
 {
     hak_pool_span_t *s = hak_pool_span_of(p);
     assert_non_null(s);
-    return s->base + hak_pool_index(s, p) * s->stride;
+    return s->u.base + hak_pool_index(s, p) * s->u.stride;
 }
 
 static void assert_valid_pool(void) { assert_int_equal(hak_pool_validate_(TIER.pool), 0); }
@@ -170,7 +170,7 @@ static void test_classes(void **state)
         assert_true(k->capacity >= 1 && k->capacity <= HAK_POOL_MAX_BLOCKS);
         assert_true((size_t)k->capacity * k->stride <= (size_t)k->npages * HAK_POOL_PAGE_SIZE);
         assert_true(k->stride % 16 == 0);
-        hak_pool_span_t s = {.base = 0, .inv = k->inv, .stride = k->stride};
+        hak_pool_span_t s = {.u = {.base = 0, .stride = k->stride}, .inv = k->inv};
         for (size_t off = 0; off < (size_t)k->npages * HAK_POOL_PAGE_SIZE; off += 16)
             if (hak_pool_index(&s, (const void *)(uintptr_t)off) != off / k->stride)
                 fail_msg("class %u: index of offset %zu", c, off);
@@ -562,7 +562,7 @@ static void test_aligned_interior(void **state)
             assert_true(HT_ALIGNED(ps[i], al));
             uint8_t *start = block_start(ps[i]);
             hak_pool_span_t *s = hak_pool_span_of(ps[i]);
-            assert_int_equal(TIER.usable(ps[i]), (size_t)(start + s->stride - (uint8_t *)ps[i]));
+            assert_int_equal(TIER.usable(ps[i]), (size_t)(start + s->u.stride - (uint8_t *)ps[i]));
             assert_true(TIER.usable(ps[i]) >= n);
             stamp(ps[i], TIER.usable(ps[i]), (uint64_t)i + al);
             interior += start != (uint8_t *)ps[i];
@@ -988,9 +988,9 @@ static void test_invalid_pointers(void **state)
     hak_pool_span_t *s = hak_pool_span_of(p);
     if (!s->has_aligned)
         expect_report((uint8_t *)p + 16, "invalid pointer");         /* inside a block */
-    size_t tail = (size_t)s->npages * HAK_POOL_PAGE_SIZE - (size_t)s->capacity * s->stride;
+    size_t tail = (size_t)s->npages * HAK_POOL_PAGE_SIZE - (size_t)s->u.capacity * s->u.stride;
     if (tail >= 16)
-        expect_report(s->base + (size_t)s->capacity * s->stride, "invalid pointer");
+        expect_report(s->u.base + (size_t)s->u.capacity * s->u.stride, "invalid pointer");
     /* a free page of a chunk */
     for (unsigned i = 1; i < HAK_POOL_PAGES; i++)
         if (ch->pages[i].head == NULL && ((TIER.pool->dir[ch->slot].free_mask >> i) & 1u)) {
@@ -1038,7 +1038,7 @@ static void test_full_validation(void **state)
     assert_int_equal(g_fail_count, before);
     expect_report(q, "double free");
     /* the block reused for a plain allocation: its start is valid again */
-    void *again = TIER.alloc(hak_pool_span_of(start)->stride, 0);
+    void *again = TIER.alloc(hak_pool_span_of(start)->u.stride, 0);
     assert_ptr_equal(again, start);
     TIER.free(again);
     hak_set_failure_handler(old);
@@ -1279,7 +1279,7 @@ static void waf_lists_child(void *arg)
     }
     hak_pool_span_t *s = hak_pool_span_of(x);
     TIER.free(x);
-    if (c->partial != s || s->free != x)
+    if (c->partial != &s->u || s->u.free != x)
         _exit(35);
     waf_junk(x);
     void *a = TIER.alloc(TIER.lo, 0); /* x again: its link is read */
