@@ -298,12 +298,9 @@ HAK_INLINE void hak_central_free_one(const hak_central_ops_t *ops, void *be, hak
 
 /* Slow start: a thread's first refill of a class takes one block, each
  * next one four times as many (1, 4, 16, 64), then `want` (half the bin's
- * bound), never more than `want`: a thread that uses a few blocks of a
- * class does not take KiB of them (3,000 live threads with 8 small blocks
- * each held 26 KiB of refills apiece, 104 MB of RSS against glibc's 30;
- * a small process's first mid blocks touched 3-4 pages per class). *ramp
- * counts the refills so far (0 in a thread's zeroed cache: once per
- * thread; a trim resets the bounds, not the slow start). */
+ * bound), never more than `want` (docs/design.md, "Refills start small").
+ * *ramp counts the refills so far: 0 in a thread's zeroed cache, so once
+ * per thread (a trim resets the bounds, not the slow start). */
 #define HAK_FRONT_RAMP_STEPS 4
 HAK_INLINE uint32_t hak_front_ramp(uint8_t *ramp, uint32_t want)
 {
