@@ -495,6 +495,41 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     return s;
 }
 
+/* Where the last span of cls was released (hak_pool_hint_t), recorded
+ * and taken back under the pool lock. */
+static void hint_push(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t *ch, unsigned start)
+{
+    hak_pool_tables_t *t = pool->t;
+    unsigned top = t->hint_top[cls];
+    t->hint[cls][top] = (hak_pool_hint_t){ch, ch->slot, start};
+    t->hint_top[cls] = (uint8_t)((top + 1) % HAK_POOL_HINTS);
+    if (t->nhint[cls] < HAK_POOL_HINTS)
+        t->nhint[cls]++;
+}
+
+/* The newest hint of cls whose pages are all still free and committed
+ * (stale ones are dropped on the way); false if none. */
+static bool hint_pop(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t **ch, unsigned *start)
+{
+    hak_pool_tables_t *t = pool->t;
+    uint32_t n = t->cls[cls].npages;
+    while (t->nhint[cls] > 0) {
+        t->nhint[cls]--;
+        t->hint_top[cls] = (uint8_t)((t->hint_top[cls] + HAK_POOL_HINTS - 1) % HAK_POOL_HINTS);
+        const hak_pool_hint_t *h = &t->hint[cls][t->hint_top[cls]];
+        if (h->slot >= pool->ndir || pool->dir_chunk[h->slot] != h->ch)
+            continue; /* the chunk went (or moved in the directory) */
+        const hak_pool_dirent_t *d = &pool->dir[h->slot];
+        uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << h->start);
+        if ((d->free_mask & run) == run && (d->dec_mask & run) == 0) {
+            *ch = h->ch;
+            *start = h->start;
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Chunks with room that span_acquire compares before it takes the best
  * (the search stops sooner at an exact fit): bounds the search in a big
  * pool, where one search per span over every chunk would cost more than
@@ -502,16 +537,25 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
 #define POOL_FIT_CANDIDATES 16
 
 /* A new span of class cls, or NULL with ENOMEM. Called with the class
- * lock held; takes the pool lock. Placement (find_run): the run with the
- * fewest decommitted pages, then the tightest hole, among the first
- * POOL_FIT_CANDIDATES chunks with room (newest first), in a chunk that has
- * spans before an empty one (so that empty chunks can go back to the OS),
- * a new chunk last. The search reads the directory only, not the chunks. */
+ * lock held; takes the pool lock. Placement: where the class's last span
+ * was released, if those pages are still free and committed (hint_pop);
+ * else (find_run) the run with the fewest decommitted pages, then the
+ * tightest hole, among the first POOL_FIT_CANDIDATES chunks with room
+ * (newest first), in a chunk that has spans before an empty one (so that
+ * empty chunks can go back to the OS), a new chunk last. The search reads
+ * the directory only, not the chunks. */
 static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
 {
     const hak_pool_class_t *k = &pool->t->cls[cls];
     hak_pool_span_t *s = NULL;
     hak_lock(&pool->lock);
+    hak_pool_chunk_t *ch;
+    unsigned start;
+    if (hint_pop(pool, cls, &ch, &start)) {
+        s = span_format(pool, ch, start, cls);
+        hak_unlock(&pool->lock);
+        return s;
+    }
     hak_pool_chunk_t *best = NULL;
     int best_start = -1;
     unsigned best_cost = UINT_MAX;
@@ -559,6 +603,7 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, NULL, __ATOMIC_RELAXED);
     hak_page_set_kind(s->u.base, n, HAK_KIND_OWNED(pool->pr->tag));
+    hint_push(pool, s->cls, ch, start);
     s->cls = HAK_POOL_NO_CLASS;
     s->u.free = NULL;
     uint32_t now = hak_purge_stamp();

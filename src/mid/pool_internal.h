@@ -207,9 +207,26 @@ typedef struct hak_pool_counters {
  * zero-initialised (bss) object, so that a program that never uses the
  * pool does not carry ~11 KiB of initialised data per pool (resident in
  * every process, counted in its RSS). */
+/* Where a class's spans were released last (pool.c, span_acquire): the
+ * next span of the class goes back to the same pages while they are free
+ * and committed, so that its blocks fall where the blocks before them
+ * were written (the pages' resident 4 KiB pages), instead of wandering
+ * over other free pages. A hint is checked against the directory before
+ * use: its chunk may have gone, its pages been taken or purged. */
+#define HAK_POOL_HINTS 8
+typedef struct hak_pool_hint {
+    struct hak_pool_chunk *ch;
+    uint32_t slot;  /* ch's directory slot when the hint was made */
+    uint32_t start; /* first page of the span */
+} hak_pool_hint_t;
+
 typedef struct hak_pool_tables {
     hak_pool_class_t cls[HAK_POOL_MAX_CLASSES];
     hak_central_t central[HAK_POOL_MAX_CLASSES];
+    /* Per class, a stack of the last HAK_POOL_HINTS releases (older ones
+     * overwritten); pool lock. */
+    hak_pool_hint_t hint[HAK_POOL_MAX_CLASSES][HAK_POOL_HINTS];
+    uint8_t nhint[HAK_POOL_MAX_CLASSES], hint_top[HAK_POOL_MAX_CLASSES];
 } hak_pool_tables_t;
 
 typedef struct hak_pool {

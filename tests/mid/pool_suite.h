@@ -692,6 +692,49 @@ static void test_refill_slow_start(void **state)
     assert_valid_pool();
 }
 
+/* A class's next span goes back to the pages of its last released one
+ * (span_acquire's hints, hak_pool_hint_t) while they are free and
+ * committed, whatever other class asks first: a thread forms a span of
+ * class A, then one of class B, and ends (both spans go home and are
+ * released); the next thread asks for B first, then A. Each block comes
+ * back at its own address: the pages where the first thread wrote it.
+ * Fails when placement alone decides (B took A's pages, the lowest free
+ * run, and A the next: every round of threads that come and go wrote
+ * blocks on pages the round before had not). */
+static void *hint_worker(void *arg)
+{
+    size_t *sizes = arg; /* {first, second}; the blocks' addresses come back in their place */
+    void *a = TIER.alloc(sizes[0], 0), *b = TIER.alloc(sizes[1], 0);
+    assert_non_null(a);
+    assert_non_null(b);
+    memset(a, 1, 64);
+    memset(b, 2, 64);
+    sizes[0] = (size_t)a;
+    sizes[1] = (size_t)b;
+    TIER.free(a);
+    TIER.free(b);
+    TIER.thread_exit();
+    return NULL;
+}
+
+static void test_span_reuse_same_class(void **state)
+{
+    (void)state;
+    TIER.trim(); /* no parked batch, no block of a thread cache left */
+    size_t lo = TIER.lo, hi = lo * 2 < TIER.hi ? lo * 2 : TIER.hi;
+    size_t first[2] = {lo, hi}, second[2] = {hi, lo};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, hint_worker, first), 0);
+    pthread_join(th, NULL);
+    assert_null(hak_pool_span_of((void *)first[0])); /* both spans were released */
+    assert_null(hak_pool_span_of((void *)first[1]));
+    assert_int_equal(pthread_create(&th, NULL, hint_worker, second), 0);
+    pthread_join(th, NULL);
+    assert_ptr_equal((void *)second[1], (void *)first[0]); /* lo where it was */
+    assert_ptr_equal((void *)second[0], (void *)first[1]); /* hi where it was */
+    assert_valid_pool();
+}
+
 /* ---------------------------------------------------------------- trim */
 
 static void *trim_worker(void *arg)
@@ -1350,6 +1393,7 @@ static void test_descriptor(void **state)
     cmocka_unit_test(test_aligned_interior),       \
     cmocka_unit_test(test_bin_swing),                     \
     cmocka_unit_test(test_refill_slow_start),             \
+    cmocka_unit_test(test_span_reuse_same_class),         \
     cmocka_unit_test(test_trim),                          \
     cmocka_unit_test(test_churn_footprint),               \
     cmocka_unit_test(test_parking),                       \
