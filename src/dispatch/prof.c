@@ -571,7 +571,7 @@ HAK_ALLOC_SECTION void hak_prof_record_(size_t req, void *p) { record(req, p); }
 HAK_ALLOC_SECTION void *hak_prof_alloc_(size_t req, size_t align)
 {
 #if HAK_HAVE_LARGE
-    void *p = hak_large_alloc(req, align);
+    void *p = hak_large_alloc_sampled(req, align);
 #else
     void *p = hak_sys_alloc_(req, align);
 #endif
@@ -620,10 +620,10 @@ bool hak_prof_take_(void *p, hak_prof_sample_t *out)
     return found;
 }
 
-void hak_prof_free_(void *p)
+bool hak_prof_free_(void *p)
 {
     live_t s;
-    hak_prof_take_(p, &s);
+    return hak_prof_take_(p, &s);
 }
 
 void hak_prof_put_back_(const hak_prof_sample_t *s)
