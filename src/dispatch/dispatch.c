@@ -368,9 +368,11 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
         break;
     }
     /* a sampled block is a large or system one (hak_prof_alloc_) */
-    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p))
-        hak_prof_free_(p);
 #if HAK_HAVE_LARGE
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p) && hak_prof_free_(p)) {
+        hak_large_free_sampled(p); /* a large block: its mapping may stay in the thread's stash */
+        return;
+    }
     if (hak_large_owns(p)) {
         hak_large_free(p);
         return;
@@ -379,6 +381,9 @@ static HAK_NOINLINE void free_slow(void *p, unsigned tag)
         hak_report_failure("free", "double free (a freed large block)", p);
         return;
     }
+#else
+    if (HAK_UNLIKELY(hak_trace_on_ & HAK_HOOK_PROF) && hak_prof_maybe_(p))
+        hak_prof_free_(p);
 #endif
     if (hak_sys_owns_(p)) {
         hak_sys_free_(p);

@@ -136,8 +136,8 @@ void *hak_prof_alloc_(size_t req, size_t align) HAK_INTERNAL;
 /* Record a sampled request already served from memory whose free reaches
  * free_slow's last branch (a large block). */
 void hak_prof_record_(size_t req, void *p) HAK_INTERNAL;
-/* p is being freed: out of the live samples (if it is one). */
-void hak_prof_free_(void *p) HAK_INTERNAL;
+/* p is being freed: out of the live samples (if it is one: true). */
+bool hak_prof_free_(void *p) HAK_INTERNAL;
 /* For a block that realloc moves in the large tier: its sample taken out
  * before (true if it had one), and put back if the realloc failed. */
 typedef struct hak_prof_sample {

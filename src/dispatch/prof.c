@@ -16,11 +16,20 @@
  *
  * Records. A sample's stack (up to 64 frames, captured before any lock is
  * taken) names a bucket: the allocation site, with the weighted objects and
- * bytes allocated there since the start. The live samples sit in an open
- * hash table keyed by address; a bitmap of hashed addresses
- * (hak_prof_filter_) lets free skip the table for every block that was not
- * sampled. All tables live in pages of their own (hak_os_map), never in
- * malloc'd memory, under one lock that no allocator path holds.
+ * bytes allocated there since the start. Buckets are found without a lock
+ * (hash chains that only grow, published with release stores); a new one
+ * is made under g.lock. The live samples sit in PROF_STRIPES open hash
+ * tables keyed by address, each under a lock of its own, the stripe named
+ * by the top bits of the address's filter hash: two threads that sample
+ * and free meet on a lock only when their blocks hash to the same stripe.
+ * A bitmap of hashed addresses (hak_prof_filter_) lets free skip the
+ * tables for every block that was not sampled; a bitmap word and the
+ * counts behind its bits belong to one stripe. A bucket's allocated
+ * figures are added under the stripe's lock with atomic adds (two stripes
+ * may add to one bucket), so a dump, which takes g.lock and then every
+ * stripe, sees each sample in both its live and allocated figures or in
+ * neither. All tables live in pages of their own (hak_os_map), never in
+ * malloc'd memory, under locks that no allocator path holds.
  *
  * Output: gperftools' heap profile (text), the figures already unsampled
  * ("@ heapprofile", which pprof takes as they are), then /proc/self/maps.
@@ -38,7 +47,9 @@
 
 #define PROF_DEPTH 64                /* frames kept per sample */
 #define PROF_CHAIN_BITS 14           /* buckets' hash chains */
-#define PROF_LIVE_MIN ((size_t)1 << 12) /* first capacity of the live table */
+#define PROF_LIVE_MIN ((size_t)1 << 9) /* first capacity of a stripe's live table */
+#define PROF_STRIPE_BITS 5
+#define PROF_STRIPES (1u << PROF_STRIPE_BITS) /* live tables, each with its lock */
 #define PROF_ARENA_CHUNK ((size_t)1 << 20)
 #define PROF_FILTER_N ((size_t)1 << HAK_PROF_FILTER_BITS)
 
@@ -49,7 +60,7 @@ typedef struct bucket {
     struct bucket *chain; /* same hash chain */
     struct bucket *next;  /* every bucket, newest first */
     uint64_t hash;
-    double alloc_n, alloc_b; /* weighted, since the start */
+    double alloc_n, alloc_b; /* weighted, since the start (atomic adds) */
     double live_n, live_b;   /* weighted, filled when dumping */
     uint32_t depth;
     void *frames[];
@@ -62,6 +73,18 @@ typedef hak_prof_sample_t live_t; /* ptr 0: an empty slot */
 static __thread uint64_t t_rng;
 static __thread int t_busy;
 
+/* One stripe of the live samples: the addresses whose filter hash has
+ * these top PROF_STRIPE_BITS bits. */
+typedef struct {
+    hak_lock_t lock;
+    size_t live_cap, live_n;
+    live_t *live;
+} __attribute__((aligned(64))) stripe_t;
+
+static stripe_t g_stripe[PROF_STRIPES];
+
+/* g.lock: new buckets (chains, list, arena), the dumps and the interval
+ * marks. Taken before a stripe's lock, never after one. */
 static struct {
     hak_lock_t lock;
     int on;
@@ -74,10 +97,8 @@ static struct {
     char path[4096];
     bucket_t **chains;
     bucket_t *buckets;
-    live_t *live;
-    size_t live_cap, live_n;
-    uint32_t *filter_count; /* live samples per filter bit */
-    double live_bytes;      /* weighted; kept for the interval dumps only */
+    uint32_t *filter_count; /* live samples per filter bit (under its stripe's lock) */
+    int64_t live_bytes;     /* weighted, atomic; kept for the interval dumps only */
     char *arena;
     size_t arena_left;
 } g = {.lock = HAK_LOCK_INIT};
@@ -190,7 +211,7 @@ static int64_t next_interval(void)
 /* ------------------------------------------------------------- memory */
 
 /* Bump allocation from pages of the profiler's own (kept for the
- * process's life); NULL if a page cannot be mapped. Under the lock. */
+ * process's life); NULL if a page cannot be mapped. Under g.lock. */
 static void *arena_take(size_t n)
 {
     n = (n + 15) & ~(size_t)15;
@@ -213,26 +234,66 @@ static size_t live_slot(uintptr_t p, size_t cap)
     return (size_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> 20) & (cap - 1);
 }
 
-/* Twice the room, rehashed (under the lock); -1 if it cannot be mapped. */
-static int live_grow(void)
+static stripe_t *stripe_of(uintptr_t p)
 {
-    size_t cap = g.live_cap ? g.live_cap * 2 : PROF_LIVE_MIN;
+    return &g_stripe[hak_prof_hash_((void *)p) >> (HAK_PROF_FILTER_BITS - PROF_STRIPE_BITS)];
+}
+
+/* Twice the room, rehashed (under the stripe's lock); -1 if it cannot be
+ * mapped. */
+static int live_grow(stripe_t *st)
+{
+    size_t cap = st->live_cap ? st->live_cap * 2 : PROF_LIVE_MIN;
     live_t *t = hak_os_map(cap * sizeof *t, hak_os_page_size());
     if (t == NULL)
         return -1;
-    for (size_t i = 0; i < g.live_cap; i++) {
-        if (g.live[i].ptr == 0)
+    for (size_t i = 0; i < st->live_cap; i++) {
+        if (st->live[i].ptr == 0)
             continue;
-        size_t j = live_slot(g.live[i].ptr, cap);
+        size_t j = live_slot(st->live[i].ptr, cap);
         while (t[j].ptr)
             j = (j + 1) & (cap - 1);
-        t[j] = g.live[i];
+        t[j] = st->live[i];
     }
-    if (g.live)
-        hak_os_unmap(g.live, g.live_cap * sizeof *g.live);
-    g.live = t;
-    g.live_cap = cap;
+    if (st->live)
+        hak_os_unmap(st->live, st->live_cap * sizeof *st->live);
+    st->live = t;
+    st->live_cap = cap;
     return 0;
+}
+
+/* *d += v: two stripes may add to one bucket at once. */
+static void add_double(double *d, double v)
+{
+    double old, sum;
+    __atomic_load(d, &old, __ATOMIC_RELAXED);
+    do
+        sum = old + v;
+    while (!__atomic_compare_exchange(d, &old, &sum, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+}
+
+static double load_double(const double *d)
+{
+    double v;
+    __atomic_load(d, &v, __ATOMIC_RELAXED);
+    return v;
+}
+
+/* The weighted bytes of a live sample, as the interval dumps count them. */
+static int64_t live_weight_bytes(double w, size_t size) { return (int64_t)(w * (double)size); }
+
+static void lock_all(void)
+{
+    hak_lock(&g.lock);
+    for (unsigned i = 0; i < PROF_STRIPES; i++)
+        hak_lock(&g_stripe[i].lock);
+}
+
+static void unlock_all(void)
+{
+    for (unsigned i = PROF_STRIPES; i-- > 0;)
+        hak_unlock(&g_stripe[i].lock);
+    hak_unlock(&g.lock);
 }
 
 static void filter_add(uintptr_t p)
@@ -262,25 +323,38 @@ static uint64_t stack_hash(void *const *frames, int n)
     return h;
 }
 
-/* The bucket of a stack, made if new (under the lock); NULL if no memory. */
+/* The bucket of stack h on the chain that starts at `first`; NULL if none. */
+static bucket_t *chain_find(bucket_t *first, uint64_t h, void *const *frames, int n)
+{
+    for (bucket_t *b = first; b; b = __atomic_load_n(&b->chain, __ATOMIC_ACQUIRE))
+        if (b->hash == h && b->depth == (uint32_t)n && memcmp(b->frames, frames, (size_t)n * sizeof *frames) == 0)
+            return b;
+    return NULL;
+}
+
+/* The bucket of a stack, made if new; NULL if no memory. Found without a
+ * lock: a bucket is published whole (release store of the chain's head)
+ * and never changes but for its figures. */
 static bucket_t *bucket_of(void *const *frames, int n)
 {
     uint64_t h = stack_hash(frames, n);
     bucket_t **head = &g.chains[h & (((size_t)1 << PROF_CHAIN_BITS) - 1)];
-    for (bucket_t *b = *head; b; b = b->chain)
-        if (b->hash == h && b->depth == (uint32_t)n && memcmp(b->frames, frames, (size_t)n * sizeof *frames) == 0)
-            return b;
-    bucket_t *b = arena_take(sizeof *b + (size_t)n * sizeof *frames);
-    if (b == NULL)
-        return NULL;
-    memset(b, 0, sizeof *b);
-    b->hash = h;
-    b->depth = (uint32_t)n;
-    memcpy(b->frames, frames, (size_t)n * sizeof *frames);
-    b->chain = *head;
-    *head = b;
-    b->next = g.buckets;
-    g.buckets = b;
+    bucket_t *b = chain_find(__atomic_load_n(head, __ATOMIC_ACQUIRE), h, frames, n);
+    if (b)
+        return b;
+    hak_lock(&g.lock);
+    b = chain_find(*head, h, frames, n); /* made meanwhile by another thread? */
+    if (b == NULL && (b = arena_take(sizeof *b + (size_t)n * sizeof *frames)) != NULL) {
+        memset(b, 0, sizeof *b);
+        b->hash = h;
+        b->depth = (uint32_t)n;
+        memcpy(b->frames, frames, (size_t)n * sizeof *frames);
+        b->chain = *head;
+        b->next = g.buckets;
+        g.buckets = b;
+        __atomic_store_n(head, b, __ATOMIC_RELEASE);
+    }
+    hak_unlock(&g.lock);
     return b;
 }
 
@@ -331,20 +405,21 @@ static void out_counts(out_t *o, double ln, double lb, double an, double ab)
     out_str(o, "]");
 }
 
-/* The profile into fd (under the lock). `leaks`: only the sites of live
- * samples, their allocated figures equal to the live ones. */
+/* The profile into fd (under g.lock and every stripe's). `leaks`: only the
+ * sites of live samples, their allocated figures equal to the live ones. */
 static void write_profile(int fd, bool leaks)
 {
     for (bucket_t *b = g.buckets; b; b = b->next)
         b->live_n = b->live_b = 0;
-    for (size_t i = 0; i < g.live_cap; i++) {
-        const live_t *s = &g.live[i];
-        if (s->ptr == 0)
-            continue;
-        double w = weight(s->size);
-        s->bucket->live_n += w;
-        s->bucket->live_b += w * (double)s->size;
-    }
+    for (unsigned k = 0; k < PROF_STRIPES; k++)
+        for (size_t i = 0; i < g_stripe[k].live_cap; i++) {
+            const live_t *s = &g_stripe[k].live[i];
+            if (s->ptr == 0)
+                continue;
+            double w = weight(s->size);
+            s->bucket->live_n += w;
+            s->bucket->live_b += w * (double)s->size;
+        }
     double tln = 0, tlb = 0, tan = 0, tab = 0;
     for (bucket_t *b = g.buckets; b; b = b->next) {
         if (leaks) {
@@ -353,8 +428,8 @@ static void write_profile(int fd, bool leaks)
         }
         tln += b->live_n;
         tlb += b->live_b;
-        tan += b->alloc_n;
-        tab += b->alloc_b;
+        tan += load_double(&b->alloc_n);
+        tab += load_double(&b->alloc_b);
     }
     out_t o = {.fd = fd};
     out_str(&o, "heap profile: ");
@@ -378,8 +453,8 @@ static void write_profile(int fd, bool leaks)
     hak_os_copy_maps(fd);
 }
 
-/* Write the profile to the file `pattern` names (%p: the pid), under the
- * lock: 0, or minus the errno of the failure (errno itself is kept). */
+/* Write the profile to the file `pattern` names (%p: the pid), under
+ * every lock (lock_all): 0, or minus the errno of the failure (errno itself is kept). */
 static int dump_to(const char *pattern, bool leaks)
 {
     int fd = hak_os_open_report(pattern);
@@ -390,7 +465,7 @@ static int dump_to(const char *pattern, bool leaks)
     return 0;
 }
 
-/* The n-th interval dump: "<path>.NNNN" (under the lock). */
+/* The n-th interval dump: "<path>.NNNN" (under every lock). */
 static void dump_interval(void)
 {
     char name[sizeof g.path + 24], num[24];
@@ -405,20 +480,39 @@ static void dump_interval(void)
 
 /* ------------------------------------------------------------- sampling */
 
-/* A live sample, standing for w objects, into the table (under the
- * lock): 0, or -1 if the table is full and cannot grow. */
-static int live_put(const live_t *s, double w)
+/* A live sample, standing for w objects, into its stripe's table (under
+ * the stripe's lock): 0, or -1 if the table is full and cannot grow. */
+static int live_put(stripe_t *st, const live_t *s, double w)
 {
-    if (2 * (g.live_n + 1) > g.live_cap && live_grow() != 0)
+    if (2 * (st->live_n + 1) > st->live_cap && live_grow(st) != 0)
         return -1;
-    size_t j = live_slot(s->ptr, g.live_cap);
-    while (g.live[j].ptr)
-        j = (j + 1) & (g.live_cap - 1);
-    g.live[j] = *s;
-    g.live_n++;
+    size_t j = live_slot(s->ptr, st->live_cap);
+    while (st->live[j].ptr)
+        j = (j + 1) & (st->live_cap - 1);
+    st->live[j] = *s;
+    st->live_n++;
     filter_add(s->ptr);
-    g.live_bytes += w * (double)s->size;
+    if (g.interval)
+        __atomic_fetch_add(&g.live_bytes, live_weight_bytes(w, s->size), __ATOMIC_RELAXED);
     return 0;
+}
+
+/* The interval dump, if the live estimate passed the next mark (no lock
+ * held). */
+static void interval_check(void)
+{
+    if (__atomic_load_n(&g.live_bytes, __ATOMIC_RELAXED) < (int64_t)__atomic_load_n(&g.next_mark, __ATOMIC_RELAXED))
+        return;
+    lock_all();
+    int64_t lb = __atomic_load_n(&g.live_bytes, __ATOMIC_RELAXED);
+    if (lb >= (int64_t)g.next_mark) {
+        uint64_t mark = g.next_mark;
+        while ((int64_t)mark <= lb)
+            mark += g.interval;
+        __atomic_store_n(&g.next_mark, mark, __ATOMIC_RELAXED);
+        dump_interval();
+    }
+    unlock_all();
 }
 
 bool hak_prof_decide_(size_t req)
@@ -456,18 +550,18 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void record(size_t req, void *p)
     if (n > PROF_DEPTH)
         n = PROF_DEPTH;
     double w = weight(req);
-    hak_lock(&g.lock);
     bucket_t *b = bucket_of(frames + skip, n);
-    if (b && live_put(&(live_t){(uintptr_t)p, req, b}, w) == 0) {
-        b->alloc_n += w;
-        b->alloc_b += w * (double)req;
-        if (g.interval && g.live_bytes >= (double)g.next_mark) {
-            while ((double)g.next_mark <= g.live_bytes)
-                g.next_mark += g.interval;
-            dump_interval();
+    if (b) {
+        stripe_t *st = stripe_of((uintptr_t)p);
+        hak_lock(&st->lock);
+        if (live_put(st, &(live_t){(uintptr_t)p, req, b}, w) == 0) {
+            add_double(&b->alloc_n, w);
+            add_double(&b->alloc_b, w * (double)req);
         }
+        hak_unlock(&st->lock);
+        if (g.interval)
+            interval_check();
     }
-    hak_unlock(&g.lock);
     hak_prof_left_ = left;
     t_busy = 0;
 }
@@ -477,7 +571,7 @@ HAK_ALLOC_SECTION void hak_prof_record_(size_t req, void *p) { record(req, p); }
 HAK_ALLOC_SECTION void *hak_prof_alloc_(size_t req, size_t align)
 {
 #if HAK_HAVE_LARGE
-    void *p = hak_large_alloc(req, align);
+    void *p = hak_large_alloc_sampled(req, align);
 #else
     void *p = hak_sys_alloc_(req, align);
 #endif
@@ -486,61 +580,70 @@ HAK_ALLOC_SECTION void *hak_prof_alloc_(size_t req, size_t align)
     return p;
 }
 
-/* The live sample at p out of the table (under the lock): true if it was
- * one; *out gets it. Backward-shift deletion: no tombstones. */
-static bool live_take(uintptr_t p, live_t *out)
+/* The live sample at p out of its stripe's table (under the stripe's
+ * lock): true if it was one; *out gets it. Backward-shift deletion: no
+ * tombstones. */
+static bool live_take(stripe_t *st, uintptr_t p, live_t *out)
 {
-    if (g.live_cap == 0)
+    if (st->live_cap == 0)
         return false;
-    size_t mask = g.live_cap - 1, i = live_slot(p, g.live_cap);
-    while (g.live[i].ptr != p) {
-        if (g.live[i].ptr == 0)
+    live_t *t = st->live;
+    size_t mask = st->live_cap - 1, i = live_slot(p, st->live_cap);
+    while (t[i].ptr != p) {
+        if (t[i].ptr == 0)
             return false;
         i = (i + 1) & mask;
     }
-    *out = g.live[i];
-    for (size_t j = (i + 1) & mask; g.live[j].ptr; j = (j + 1) & mask) {
-        size_t home = live_slot(g.live[j].ptr, g.live_cap);
+    *out = t[i];
+    for (size_t j = (i + 1) & mask; t[j].ptr; j = (j + 1) & mask) {
+        size_t home = live_slot(t[j].ptr, st->live_cap);
         /* j's entry may move into the hole at i if its home is not in (i, j] */
         if (((j - home) & mask) >= ((j - i) & mask)) {
-            g.live[i] = g.live[j];
+            t[i] = t[j];
             i = j;
         }
     }
-    g.live[i].ptr = 0;
-    g.live_n--;
+    t[i].ptr = 0;
+    st->live_n--;
     filter_remove(p);
     if (g.interval) /* what the interval dumps read: else not worth a weight() per free */
-        g.live_bytes -= weight(out->size) * (double)out->size;
+        __atomic_fetch_sub(&g.live_bytes, live_weight_bytes(weight(out->size), out->size), __ATOMIC_RELAXED);
     return true;
 }
 
 bool hak_prof_take_(void *p, hak_prof_sample_t *out)
 {
-    hak_lock(&g.lock);
-    bool found = live_take((uintptr_t)p, out);
-    hak_unlock(&g.lock);
+    stripe_t *st = stripe_of((uintptr_t)p);
+    hak_lock(&st->lock);
+    bool found = live_take(st, (uintptr_t)p, out);
+    hak_unlock(&st->lock);
     return found;
 }
 
-void hak_prof_free_(void *p)
+bool hak_prof_free_(void *p)
 {
     live_t s;
-    hak_prof_take_(p, &s);
+    return hak_prof_take_(p, &s);
 }
 
 void hak_prof_put_back_(const hak_prof_sample_t *s)
 {
-    hak_lock(&g.lock);
-    live_put(s, weight(s->size));
-    hak_unlock(&g.lock);
+    stripe_t *st = stripe_of(s->ptr);
+    hak_lock(&st->lock);
+    live_put(st, s, weight(s->size));
+    hak_unlock(&st->lock);
 }
 
 /* ------------------------------------------------------------- control */
 
-static void prof_fork_prepare(void) { hak_lock(&g.lock); }
-static void prof_fork_parent(void) { hak_unlock(&g.lock); }
-static void prof_fork_child(void) { g.lock = (hak_lock_t)HAK_LOCK_INIT; }
+static void prof_fork_prepare(void) { lock_all(); }
+static void prof_fork_parent(void) { unlock_all(); }
+static void prof_fork_child(void)
+{
+    g.lock = (hak_lock_t)HAK_LOCK_INIT;
+    for (unsigned i = 0; i < PROF_STRIPES; i++)
+        g_stripe[i].lock = (hak_lock_t)HAK_LOCK_INIT;
+}
 static const hak_fork_ops_t prof_fork_ops = {prof_fork_prepare, prof_fork_parent, prof_fork_child};
 
 int hak_prof_start_(const char *path, uint64_t rate, uint64_t interval, bool leaks)
@@ -550,7 +653,7 @@ int hak_prof_start_(const char *path, uint64_t rate, uint64_t interval, bool lea
         return -1;
     g.chains = hak_os_map(sizeof(bucket_t *) << PROF_CHAIN_BITS, hak_os_page_size());
     g.filter_count = hak_os_map(PROF_FILTER_N * sizeof(uint32_t), hak_os_page_size());
-    if (g.chains == NULL || g.filter_count == NULL || live_grow() != 0)
+    if (g.chains == NULL || g.filter_count == NULL)
         return -1;
     memcpy(g.path, path, len + 1);
     g.rate = (double)rate;
@@ -586,9 +689,9 @@ void hak_prof_exit_(void)
         return;
     if (hak_os_pid() != g.start_pid && !path_has_pid())
         return;
-    hak_lock(&g.lock);
+    lock_all();
     int rc = dump_to(g.path, g.leaks);
-    hak_unlock(&g.lock);
+    unlock_all();
     if (rc < 0) {
         hak_write_err("hakmem: HAKMEM_PROF=");
         hak_write_err(g.path);
@@ -606,9 +709,9 @@ HAK_EXPORT int hak_prof_dump(const char *path)
         errno = ENOTSUP;
         return -1;
     }
-    hak_lock(&g.lock);
+    lock_all();
     int rc = dump_to(path, false);
-    hak_unlock(&g.lock);
+    unlock_all();
     if (rc < 0) {
         errno = -rc;
         return -1;

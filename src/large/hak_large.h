@@ -81,11 +81,22 @@ HAK_API bool hak_large_owns(const void *p);
  * when it is resized in place. */
 HAK_API void *hak_large_realloc(void *p, size_t size);
 
-/* Unmap every cached mapping. */
+/* Unmap every cached mapping (and those of the calling thread's stash). */
 HAK_API void hak_large_trim(void);
 
-/* true if p lies in a cached (freed, not yet unmapped) mapping: a free of
- * p is a double free. */
+/* The heap profiler's sampled blocks (most of them a page or two): as
+ * hak_large_alloc and hak_large_free, but a mapping of up to
+ * HAK_LARGE_STASH_PAGES pages freed here stays in the freeing thread's
+ * stash (one of each length; no lock, no purge clock, its pages still
+ * counted in use as a thread cache's blocks are) for the thread's next
+ * sampled block that fits it. A block of either kind may be freed by
+ * either free. */
+#define HAK_LARGE_STASH_PAGES 8
+__attribute__((visibility("hidden"))) void *hak_large_alloc_sampled(size_t size, size_t align);
+__attribute__((visibility("hidden"))) void hak_large_free_sampled(void *p);
+
+/* true if p lies in a cached (freed, not yet unmapped) mapping, or in one
+ * of the calling thread's stash: a free of p is a double free. */
 __attribute__((visibility("hidden"))) bool hak_large_freed_(const void *p);
 
 /* Bytes mapped (blocks, cached mappings and registry), committed (the same: the tier never
@@ -96,9 +107,9 @@ HAK_API void hak_large_stats(hak_tier_stats_t *out);
 __attribute__((visibility("hidden"))) size_t hak_large_committed_peak_(void);
 
 /* The tier's descriptor (hak_tier.h), for dispatch's whole-heap jobs:
- * trim is hak_large_trim, stats hak_large_stats; no flush (no per-thread
- * state). The tier registers its fork participant with hak_fork_register
- * on its first allocation. */
+ * trim is hak_large_trim, stats hak_large_stats; no flush (the stash of
+ * sampled mappings goes to the cache at thread exit). The tier registers
+ * its fork participant with hak_fork_register on its first allocation. */
 HAK_API extern const hak_tier_vtable_t hak_large_vtable;
 
 #endif /* HAK_LARGE_H */

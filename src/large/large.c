@@ -37,6 +37,20 @@
  * a free of a pointer into one is a double free. hak_large_trim empties
  * the cache.
  *
+ * The stash (hak_large_alloc_sampled): the heap profiler serves each
+ * sampled request here, most of them a page or two, one every 512 KiB a
+ * thread requests; through the cache each paid its lock, scan, oldest-first
+ * shift and the purge clock. A thread keeps one mapping of each length
+ * from 1 to HAK_LARGE_STASH_PAGES pages that its sampled frees leave
+ * (the newest: the one it replaces goes to the cache), without a lock,
+ * for its next sampled block that fits (the cache's rule: the smallest,
+ * taken whole when at most twice the length; a bitmap of the lengths
+ * held finds it). Their pages stay counted in use (hak_purge_used_*),
+ * like a thread cache's blocks; the whole stash goes to the cache at
+ * thread exit and on trim. A stash
+ * operation interrupted by a signal whose handler frees or samples leaves
+ * the handler's block to the cache (t_stash.busy).
+ *
  * Lock order: the registry lock and the cache lock are leaves, never held
  * together; system calls run outside the cache lock.
  */
@@ -95,6 +109,14 @@ static struct {
 } g_cache;
 
 static size_t large_purge(uint32_t cutoff, bool all, size_t want);
+
+enum { STASH_UNARMED, STASH_ARMED, STASH_DEAD };
+static __thread struct {
+    uint8_t busy, state;
+    uint32_t full;                          /* bit j: base[j] holds a mapping */
+    uintptr_t base[2 * HAK_LARGE_STASH_PAGES]; /* base[2k], base[2k + 1]: of k + 1 pages, newest first */
+} t_stash;
+static void large_thread_exit(void);
 
 static struct {
     size_t bytes_mapped;  /* blocks only; the registry's array is added by stats */
@@ -159,6 +181,7 @@ static void large_init(void)
      * allocation (pthread_atfork) register again. */
     hak_fork_register(&large_fork_ops);
     hak_purge_register(large_purge);
+    hak_thread_exit_register(large_thread_exit);
     __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
 }
 
@@ -397,13 +420,109 @@ static size_t large_purge(uint32_t cutoff, bool all, size_t want)
     return got;
 }
 
-void hak_large_trim(void) { large_purge(0, true, SIZE_MAX); }
+/* ------------------------------------------------------------- stash */
 
-/* p lies in a cached (freed) mapping: a second free of a large block. */
+#define STASH_ENTER() (t_stash.busy = 1, __atomic_signal_fence(__ATOMIC_SEQ_CST))
+#define STASH_LEAVE() (__atomic_signal_fence(__ATOMIC_SEQ_CST), t_stash.busy = 0)
+
+/* A stashed mapping of at least *lenp bytes (a multiple of the page ps),
+ * at most twice that (taken whole: *lenp grows), the smallest; 0 if none. */
+static uintptr_t stash_take(size_t *lenp, size_t ps)
+{
+    size_t k = *lenp / ps - 1; /* its slot: k + 1 pages; any up to 2k + 1 fits */
+    if (k >= HAK_LARGE_STASH_PAGES || t_stash.busy)
+        return 0;
+    uint32_t fits = (t_stash.full >> 2 * k) & (((uint32_t)1 << (2 * k + 4)) - 1); /* lengths k + 1 .. 2k + 2 */
+    if (fits == 0)
+        return 0;
+    STASH_ENTER();
+    size_t j = 2 * k + (size_t)__builtin_ctz(fits);
+    uintptr_t base = t_stash.base[j];
+    t_stash.full &= ~((uint32_t)1 << j);
+    STASH_LEAVE();
+    *lenp = (j / 2 + 1) * ps;
+    return base;
+}
+
+/* A freed mapping to the cache, its pages out of use. */
+static void stash_spill(uintptr_t base, size_t len)
+{
+    hak_purge_used_sub(len);
+    cache_put(base, len);
+}
+
+/* Keep a freed sampled mapping in the thread's stash (the one it finds in
+ * its slot goes to the cache): false if it is not for the stash (too
+ * large, the cache would not keep it, a purge delay of 0, the thread
+ * exiting, or a stash operation interrupted). */
+static bool stash_put(uintptr_t base, size_t len)
+{
+    size_t ps = hak_os_page_size(), k = len / ps - 1;
+    if (k >= HAK_LARGE_STASH_PAGES || t_stash.busy || t_stash.state == STASH_DEAD ||
+        len > __atomic_load_n(&hak_purge_.cache_max, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&hak_purge_.delay_ms, __ATOMIC_RELAXED) == 0)
+        return false;
+    if (HAK_UNLIKELY(t_stash.state == STASH_UNARMED)) {
+        /* the stash is emptied at thread exit: a thread whose hook cannot
+         * be armed keeps none */
+        t_stash.state = hak_thread_exit_arm() == 0 ? STASH_ARMED : STASH_DEAD;
+        if (t_stash.state == STASH_DEAD)
+            return false;
+    }
+    uintptr_t out = 0;
+    uint32_t two = (uint32_t)3 << 2 * k;
+    STASH_ENTER();
+    if ((t_stash.full & two) == two) /* both taken: the older goes */
+        out = t_stash.base[2 * k + 1];
+    if (t_stash.full & ((uint32_t)1 << 2 * k)) /* the newest is always first */
+        t_stash.base[2 * k + 1] = t_stash.base[2 * k];
+    t_stash.base[2 * k] = base;
+    t_stash.full |= t_stash.full & ((uint32_t)1 << 2 * k) ? two : (uint32_t)1 << 2 * k;
+    STASH_LEAVE();
+    if (out)
+        stash_spill(out, len);
+    return true;
+}
+
+/* Every stashed mapping to the cache (trim, thread exit). */
+static void stash_flush(void)
+{
+    uintptr_t out[2 * HAK_LARGE_STASH_PAGES];
+    uint32_t full = t_stash.full;
+    if (full == 0 || t_stash.busy)
+        return;
+    STASH_ENTER();
+    for (size_t j = 0; j < 2 * HAK_LARGE_STASH_PAGES; j++)
+        out[j] = t_stash.base[j];
+    t_stash.full = 0;
+    STASH_LEAVE();
+    size_t ps = hak_os_page_size();
+    for (size_t j = 0; j < 2 * HAK_LARGE_STASH_PAGES; j++)
+        if (full & ((uint32_t)1 << j))
+            stash_spill(out[j], (j / 2 + 1) * ps);
+}
+
+static void large_thread_exit(void)
+{
+    stash_flush();
+    t_stash.state = STASH_DEAD; /* later frees (other destructors) go to the cache */
+}
+
+void hak_large_trim(void)
+{
+    stash_flush();
+    large_purge(0, true, SIZE_MAX);
+}
+
+/* p lies in a cached (freed) mapping, or in one of the thread's stash: a
+ * second free of a large block. */
 static bool large_in_cache(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
     bool found = false;
+    for (size_t j = 0; j < 2 * HAK_LARGE_STASH_PAGES; j++)
+        if ((t_stash.full & ((uint32_t)1 << j)) && a - t_stash.base[j] < (j / 2 + 1) * hak_os_page_size())
+            return true;
     if (__atomic_load_n(&g_cache.n, __ATOMIC_RELAXED) == 0)
         return false;
     hak_lock(&g_cache.lock);
@@ -415,7 +534,7 @@ static bool large_in_cache(const void *p)
 
 /* ---------------------------------------------------------- public API */
 
-static void *large_alloc(size_t size, size_t align, bool zeroed)
+static void *large_alloc(size_t size, size_t align, bool zeroed, bool sampled)
 {
     if (align < LARGE_MIN_ALIGN)
         align = align == 0 || (align & (align - 1)) == 0 ? LARGE_MIN_ALIGN : align;
@@ -437,7 +556,12 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
         return NULL;
     }
     size_t held = 0;
-    char *raw = extra == 0 ? (char *)cache_take(&len, &held) : NULL;
+    char *raw = sampled && extra == 0 ? (char *)stash_take(&len, ps) : NULL;
+    bool stashed = raw != NULL; /* its pages stayed counted in use: no clock, no poll */
+    if (stashed)
+        held = len;
+    else if (extra == 0)
+        raw = (char *)cache_take(&len, &held);
     if (raw == NULL) {
         raw = hak_os_map(total, ps);
         if (raw == NULL && hak_purge_oom()) /* cached memory goes back before ENOMEM */
@@ -467,22 +591,28 @@ static void *large_alloc(size_t size, size_t align, bool zeroed)
         NOTE_PEAK();
         hak_os_unmap(base, len);
         ST_SUB(bytes_mapped, len);
+        if (stashed)
+            hak_purge_used_sub(len);
         errno = ENOMEM;
         return NULL;
     }
     ST_ADD(bytes_in_use, len - lead);
     ST_ADD(blocks, 1);
     ST_ADD(allocs, 1);
+    if (stashed)
+        return user;
     hak_purge_used_add(len);
     hak_purge_poll();
     return user;
 }
 
-void *hak_large_alloc(size_t size, size_t align) { return large_alloc(size, align, false); }
+void *hak_large_alloc(size_t size, size_t align) { return large_alloc(size, align, false, false); }
 
-void *hak_large_alloc_zeroed(size_t size, size_t align) { return large_alloc(size, align, true); }
+void *hak_large_alloc_zeroed(size_t size, size_t align) { return large_alloc(size, align, true, false); }
 
-void hak_large_free(void *p)
+void *hak_large_alloc_sampled(size_t size, size_t align) { return large_alloc(size, align, false, true); }
+
+static void large_free(void *p, bool sampled)
 {
     if (p == NULL)
         return;
@@ -494,14 +624,22 @@ void hak_large_free(void *p)
         errno = saved;
         return;
     }
-    hak_purge_used_sub(e.len);
-    cache_put(e.base, e.len);
     ST_SUB(bytes_in_use, e.base + e.len - e.key);
     ST_SUB(blocks, 1);
     ST_ADD(frees, 1);
+    if (sampled && stash_put(e.base, e.len)) {
+        errno = saved;
+        return;
+    }
+    hak_purge_used_sub(e.len);
+    cache_put(e.base, e.len);
     hak_purge_poll();
     errno = saved;
 }
+
+void hak_large_free(void *p) { large_free(p, false); }
+
+void hak_large_free_sampled(void *p) { large_free(p, true); }
 
 bool hak_large_freed_(const void *p) { return p != NULL && large_in_cache(p); }
 

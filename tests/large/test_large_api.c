@@ -5,6 +5,7 @@
 #include "common/ht_purge.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
 
@@ -550,6 +551,62 @@ static void test_cache_decay(void **state)
     assert_int_equal(hak_os_mapped_bytes(), base0);
 }
 
+static void *free_sampled_and_exit(void *p)
+{
+    hak_large_free_sampled(p);
+    return NULL;
+}
+
+/* The heap profiler's sampled blocks: a small mapping freed stays in the
+ * thread's stash (its pages still in use) and serves the thread's next
+ * sampled block that fits; trim and thread exit send the stash to the
+ * cache. */
+static void test_stash(void **state)
+{
+    (void)state;
+    hak_large_trim();
+    size_t ps = page(), base0 = hak_os_mapped_bytes();
+    size_t used0 = __atomic_load_n(&hak_purge_.used, __ATOMIC_RELAXED);
+    uint8_t *p = hak_large_alloc_sampled(100, 16);
+    assert_non_null(p);
+    assert_int_equal(hak_large_usable_size(p), ps - 16);
+    p[100] = 0xAB;
+    hak_large_free_sampled(p);
+    assert_false(hak_large_owns(p));
+    assert_true(hak_large_freed_(p)); /* a second free is a double free */
+    assert_int_equal(__atomic_load_n(&hak_purge_.used, __ATOMIC_RELAXED), used0 + ps);
+    uint8_t *q = hak_large_alloc_sampled(200, 16); /* the same mapping, old contents */
+    assert_ptr_equal(q, p);
+    assert_int_equal(q[100], 0xAB);
+    assert_true(hak_large_owns(q));
+    /* a two-page mapping serves a one-page request whole */
+    uint8_t *r = hak_large_alloc_sampled(ps + 100, 16);
+    assert_non_null(r);
+    hak_large_free_sampled(r);
+    hak_large_free(q); /* a plain free takes it to the cache */
+    uint8_t *t = hak_large_alloc_sampled(100, 16);
+    assert_ptr_equal(t, r);
+    assert_int_equal(hak_large_usable_size(t), 2 * ps - 16);
+    hak_large_free_sampled(t);
+    /* longer than the stash keeps: to the cache */
+    uint8_t *big = hak_large_alloc_sampled(HAK_LARGE_STASH_PAGES * ps, 16);
+    hak_large_free_sampled(big);
+    assert_true(hak_large_freed_(big));
+    assert_true(hak_large_validate_(true));
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+    assert_int_equal(__atomic_load_n(&hak_purge_.used, __ATOMIC_RELAXED), used0);
+    /* a thread's stash goes to the cache when it exits */
+    p = hak_large_alloc_sampled(100, 16);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, free_sampled_and_exit, p), 0);
+    pthread_join(th, NULL);
+    assert_true(hak_large_freed_(p));
+    assert_int_equal(__atomic_load_n(&hak_purge_.used, __ATOMIC_RELAXED), used0);
+    hak_large_trim();
+    assert_int_equal(hak_os_mapped_bytes(), base0);
+}
+
 static void test_vtable(void **state)
 {
     (void)state;
@@ -559,7 +616,7 @@ static void test_vtable(void **state)
     assert_true(vt->max_size <= (size_t)PTRDIFF_MAX);
     assert_true(vt->flags & HAK_TIER_MMAPPED);
     assert_non_null(vt->trim);
-    assert_null(vt->flush); /* no per-thread state */
+    assert_null(vt->flush); /* the stash goes at thread exit */
     void *p = vt->alloc(2 * MiB, 1 << 16);
     assert_non_null(p);
     assert_true(HT_ALIGNED(p, 1 << 16));
@@ -638,6 +695,7 @@ int main(void)
         cmocka_unit_test(test_realloc_moves),
         cmocka_unit_test(test_ownership),
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_stash),
         cmocka_unit_test(test_cache),
         cmocka_unit_test(test_cache_decay),
         cmocka_unit_test(test_vtable),

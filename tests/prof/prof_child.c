@@ -9,6 +9,11 @@
  *   big-blocks D       100 blocks of 1 MiB through alloc_big: hak_prof_dump(D)
  *   threads D          8 threads allocate and free; half stay live; prints
  *                      "live=N allocated=M" (requested bytes): hak_prof_dump(D)
+ *   xthreads D         8 threads allocate through xthread_site, then each
+ *                      frees half of the next thread's blocks while it
+ *                      allocates (and frees) more (at rate 1: every block a
+ *                      sample); prints "live=N,B allocated=N,B" (objects,
+ *                      requested bytes): hak_prof_dump(D)
  *   fork               20 MB through parent_site, then fork: the child adds
  *                      30 MB through child_site and exits normally
  *   dump-then-_exit D  20 MB through alloc_big, hak_prof_dump(D), _exit(0)
@@ -56,6 +61,7 @@ SITE(alloc_small)
 SITE(parent_site)
 SITE(child_site)
 SITE(thread_site)
+SITE(xthread_site)
 SITE(deep_site)
 SITE(sig_site)
 
@@ -111,6 +117,52 @@ static void *worker(void *arg)
     free(pending);
     g_live[t] = live;
     g_alloc[t] = total;
+    return NULL;
+}
+
+#define XBLOCKS 2000
+static void *g_x[THREADS][XBLOCKS];
+static size_t g_xn[THREADS][2], g_xb[THREADS][2]; /* [0] allocated, [1] freed */
+static pthread_barrier_t g_xbar;
+
+static void *xworker(void *arg)
+{
+    size_t t = (size_t)arg, *n = g_xn[t], *b = g_xb[t];
+    for (size_t i = 0; i < XBLOCKS; i++) {
+        size_t sz = (i * 53 + t * 7) % 3000 + 16;
+        if ((g_x[t][i] = xthread_site(sz)) == NULL)
+            exit(2);
+        n[0]++;
+        b[0] += sz;
+    }
+    pthread_barrier_wait(&g_xbar);
+    /* the next thread's odd blocks freed here, while this one samples */
+    size_t next = (t + 1) % THREADS;
+    for (size_t i = 1; i < XBLOCKS; i += 2) {
+        size_t sz = (i * 53 + next * 7) % 3000 + 16;
+        free(g_x[next][i]);
+        n[1]++;
+        b[1] += sz;
+        size_t more = (i * 31 + t) % 2000 + 16;
+        void *p = xthread_site(more);
+        if (p == NULL)
+            exit(2);
+        n[0]++;
+        b[0] += more;
+        if (i % 4 == 1) { /* every other one freed at once, by its own thread */
+            free(p);
+            n[1]++;
+            b[1] += more;
+        }
+        for (size_t k = 0; k < 4; k++) { /* and churn: samples made and freed */
+            void *q = xthread_site(more + k);
+            if (q == NULL)
+                exit(2);
+            free(q);
+            n[0]++, n[1]++;
+            b[0] += more + k, b[1] += more + k;
+        }
+    }
     return NULL;
 }
 
@@ -206,6 +258,25 @@ int main(int argc, char **argv)
             total += g_alloc[t];
         }
         printf("live=%zu allocated=%zu\n", live, total);
+        dump_or_die(argv[2]);
+        return 0;
+    }
+    if (strcmp(mode, "xthreads") == 0 && argc > 2) {
+        pthread_t th[THREADS];
+        if (pthread_barrier_init(&g_xbar, NULL, THREADS) != 0)
+            return 2;
+        for (size_t t = 0; t < THREADS; t++)
+            if (pthread_create(&th[t], NULL, xworker, (void *)t) != 0)
+                return 2;
+        size_t n[2] = {0, 0}, b[2] = {0, 0};
+        for (size_t t = 0; t < THREADS; t++) {
+            pthread_join(th[t], NULL);
+            for (int k = 0; k < 2; k++) {
+                n[k] += g_xn[t][k];
+                b[k] += g_xb[t][k];
+            }
+        }
+        printf("live=%zu,%zu allocated=%zu,%zu\n", n[0] - n[1], b[0] - b[1], n[0], b[0]);
         dump_or_die(argv[2]);
         return 0;
     }

@@ -35,11 +35,11 @@ def run(env, *args, child=CHILD, check=True):
 
 def pprof(program, profile, *opts, cum=False):
     """{function: flat bytes} ({function: cumulative bytes} with cum) and
-    the total, from `google-pprof --text`."""
+    the total, from `google-pprof --text` (objects with --*_objects)."""
     p = subprocess.run([PPROF, "--text", "--show_bytes", *opts, program, profile],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
-    total = re.search(r"^Total: (\d+) B", p.stdout, re.M)
+    total = re.search(r"^Total: (\d+) (B|objects)", p.stdout, re.M)
     assert total, p.stdout + p.stderr
     flat = {}
     for line in p.stdout.splitlines():
@@ -116,6 +116,18 @@ class ProfTest(unittest.TestCase):
         self.assertNear(flat.get("thread_site", 0), live, what="thread_site live")
         flat, _ = pprof(CHILD, d, "--alloc_space")
         self.assertNear(flat.get("thread_site", 0), allocated, what="thread_site allocated")
+
+    def test_threads_exact(self):
+        # at rate 1 every block is a sample of weight 1: the profile's
+        # figures are exact counts, so a sample lost or counted twice
+        # while 8 threads sample and free each other's blocks shows
+        d = self.path("d.heap")
+        p = run({"HAKMEM_PROF": self.path("x.heap"), "HAKMEM_PROF_RATE": "1"}, "xthreads", d)
+        m = re.match(r"live=(\d+),(\d+) allocated=(\d+),(\d+)", p.stdout)
+        want = dict(zip(("inuse_objects", "inuse_space", "alloc_objects", "alloc_space"), map(int, m.groups())))
+        for what, n in want.items():
+            flat, _ = pprof(CHILD, d, "--" + what)
+            self.assertEqual(flat.get("xthread_site", 0), n, what)
 
     def test_fork_child_writes_its_own(self):
         run({"HAKMEM_PROF": self.path("f-%p.heap"), "HAKMEM_PROF_RATE": "65536"}, "fork")
