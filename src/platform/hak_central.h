@@ -34,6 +34,7 @@
 
 #define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (ops->max_batches) */
 #define HAK_CENTRAL_SHRINK 4 /* releases that say a class is shrinking */
+#define HAK_CARVE_BYTES    4096 /* new blocks a refill carves at most: a page's worth (at least one) */
 
 /* The head of a unit (a tiny slab, a pool span): blocks base + i * stride,
  * i < capacity, handed out from its free list first, else carved in
@@ -151,12 +152,14 @@ HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_centr
 /* ------------------------------------------------------ the central lists */
 
 /* Up to `want` blocks of class cls from the units, linked in *out; how
- * many (0 with ENOMEM). Partial units first, then new ones. */
+ * many (0 with ENOMEM). Partial units first, then new ones; of blocks
+ * not carved yet, at most a HAK_CARVE_BYTES page's worth (at least one:
+ * each one carved is written, docs/design.md "Refills start small"). */
 HAK_INLINE uint32_t hak_central_take(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
                                      uint32_t want, void **out)
 {
     void *head = NULL;
-    uint32_t n = 0;
+    uint32_t n = 0, fresh = 0, carve_max = 0;
     while (n < want) {
         hak_unit_t *u = c->partial;
         if (u == NULL) {
@@ -166,14 +169,24 @@ HAK_INLINE uint32_t hak_central_take(const hak_central_ops_t *ops, void *be, hak
             hak_unit_partial_add(c, u);
             c->net_releases = 0;
         }
+        if (carve_max == 0)
+            carve_max = u->stride < HAK_CARVE_BYTES ? HAK_CARVE_BYTES / u->stride : 1;
         void *b;
-        while (n < want && (b = hak_unit_pop(ops, be, u, cls)) != NULL) {
+        bool capped = false;
+        while (n < want) {
+            if (u->free == NULL && n > 0 && (capped = fresh >= carve_max))
+                break; /* carved what one refill may: the rest stays unwritten */
+            fresh += u->free == NULL && u->carved < u->capacity;
+            if ((b = hak_unit_pop(ops, be, u, cls)) == NULL)
+                break;
             hak_link_set(b, head);
             head = b;
             n++;
         }
         if (hak_unit_spent(u))
             hak_unit_partial_remove(c, u);
+        if (capped)
+            break;
     }
     *out = head;
     return n;

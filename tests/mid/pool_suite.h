@@ -581,12 +581,20 @@ static void test_aligned_interior(void **state)
     assert_true(interior > 0);
     /* through the public API where it is the cheaper placement */
     if (TIER.interior_size) {
-        void *p = TIER.alloc(TIER.interior_size, TIER.interior_align);
-        assert_non_null(p);
-        assert_true(HT_ALIGNED(p, TIER.interior_align));
-        assert_true(block_start(p) != (uint8_t *)p);
-        assert_true(TIER.usable(p) >= TIER.interior_size);
-        TIER.free(p);
+        /* a block that happens to start aligned is returned as it is: of
+         * a few consecutive ones, some must be placed inside */
+        void *q[4];
+        int inside = 0;
+        for (int i = 0; i < 4; i++) {
+            void *p = q[i] = TIER.alloc(TIER.interior_size, TIER.interior_align);
+            assert_non_null(p);
+            assert_true(HT_ALIGNED(p, TIER.interior_align));
+            assert_true(TIER.usable(p) >= TIER.interior_size);
+            inside += block_start(p) != (uint8_t *)p;
+        }
+        assert_true(inside > 0);
+        for (int i = 0; i < 4; i++)
+            TIER.free(q[i]);
     }
     assert_valid_pool();
 }
@@ -644,13 +652,23 @@ static void test_bin_swing(void **state)
     assert_valid_pool();
 }
 
+/* Blocks a refill carves at most: a 4 KiB page of them, at least one
+ * (the rule, docs/design.md "Refills start small"; HAK_CARVE_BYTES). */
+static uint32_t carve_page_blocks(unsigned cls)
+{
+    uint32_t stride = TIER.pool->t->cls[cls].stride;
+    return stride < 4096 ? 4096 / stride : 1;
+}
+
 /* Slow start (hak_front_ramp, hak_central.h): a new thread's first
  * refills of a class take 1, 4, 16, 64 blocks (never more than half the
  * bound), then half the bound; its bin holds what each refill took less
- * the block returned. No batch is parked when it starts (a refill takes a
- * parked batch whole). Fails when a first refill takes half a bound (the
- * pools before their slow start: 3-4 pages of each mid class a short
- * thread touched). */
+ * the block returned, all of it where the blocks come from the spans'
+ * free lists, fewer where a refill carves (a page of new blocks at most,
+ * test_refill_carves_a_page). No batch is parked when it starts (a refill
+ * takes a parked batch whole). Fails when a first refill takes half a
+ * bound (the pools before their slow start: 3-4 pages of each mid class a
+ * short thread touched). */
 static void *ramp_worker(void *arg)
 {
     (void)arg;
@@ -670,7 +688,9 @@ static void *ramp_worker(void *arg)
             want = half;
         assert_true(n < CAP);
         assert_non_null(v[n++] = TIER.alloc(TIER.lo, 0)); /* an empty bin: one refill */
-        assert_int_equal(hak_bin_count(bin), want - 1);
+        uint32_t got = hak_bin_count(bin) + 1, page = carve_page_blocks(cls);
+        assert_true(got <= want);
+        assert_true(got >= (want < page ? want : page));
         while (hak_bin_count(bin) > 0) {
             assert_true(n < CAP);
             assert_non_null(v[n++] = TIER.alloc(TIER.lo, 0));
@@ -680,6 +700,56 @@ static void *ramp_worker(void *arg)
         TIER.free(v[--n]);
     TIER.thread_exit();
     return NULL;
+}
+
+/* A refill that has to carve new blocks carves at most a 4 KiB page of
+ * them (at least one block; hak_central_take): a new block is written
+ * (its link) when carved, so a thread that asks for a few blocks of a
+ * class does not make a bin's worth of pages resident. The slow start
+ * would take 4, then 16; a class of blocks of a page or more takes one.
+ * Fails when a refill carves what its slow start allows (4, 16 pages of
+ * a class of 8 KiB blocks). */
+static void *carve_worker(void *arg)
+{
+    (void)arg;
+    enum { N = 24 };
+    void *v[N];
+    size_t size = TIER.lo > 8192 ? TIER.lo : 8192; /* a class whose bins hold 4 blocks or more */
+    unsigned cls = 0;
+    int checked = 0;
+    for (int i = 0; i < N; i++) {
+        bool carves = false;
+        if (i > 0) { /* the next malloc refills; will it carve? */
+            hak_central_t *c = &TIER.pool->t->central[cls];
+            hak_lock(&c->lock);
+            carves = hak_bin_count(&TIER.tc()->bins[cls]) == 0 && c->nbatch == 0;
+            for (hak_unit_t *u = c->partial; carves && u; u = u->next)
+                carves = u->free == NULL;
+            hak_unlock(&c->lock);
+        }
+        assert_non_null(v[i] = TIER.alloc(size, 0));
+        memset(v[i], 1, 64);
+        cls = hak_pool_span_of(v[i])->cls;
+        if (carves) {
+            assert_true(hak_bin_count(&TIER.tc()->bins[cls]) + 1 <= carve_page_blocks(cls));
+            checked++;
+        }
+    }
+    assert_true(checked > 0);
+    for (int i = 0; i < N; i++)
+        TIER.free(v[i]);
+    TIER.thread_exit();
+    return NULL;
+}
+
+static void test_refill_carves_a_page(void **state)
+{
+    (void)state;
+    TIER.trim(); /* no parked batch */
+    pthread_t th; /* a fresh thread: its slow start asks for 1, 4, 16 */
+    assert_int_equal(pthread_create(&th, NULL, carve_worker, NULL), 0);
+    pthread_join(th, NULL);
+    assert_valid_pool();
 }
 
 static void test_refill_slow_start(void **state)
@@ -1064,14 +1134,17 @@ static void test_full_validation(void **state)
     TIER.free(p);
     /* an aligned allocation: its pointer is accepted, its block start and
      * other interior pointers are not */
-    uint8_t *q = NULL;
+    uint8_t *q = NULL, *held[16];
+    int nheld = 0;
     size_t al = TIER.hi > 65536 ? 131072 : 4096;
     for (int i = 0; i < 16 && (q == NULL || block_start(q) == q); i++) {
         if (q)
-            TIER.free(q);
+            held[nheld++] = q; /* a block that starts aligned: kept, so that the next is another */
         q = alloc_interior(TIER.lo + 16, al);
         assert_non_null(q);
     }
+    while (nheld > 0)
+        TIER.free(held[--nheld]);
     uint8_t *start = block_start(q);
     assert_true(start != q);
     expect_report(start, "invalid pointer");       /* the block start was not returned */
@@ -1393,6 +1466,7 @@ static void test_descriptor(void **state)
     cmocka_unit_test(test_aligned_interior),       \
     cmocka_unit_test(test_bin_swing),                     \
     cmocka_unit_test(test_refill_slow_start),             \
+    cmocka_unit_test(test_refill_carves_a_page),          \
     cmocka_unit_test(test_span_reuse_same_class),         \
     cmocka_unit_test(test_trim),                          \
     cmocka_unit_test(test_churn_footprint),               \
