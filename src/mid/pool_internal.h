@@ -203,14 +203,10 @@ typedef struct hak_pool_counters {
     size_t refills, drains, spills, span_releases, chunk_unmaps, bytes_purged;
 } hak_pool_counters_t; /* refills, drains and spills: the sums of the classes' counters */
 
-/* The per-class state of a pool, apart from its constant fields: a
- * zero-initialised (bss) object, so that a program that never uses the
- * pool does not carry ~11 KiB of initialised data per pool (resident in
- * every process, counted in its RSS). */
 /* Where a class's spans were released last (pool.c, span_acquire): the
  * next span of the class goes back to the same pages while they are free
  * and committed, so that its blocks fall where the blocks before them
- * were written (the pages' resident 4 KiB pages), instead of wandering
+ * were written (those 4 KiB pages are resident already), instead of wandering
  * over other free pages. A hint is checked against the directory before
  * use: its chunk may have gone, its pages been taken or purged. */
 #define HAK_POOL_HINTS 8
@@ -220,6 +216,10 @@ typedef struct hak_pool_hint {
     uint32_t start; /* first page of the span */
 } hak_pool_hint_t;
 
+/* The per-class state of a pool, apart from its constant fields: a
+ * zero-initialised (bss) object, so that a program that never uses the
+ * pool does not carry ~11 KiB of initialised data per pool (resident in
+ * every process, counted in its RSS). */
 typedef struct hak_pool_tables {
     hak_pool_class_t cls[HAK_POOL_MAX_CLASSES];
     hak_central_t central[HAK_POOL_MAX_CLASSES];
