@@ -41,11 +41,17 @@
         if (p)                                                                                             \
             VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, 0);                                                         \
     } while (0)
+#define VG_ALLOC_ZEROED(p, n)                                                                              \
+    do {                                                                                                   \
+        if (p)                                                                                             \
+            VALGRIND_MALLOCLIKE_BLOCK(p, n, 0, 1);                                                         \
+    } while (0)
 #define VG_FREE(p) VALGRIND_FREELIKE_BLOCK(p, 0)
 #define VG_QUIET_BEGIN() VALGRIND_DISABLE_ERROR_REPORTING
 #define VG_QUIET_END() VALGRIND_ENABLE_ERROR_REPORTING
 #else
 #define VG_ALLOC(p, n) ((void)0)
+#define VG_ALLOC_ZEROED(p, n) ((void)0)
 #define VG_FREE(p) ((void)0)
 #define VG_QUIET_BEGIN() ((void)0)
 #define VG_QUIET_END() ((void)0)
@@ -528,6 +534,15 @@ HAK_EXPORT size_t hak_usable_size(const void *p)
 
 /* ---------------------------------------------------------------- calloc */
 
+#define HAK_CALLOC_FRESH_MIN 4096 /* smaller callocs clear what malloc gives */
+#if HAK_HAVE_MID && HAK_HAVE_L25
+#define CALLOC_POOL(n) ((n) <= HAK_MID_MAX ? hak_mid_calloc_inline(n) : hak_l25_calloc_inline(n))
+#elif HAK_HAVE_MID
+#define CALLOC_POOL(n) hak_mid_calloc_inline(n)
+#elif HAK_HAVE_L25
+#define CALLOC_POOL(n) hak_l25_calloc_inline(n)
+#endif
+
 HAK_EXPORT HAK_ALLOC_SECTION void *hak_calloc(size_t n, size_t size)
 {
     size_t total;
@@ -546,9 +561,21 @@ HAK_EXPORT HAK_ALLOC_SECTION void *hak_calloc(size_t n, size_t size)
         VG_QUIET_BEGIN();
         void *z = hak_large_alloc_zeroed(total, 16);
         VG_QUIET_END();
-        VG_ALLOC(z, total);
+        VG_ALLOC_ZEROED(z, total);
         if (HAK_UNLIKELY(hak_trace_on_) && z && hak_prof_due_(total))
             hak_prof_record_(total, z);
+        return z;
+    }
+#endif
+#if HAK_HAVE_MID || HAK_HAVE_L25
+    /* From a page up, a block never carved from a span on decommitted
+     * pages is zero already: not written (hak_pool_alloc_zero_). Traced
+     * or profiled callocs take malloc's hooks below. */
+    if (total >= HAK_CALLOC_FRESH_MIN && !hak_trace_on_ && (tier_for(total) == HAK_TIER_MID || tier_for(total) == HAK_TIER_L25)) {
+        VG_QUIET_BEGIN();
+        void *z = CALLOC_POOL(total);
+        VG_QUIET_END();
+        VG_ALLOC_ZEROED(z, total);
         return z;
     }
 #endif

@@ -480,6 +480,7 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     s->u.in_partial = 0;
     s->npages = (uint8_t)n;
     s->has_aligned = 0;
+    s->zero = !HAK_PLATFORM_ARENA && dec == (size_t)n * HAK_POOL_PAGE_SIZE; /* MADV_DONTNEED'd or never touched */
     s->u.used = 0;
     s->u.carved = 0;
     s->u.free = NULL;
@@ -822,6 +823,41 @@ out:
         return hak_pool_pop_(pool, tc, cls); /* reported; the next one */
 #endif
     return b;
+}
+
+void *hak_pool_alloc_zero_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, size_t size)
+{
+    hak_bin_t *bin = hak_pool_bin_(pool, cls);
+    if (bin->head == NULL && tc->state == HAK_POOL_TC_LIVE) {
+        /* An empty bin: a new block straight from the class's first
+         * partial span (or a new one) if it has no free list to use first,
+         * as a refill would. */
+        hak_central_t *c = &pool->t->central[cls];
+        void *b = NULL;
+        bool zero = false;
+        hak_lock(&c->lock);
+        hak_unit_t *u = c->nbatch == 0 ? c->partial : NULL;
+        if (u == NULL && c->nbatch == 0 && (u = unit_acquire(pool, cls)) != NULL) {
+            hak_unit_partial_add(c, u);
+            c->net_releases = 0;
+        }
+        if (u != NULL && u->free == NULL && u->carved < u->capacity) {
+            zero = ((hak_pool_span_t *)u)->zero;
+            b = hak_unit_pop(&g_ops, pool, u, cls);
+            if (hak_unit_spent(u))
+                hak_unit_partial_remove(c, u);
+        }
+        hak_unlock(&c->lock);
+        if (b != NULL) {
+#if HAK_VALIDATION >= 2
+            mark_live(b, cls); /* a block never handed out: its live bit is clear */
+#endif
+            hak_purge_poll();
+            return zero ? b : memset(b, 0, size);
+        }
+    }
+    void *p = hak_pool_pop_(pool, tc, cls);
+    return p ? memset(p, 0, size) : NULL;
 }
 
 void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls)

@@ -90,6 +90,7 @@ typedef struct hak_pool_span {
     uint8_t cls;                 /* HAK_POOL_NO_CLASS when the page is not a span head */
     uint8_t npages;
     uint8_t has_aligned;         /* an interior (over-aligned) pointer was handed out */
+    uint8_t zero;                /* formed on decommitted pages: its blocks not carved yet read as zero */
     uint32_t freed_at;           /* page free and dirty: when it became free (hak_purge_stamp) */
     struct hak_pool_span *head;  /* the span holding this page; NULL: page free or header */
 #if HAK_VALIDATION >= 2
@@ -261,6 +262,10 @@ void hak_pool_init_(hak_pool_t *pool) HAK_INTERNAL;
  * every one). */
 size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want) HAK_INTERNAL;
 void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls) HAK_INTERNAL;
+/* calloc's block of class cls, `size` bytes of it zero: one not carved yet
+ * from a span formed on decommitted pages is not written at all (its pages
+ * stay untouched until the program writes them); any other is cleared. */
+void *hak_pool_alloc_zero_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, size_t size) HAK_INTERNAL;
 void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls) HAK_INTERNAL;
 /* p is not the start of a block of its span (or lies past its last block):
  * an over-aligned pointer, or an invalid one (validation none/magic). */

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sched.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "hakmem/hakmem.h"
 
@@ -111,6 +112,48 @@ static void test_calloc_zero(void **state)
     void *z = calloc(0, 10);
     assert_non_null(z);
     free(z);
+}
+
+/* Pages of [p, p + n) resident (mincore). */
+static size_t resident_pages(const void *p, size_t n)
+{
+    size_t ps = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)p & ~(ps - 1), hi = ((uintptr_t)p + n + ps - 1) & ~(ps - 1);
+    unsigned char vec[1024];
+    assert_true((hi - lo) / ps <= sizeof vec);
+    assert_int_equal(mincore((void *)lo, hi - lo, vec), 0);
+    size_t r = 0;
+    for (size_t i = 0; i < (hi - lo) / ps; i++)
+        r += vec[i] & 1;
+    return r;
+}
+
+/* calloc from a page up: a block never carved before, from a span formed
+ * on decommitted pages, is zero already and is not written
+ * (hak_pool_alloc_zero_), so its pages stay out of the RSS until the
+ * program writes them, as glibc's fresh chunks do; one written before is
+ * cleared (test_calloc_zero, and below). Fails when calloc clears every
+ * block of the mid and L25 sizes (every page of it made resident). */
+static void test_calloc_fresh_untouched(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {24000, 700000}; /* mid, L25 */
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        malloc_trim(0); /* every free page decommitted: the next span is formed on zero pages */
+        uint8_t *p = calloc(1, sizes[i]);
+        assert_non_null(p);
+        /* a large block (a build without the pools) has its header on its first page */
+        assert_true(resident_pages(p, sizes[i]) <= (hak_owner(p) == HAK_TIER_LARGE ? 1u : 0u));
+        for (size_t k = 0; k < sizes[i]; k++)
+            assert_int_equal(p[k], 0);
+        memset(p, 0xA5, sizes[i]);
+        free(p);
+        uint8_t *q = calloc(1, sizes[i]); /* a written block back: cleared */
+        assert_non_null(q);
+        for (size_t k = 0; k < sizes[i]; k++)
+            assert_int_equal(q[k], 0);
+        free(q);
+    }
 }
 
 static void test_realloc_tiers(void **state)
@@ -770,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_malloc_every_tier),
         cmocka_unit_test(test_sizes_beyond_ptrdiff),
         cmocka_unit_test(test_calloc_zero),
+        cmocka_unit_test(test_calloc_fresh_untouched),
         cmocka_unit_test(test_realloc_tiers),
         cmocka_unit_test(test_aligned),
         cmocka_unit_test(test_free_keeps_errno),
