@@ -535,12 +535,14 @@ HAK_EXPORT size_t hak_usable_size(const void *p)
 /* ---------------------------------------------------------------- calloc */
 
 #define HAK_CALLOC_FRESH_MIN 4096 /* smaller callocs clear what malloc gives */
+#define CALLOC_MID(n) hak_pool_alloc_zero_(&hak_mid_pool_, &hak_mid_tc_, hak_mid_class_of(n), n)
+#define CALLOC_L25(n) hak_pool_alloc_zero_(&hak_l25_pool_, &hak_l25_tc_, hak_l25_class_of(n), n)
 #if HAK_HAVE_MID && HAK_HAVE_L25
-#define CALLOC_POOL(n) ((n) <= HAK_MID_MAX ? hak_mid_calloc_inline(n) : hak_l25_calloc_inline(n))
+#define CALLOC_POOL(n) ((n) <= HAK_MID_MAX ? CALLOC_MID(n) : CALLOC_L25(n))
 #elif HAK_HAVE_MID
-#define CALLOC_POOL(n) hak_mid_calloc_inline(n)
+#define CALLOC_POOL(n) CALLOC_MID(n)
 #elif HAK_HAVE_L25
-#define CALLOC_POOL(n) hak_l25_calloc_inline(n)
+#define CALLOC_POOL(n) CALLOC_L25(n)
 #endif
 
 HAK_EXPORT HAK_ALLOC_SECTION void *hak_calloc(size_t n, size_t size)

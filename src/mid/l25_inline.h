@@ -53,18 +53,6 @@ HAK_INLINE void *hak_l25_alloc_inline(size_t n)
 #endif
 }
 
-/* calloc of n <= HAK_L25_MAX_SIZE bytes (hak_pool_alloc_zero_). */
-HAK_INLINE void *hak_l25_calloc_inline(size_t n)
-{
-#if HAK_PLATFORM_ARENA
-    (void)n;
-    errno = ENOMEM;
-    return NULL;
-#else
-    return hak_pool_alloc_zero_(&hak_l25_pool_, &hak_l25_tc_, hak_l25_class_of(n), n);
-#endif
-}
-
 /* Free an owned pointer (hak_l25_owns_inline(p) is true). */
 HAK_INLINE void hak_l25_free_owned(void *p)
 {

@@ -57,18 +57,6 @@ HAK_INLINE void *hak_mid_alloc_inline(size_t n)
 #endif
 }
 
-/* calloc of n <= HAK_MID_MAX_SIZE bytes (hak_pool_alloc_zero_). */
-HAK_INLINE void *hak_mid_calloc_inline(size_t n)
-{
-#if HAK_PLATFORM_ARENA
-    (void)n;
-    errno = ENOMEM;
-    return NULL;
-#else
-    return hak_pool_alloc_zero_(&hak_mid_pool_, &hak_mid_tc_, hak_mid_class_of(n), n);
-#endif
-}
-
 /* Free an owned pointer (hak_mid_owns_inline(p) is true). */
 HAK_INLINE void hak_mid_free_owned(void *p)
 {

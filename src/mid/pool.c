@@ -836,11 +836,7 @@ void *hak_pool_alloc_zero_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         void *b = NULL;
         bool zero = false;
         hak_lock(&c->lock);
-        hak_unit_t *u = c->nbatch == 0 ? c->partial : NULL;
-        if (u == NULL && c->nbatch == 0 && (u = unit_acquire(pool, cls)) != NULL) {
-            hak_unit_partial_add(c, u);
-            c->net_releases = 0;
-        }
+        hak_unit_t *u = c->nbatch == 0 ? hak_central_unit(&g_ops, pool, c, cls) : NULL;
         if (u != NULL && u->free == NULL && u->carved < u->capacity) {
             zero = ((hak_pool_span_t *)u)->zero;
             b = hak_unit_pop(&g_ops, pool, u, cls);

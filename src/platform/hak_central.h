@@ -151,6 +151,18 @@ HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_centr
 
 /* ------------------------------------------------------ the central lists */
 
+/* The class's first partial unit, or a new one put on the partial list;
+ * NULL with ENOMEM. Lock held. */
+HAK_INLINE hak_unit_t *hak_central_unit(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls)
+{
+    hak_unit_t *u = c->partial;
+    if (u == NULL && (u = ops->acquire(be, cls)) != NULL) {
+        hak_unit_partial_add(c, u);
+        c->net_releases = 0;
+    }
+    return u;
+}
+
 /* Up to `want` blocks of class cls from the units, linked in *out; how
  * many (0 with ENOMEM). Partial units first, then new ones; of blocks
  * not carved yet, at most a HAK_CARVE_BYTES page's worth (at least one:
@@ -161,14 +173,9 @@ HAK_INLINE uint32_t hak_central_take(const hak_central_ops_t *ops, void *be, hak
     void *head = NULL;
     uint32_t n = 0, fresh = 0, carve_max = 0;
     while (n < want) {
-        hak_unit_t *u = c->partial;
-        if (u == NULL) {
-            u = ops->acquire(be, cls);
-            if (u == NULL)
-                break;
-            hak_unit_partial_add(c, u);
-            c->net_releases = 0;
-        }
+        hak_unit_t *u = hak_central_unit(ops, be, c, cls);
+        if (u == NULL)
+            break;
         if (carve_max == 0)
             carve_max = u->stride < HAK_CARVE_BYTES ? HAK_CARVE_BYTES / u->stride : 1;
         void *b;
