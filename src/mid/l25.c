@@ -63,6 +63,8 @@ static const hak_pool_params_t g_params = {
     .span_max_bytes = L25_SPAN_MAX_BYTES,
     .keep_empty = L25_KEEP_EMPTY,
     .park = false, /* a parked block of 36 KiB-1 MiB costs more memory than its refill costs time */
+    .fit_below = 0, /* no larger block instead of a new one: a span of these is released when it
+                       empties and its pages serve any class (mid.md) */
     .msg_no_span = "invalid pointer (not in an in-use L25 span)",
     .msg_not_block = "invalid pointer (past the last block of its L25 span)",
     .msg_not_start = "invalid pointer (not the start of an L25 block)",

@@ -7,7 +7,9 @@
  * between empty and full grows to 32, pool.c's tc_swing), one empty chunk
  * kept mapped. A drain parks its batch in the class's central list, or
  * sends it home to the spans when the list is full or the class is
- * shrinking (pool.c); free pages go back under the purge policy.
+ * shrinking (pool.c); free pages go back under the purge policy. A class
+ * below 16 KiB with nothing free takes a free block of a class up to 1.25x
+ * larger from the thread's bins before it carves a new one.
  */
 #include "mid_inline.h"
 
@@ -19,6 +21,7 @@
 #define MID_SPAN_MIN_BLOCKS 8
 #define MID_SPAN_MAX_BYTES ((size_t)256 << 10)
 #define MID_KEEP_EMPTY     1
+#define MID_FIT_BELOW      (16u << 10)
 
 static const uint32_t g_strides[HAK_MID_NCLASSES] __attribute__((unused)) = {
     1024, 1088, 1152, 1216, 1280, 1344, 1408, 1472,
@@ -60,6 +63,7 @@ static const hak_pool_params_t g_params = {
     .nsized = HAK_MID_NSIZED,
     .strides = g_strides,
     .max_size = HAK_MID_MAX_SIZE,
+    .fit_below = MID_FIT_BELOW,
     .cache_bytes = MID_CACHE_BYTES,
     .cache_min = MID_CACHE_MIN,
     .cache_max = MID_CACHE_MAX,

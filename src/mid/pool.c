@@ -788,7 +788,38 @@ void *hak_pool_pop_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cl
 }
 #endif
 
-void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+/* Before a refill carves new blocks of class cls for malloc, a free block
+ * of a slightly larger class that this thread holds in its own bins
+ * (docs/mid.md, "A larger block before a new one"): the next
+ * HAK_POOL_FIT_STEPS classes, up to 1.25 times cls's stride, for strides
+ * below params->fit_below. Returns the bin, or NULL. The block keeps its
+ * class, and its free goes to its own bin. At most HAK_POOL_FIT_RUN in a
+ * row, then a refill of the class's own (which carves if it must): a
+ * class short for good grows its own blocks instead of taking one larger
+ * block per slow path. Not for an aligned request (it needs its class),
+ * nor at validation=full, which checks every block against its class's
+ * lists. */
+#define HAK_POOL_FIT_STEPS 3
+#define HAK_POOL_FIT_RUN   8
+#if HAK_VALIDATION < 2
+static hak_bin_t *fit_larger(hak_pool_t *pool, unsigned cls, unsigned *fit_cls)
+{
+    const hak_pool_class_t *k = pool->t->cls;
+    if (k[cls].stride >= pool->pr->fit_below)
+        return NULL;
+    uint32_t limit = k[cls].stride + k[cls].stride / 4;
+    for (unsigned j = cls + 1; j <= cls + HAK_POOL_FIT_STEPS && j < pool->pr->nsized && k[j].stride <= limit; j++) {
+        hak_bin_t *bin = hak_pool_bin_(pool, j);
+        if (bin->head) {
+            *fit_cls = j;
+            return bin;
+        }
+    }
+    return NULL;
+}
+#endif
+
+static void *alloc_slow(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, bool fit)
 {
     void *b;
     if (HAK_UNLIKELY(tc->state != HAK_POOL_TC_LIVE)) {
@@ -806,9 +837,24 @@ void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
         goto out;
     }
     bool contended;
-    b = hak_front_refill(&g_ops, pool, &pool->t->central[cls], cls, bin,
-                         hak_front_ramp(&tc->ramp[cls], bin->max / 2 ? bin->max / 2 : 1),
-                         &contended);
+    hak_central_t *c = &pool->t->central[cls];
+    uint32_t want = hak_front_ramp(&tc->ramp[cls], bin->max / 2 ? bin->max / 2 : 1);
+#if HAK_VALIDATION < 2
+    /* blocks of cls already carved first, then a larger one held here
+     * (HAK_POOL_FIT_RUN in a row at most), then new ones */
+    unsigned fit_cls;
+    hak_bin_t *fit_bin = fit && tc->fit[cls] < HAK_POOL_FIT_RUN ? fit_larger(pool, cls, &fit_cls) : NULL;
+    if (fit_bin && (b = hak_front_refill(&g_ops, pool, c, cls, bin, want, &contended, false)) == NULL) {
+        tc->fit[cls]++;
+        b = bin_pop(pool, fit_bin, fit_cls);
+        goto out;
+    }
+    tc->fit[cls] = 0;
+    if (fit_bin == NULL)
+#else
+    (void)fit;
+#endif
+        b = hak_front_refill(&g_ops, pool, c, cls, bin, want, &contended, true);
     if (HAK_UNLIKELY(contended))
         tc_contended(pool, tc, cls);
     tc_swing(pool, tc, cls, 0);
@@ -823,6 +869,19 @@ out:
         return hak_pool_pop_(pool, tc, cls); /* reported; the next one */
 #endif
     return b;
+}
+
+void *hak_pool_alloc_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+{
+    return alloc_slow(pool, tc, cls, true);
+}
+
+/* A block of class cls itself (an aligned request). */
+static void *pop_exact(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+{
+    if (hak_pool_bin_(pool, cls)->head == NULL)
+        return alloc_slow(pool, tc, cls, false);
+    return hak_pool_pop_(pool, tc, cls);
 }
 
 void *hak_pool_alloc_zero_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, size_t size)
@@ -1045,7 +1104,7 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
         errno = ENOMEM;
         return NULL;
     }
-    uint8_t *b = hak_pool_pop_(pool, tc, (unsigned)c);
+    uint8_t *b = pop_exact(pool, tc, (unsigned)c);
     if (b == NULL || !interior)
         return b;
     uint8_t *q = (uint8_t *)(((uintptr_t)b + align - 1) & ~(uintptr_t)(align - 1));

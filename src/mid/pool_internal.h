@@ -155,6 +155,7 @@ typedef struct hak_pool_tcache {
     size_t swing_bytes;
     uint8_t swing[HAK_POOL_MAX_CLASSES];
     uint8_t ramp[HAK_POOL_MAX_CLASSES]; /* refills so far (slow start, hak_front_ramp) */
+    uint8_t fit[HAK_POOL_MAX_CLASSES];  /* larger blocks taken since the class last carved (pool.c) */
 } hak_pool_tcache_t;
 
 /* The swing rule's parameters (pool.c, tc_swing): direction changes per
@@ -180,6 +181,8 @@ typedef struct hak_pool_params {
     size_t span_max_bytes;       /* ... unless it would pass this size */
     size_t keep_empty;           /* empty, purged chunks kept mapped (against map/unmap churn) */
     bool park;                   /* drains park batches in the central lists (else home at once) */
+    uint32_t fit_below;          /* a class of a smaller stride takes a larger class's free
+                                    block before it carves a new one (pool.c, fit_larger) */
     const char *msg_no_span;     /* failure reasons */
     const char *msg_not_block;
     const char *msg_not_start;

@@ -166,22 +166,24 @@ HAK_INLINE hak_unit_t *hak_central_unit(const hak_central_ops_t *ops, void *be, 
 /* Up to `want` blocks of class cls from the units, linked in *out; how
  * many (0 with ENOMEM). Partial units first, then new ones; of blocks
  * not carved yet, at most a HAK_CARVE_BYTES page's worth (at least one:
- * each one carved is written, docs/design.md "Refills start small"). */
+ * each one carved is written, docs/design.md "Refills start small").
+ * With `carve` false, only blocks on the partial units' free lists (none
+ * carved, no unit made): 0 when the class has none. */
 HAK_INLINE uint32_t hak_central_take(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
-                                     uint32_t want, void **out)
+                                     uint32_t want, void **out, bool carve)
 {
     void *head = NULL;
     uint32_t n = 0, fresh = 0, carve_max = 0;
     while (n < want) {
-        hak_unit_t *u = hak_central_unit(ops, be, c, cls);
-        if (u == NULL)
+        hak_unit_t *u = carve ? hak_central_unit(ops, be, c, cls) : c->partial;
+        if (u == NULL || (!carve && u->free == NULL))
             break;
         if (carve_max == 0)
             carve_max = u->stride < HAK_CARVE_BYTES ? HAK_CARVE_BYTES / u->stride : 1;
         void *b;
         bool capped = false;
         while (n < want) {
-            if (u->free == NULL && n > 0 && (capped = fresh >= carve_max))
+            if (u->free == NULL && (!carve || (n > 0 && (capped = fresh >= carve_max))))
                 break; /* carved what one refill may: the rest stays unwritten */
             fresh += u->free == NULL && u->carved < u->capacity;
             if ((b = hak_unit_pop(ops, be, u, cls)) == NULL)
@@ -225,10 +227,11 @@ HAK_INLINE void hak_central_flush_locked(const hak_central_ops_t *ops, void *be,
 }
 
 /* A refill: a whole parked batch, else at most `want` blocks from the
- * units, linked in *out; returns its length (0 with ENOMEM). *contended:
- * the lock was held by another thread. */
+ * units (none carved unless `carve`: hak_central_take), linked in *out;
+ * returns its length (0 with ENOMEM). *contended: the lock was held by
+ * another thread. */
 HAK_INLINE uint32_t hak_central_get(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
-                                    uint32_t want, void **out, bool *contended)
+                                    uint32_t want, void **out, bool *contended, bool carve)
 {
     uint32_t n;
     *contended = hak_lock_contended(&c->lock);
@@ -238,7 +241,7 @@ HAK_INLINE uint32_t hak_central_get(const hak_central_ops_t *ops, void *be, hak_
         n = c->batch[c->nbatch].n;
     } else {
         c->shrinking = 0;
-        n = hak_central_take(ops, be, c, cls, want, out);
+        n = hak_central_take(ops, be, c, cls, want, out, carve);
     }
     if (n)
         HAK_COUNT_LOCKED(c->refills, 1);
@@ -299,7 +302,7 @@ HAK_INLINE void *hak_central_alloc_one(const hak_central_ops_t *ops, void *be, h
         if (--bt->n == 0 || (HAK_VALIDATION >= 2 && bt->head == NULL)) /* NULL: a corrupted link cut it */
             c->nbatch--;
     } else {
-        hak_central_take(ops, be, c, cls, 1, &b);
+        hak_central_take(ops, be, c, cls, 1, &b, true);
     }
     hak_unlock(&c->lock);
     return b;
@@ -334,16 +337,17 @@ HAK_INLINE uint32_t hak_front_ramp(uint8_t *ramp, uint32_t want)
 
 /* Refill an empty bin of class cls from its central list, `want` blocks
  * at most (after an ENOMEM, every dirty page given back and one block
- * asked again). Returns the block for the caller (NULL: none) and leaves
- * the rest on the bin; *contended as hak_central_get says. */
+ * asked again; with `carve` false, only blocks already carved: NULL when
+ * there are none). Returns the block for the caller (NULL: none) and
+ * leaves the rest on the bin; *contended as hak_central_get says. */
 HAK_INLINE void *hak_front_refill(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
-                                  hak_bin_t *bin, uint32_t want, bool *contended)
+                                  hak_bin_t *bin, uint32_t want, bool *contended, bool carve)
 {
     void *list;
-    uint32_t n = hak_central_get(ops, be, c, cls, want, &list, contended);
-    if (HAK_UNLIKELY(n == 0) && hak_purge_oom()) { /* cached memory goes back before ENOMEM */
+    uint32_t n = hak_central_get(ops, be, c, cls, want, &list, contended, carve);
+    if (HAK_UNLIKELY(n == 0) && carve && hak_purge_oom()) { /* cached memory goes back before ENOMEM */
         bool again;
-        n = hak_central_get(ops, be, c, cls, 1, &list, &again);
+        n = hak_central_get(ops, be, c, cls, 1, &list, &again, true);
     }
     if (n == 0)
         return NULL;

@@ -732,7 +732,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     }
     bool contended;
     uint32_t want = hak_front_ramp(&tc->ramp[cls], bin->max / 2 ? bin->max / 2 : 1);
-    b = hak_front_refill(&g_ops, NULL, &g_central[cls], cls, bin, want, &contended);
+    b = hak_front_refill(&g_ops, NULL, &g_central[cls], cls, bin, want, &contended, true);
     if (HAK_UNLIKELY(contended))
         tc_contended(tc, cls);
 out:
