@@ -218,6 +218,11 @@ static void class_setup(hak_pool_t *pool, unsigned c)
         m = pr->cache_max;
     k->bin_max = (uint32_t)m;
     pool->t->central[c].home_only = !pr->park;
+    /* the classes that may lend this one a block (hak_front_refill_fit):
+     * the sized ones after it, for strides below params->fit_below */
+    k->fit_reach = stride < pr->fit_below && c + 1 < pr->nsized
+                       ? (uint8_t)hak_fit_reach(stride, &pr->strides[c + 1], pr->nsized - c - 1)
+                       : 0;
 }
 
 /* The fork participant and the exit hook are registered before the init
@@ -788,37 +793,6 @@ void *hak_pool_pop_checked_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cl
 }
 #endif
 
-/* Before a refill carves new blocks of class cls for malloc, a free block
- * of a slightly larger class that this thread holds in its own bins
- * (docs/mid.md, "A larger block before a new one"): the next
- * HAK_POOL_FIT_STEPS classes, up to 1.25 times cls's stride, for strides
- * below params->fit_below. Returns the bin, or NULL. The block keeps its
- * class, and its free goes to its own bin. At most HAK_POOL_FIT_RUN in a
- * row, then a refill of the class's own (which carves if it must): a
- * class short for good grows its own blocks instead of taking one larger
- * block per slow path. Not for an aligned request (it needs its class),
- * nor at validation=full, which checks every block against its class's
- * lists. */
-#define HAK_POOL_FIT_STEPS 3
-#define HAK_POOL_FIT_RUN   8
-#if HAK_VALIDATION < 2
-static hak_bin_t *fit_larger(hak_pool_t *pool, unsigned cls, unsigned *fit_cls)
-{
-    const hak_pool_class_t *k = pool->t->cls;
-    if (k[cls].stride >= pool->pr->fit_below)
-        return NULL;
-    uint32_t limit = k[cls].stride + k[cls].stride / 4;
-    for (unsigned j = cls + 1; j <= cls + HAK_POOL_FIT_STEPS && j < pool->pr->nsized && k[j].stride <= limit; j++) {
-        hak_bin_t *bin = hak_pool_bin_(pool, j);
-        if (bin->head) {
-            *fit_cls = j;
-            return bin;
-        }
-    }
-    return NULL;
-}
-#endif
-
 static void *alloc_slow(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, bool fit)
 {
     void *b;
@@ -839,22 +813,13 @@ static void *alloc_slow(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, b
     bool contended;
     hak_central_t *c = &pool->t->central[cls];
     uint32_t want = hak_front_ramp(&tc->ramp[cls], bin->max / 2 ? bin->max / 2 : 1);
-#if HAK_VALIDATION < 2
-    /* blocks of cls already carved first, then a larger one held here
-     * (HAK_POOL_FIT_RUN in a row at most), then new ones */
-    unsigned fit_cls;
-    hak_bin_t *fit_bin = fit && tc->fit[cls] < HAK_POOL_FIT_RUN ? fit_larger(pool, cls, &fit_cls) : NULL;
-    if (fit_bin && (b = hak_front_refill(&g_ops, pool, c, cls, bin, want, &contended, false)) == NULL) {
-        tc->fit[cls]++;
-        b = bin_pop(pool, fit_bin, fit_cls);
+    /* a larger block before a new one (hak_central.h), for malloc's sizes
+     * only: an aligned request needs its class */
+    bool fitted;
+    b = hak_front_refill_fit(&g_ops, pool, c, cls, bin, want, &contended, fit ? pool->t->cls[cls].fit_reach : 0,
+                             &tc->fit[cls], &fitted);
+    if (fitted)
         goto out;
-    }
-    tc->fit[cls] = 0;
-    if (fit_bin == NULL)
-#else
-    (void)fit;
-#endif
-        b = hak_front_refill(&g_ops, pool, c, cls, bin, want, &contended, true);
     if (HAK_UNLIKELY(contended))
         tc_contended(pool, tc, cls);
     tc_swing(pool, tc, cls, 0);

@@ -155,7 +155,7 @@ typedef struct hak_pool_tcache {
     size_t swing_bytes;
     uint8_t swing[HAK_POOL_MAX_CLASSES];
     uint8_t ramp[HAK_POOL_MAX_CLASSES]; /* refills so far (slow start, hak_front_ramp) */
-    uint8_t fit[HAK_POOL_MAX_CLASSES];  /* larger blocks taken since the class last carved (pool.c) */
+    uint8_t fit[HAK_POOL_MAX_CLASSES];  /* larger blocks taken in a row (hak_front_refill_fit) */
 } hak_pool_tcache_t;
 
 /* The swing rule's parameters (pool.c, tc_swing): direction changes per
@@ -182,7 +182,7 @@ typedef struct hak_pool_params {
     size_t keep_empty;           /* empty, purged chunks kept mapped (against map/unmap churn) */
     bool park;                   /* drains park batches in the central lists (else home at once) */
     uint32_t fit_below;          /* a class of a smaller stride takes a larger class's free
-                                    block before it carves a new one (pool.c, fit_larger) */
+                                    block before it carves a new one (hak_front_refill_fit) */
     const char *msg_no_span;     /* failure reasons */
     const char *msg_not_block;
     const char *msg_not_start;
@@ -197,6 +197,7 @@ typedef struct hak_pool_class {
     uint64_t inv;
     uint8_t npages;              /* pages per span */
     uint8_t align_pages;         /* span start aligned to this many pages */
+    uint8_t fit_reach;           /* classes after this one that may lend it a block */
 } hak_pool_class_t;
 
 #define HAK_POOL_CENTRAL_MAX 8    /* parked batches per class */

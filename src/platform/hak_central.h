@@ -358,6 +358,65 @@ HAK_INLINE void *hak_front_refill(const hak_central_ops_t *ops, void *be, hak_ce
     return list;
 }
 
+/* A larger block before a new one (docs/design.md; used by the pools, for
+ * the mid classes below 16 KiB: mid.md says where it pays): a class with nothing
+ * free takes a free block of one of the next HAK_FIT_STEPS classes, up to
+ * 1.25 times its stride, from the thread's own bins instead of carving a
+ * new block, HAK_FIT_RUN times in a row at most; then it refills from its
+ * own blocks and carves if it must, so a class short for good grows its
+ * own instead of taking a slow path per malloc. The block keeps its class
+ * (its free goes to its own bin: a bin never holds another class's
+ * block), so this serves one malloc per slow path. Not at validation=full,
+ * which checks each block against its class's lists. */
+#define HAK_FIT_STEPS 3
+#define HAK_FIT_RUN   8
+
+/* How many of the classes after one of `stride` may lend it a block: of
+ * the next `n` strides `next` (n <= HAK_FIT_STEPS, increasing), those up to
+ * 1.25 times `stride`. */
+HAK_INLINE unsigned hak_fit_reach(uint32_t stride, const uint32_t *next, unsigned n)
+{
+    unsigned k = 0;
+    while (k < n && k < HAK_FIT_STEPS && next[k] <= stride + stride / 4)
+        k++;
+    return k;
+}
+
+/* Refill bin, the empty bin of class cls, as hak_front_refill does; but
+ * when `reach` bins after it (the next classes' bins of this thread) may
+ * lend and *run is under HAK_FIT_RUN: blocks of cls already carved first,
+ * else the first lender's head (*fitted set, *run counted), and new blocks
+ * only when neither has one. */
+HAK_INLINE void *hak_front_refill_fit(const hak_central_ops_t *ops, void *be, hak_central_t *c, unsigned cls,
+                                      hak_bin_t *bin, uint32_t want, bool *contended, unsigned reach,
+                                      uint8_t *run, bool *fitted)
+{
+    *fitted = false;
+#if HAK_VALIDATION < 2
+    hak_bin_t *lender = NULL;
+    for (unsigned k = 1; k <= reach && *run < HAK_FIT_RUN && lender == NULL; k++)
+        if (bin[k].head)
+            lender = &bin[k];
+    if (lender) {
+        void *b = hak_front_refill(ops, be, c, cls, bin, want, contended, false);
+        if (b == NULL) {
+            b = lender->head;
+            lender->head = hak_link_get(b);
+            lender->room++;
+            ++*run;
+            *fitted = true;
+            return b;
+        }
+        *run = 0;
+        return b;
+    }
+#else
+    (void)reach;
+#endif
+    *run = 0;
+    return hak_front_refill(ops, be, c, cls, bin, want, contended, true);
+}
+
 /* A bin over its bound: keep its most recent half (hot), hand the older
  * rest to the central list as one drain. Returns whether the central
  * list's lock was contended. At full, a corrupted link met on the way
