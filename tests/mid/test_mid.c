@@ -66,8 +66,8 @@ static void test_mid_hot_sizes(void **state)
 }
 
 /* A class with nothing free takes a free block of a class up to 1.25x
- * larger from the thread's own bins before it carves a new one (pool.c,
- * fit_larger), except for an aligned request, from a class more than
+ * larger from the thread's own bins before it carves a new one
+ * (hak_front_refill_fit), except for an aligned request, from a class more than
  * 1.25x larger, or at validation=full. */
 static void test_mid_fit_larger(void **state)
 {
