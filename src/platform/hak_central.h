@@ -358,9 +358,9 @@ HAK_INLINE void *hak_front_refill(const hak_central_ops_t *ops, void *be, hak_ce
     return list;
 }
 
-/* A larger block before a new one (docs/design.md; used by the pools, for
- * the mid classes below 16 KiB: mid.md says where it pays): a class with nothing
- * free takes a free block of one of the next HAK_FIT_STEPS classes, up to
+/* A larger block before a new one (docs/design.md; used by the pools for
+ * the mid classes below 16 KiB, mid.md says where it pays): a class with
+ * nothing free takes a free block of one of the next HAK_FIT_STEPS classes, up to
  * 1.25 times its stride, from the thread's own bins instead of carving a
  * new block, HAK_FIT_RUN times in a row at most; then it refills from its
  * own blocks and carves if it must, so a class short for good grows its
@@ -371,9 +371,9 @@ HAK_INLINE void *hak_front_refill(const hak_central_ops_t *ops, void *be, hak_ce
 #define HAK_FIT_STEPS 3
 #define HAK_FIT_RUN   8
 
-/* How many of the classes after one of `stride` may lend it a block: of
- * the next `n` strides `next` (n <= HAK_FIT_STEPS, increasing), those up to
- * 1.25 times `stride`. */
+/* How many of the classes after one of `stride` may lend it a block:
+ * `next` holds the n strides that follow (increasing); of the first
+ * HAK_FIT_STEPS of them, those up to 1.25 times `stride`. */
 HAK_INLINE unsigned hak_fit_reach(uint32_t stride, const uint32_t *next, unsigned n)
 {
     unsigned k = 0;
@@ -399,15 +399,15 @@ HAK_INLINE void *hak_front_refill_fit(const hak_central_ops_t *ops, void *be, ha
             lender = &bin[k];
     if (lender) {
         void *b = hak_front_refill(ops, be, c, cls, bin, want, contended, false);
-        if (b == NULL) {
-            b = lender->head;
-            lender->head = hak_link_get(b);
-            lender->room++;
-            ++*run;
-            *fitted = true;
+        if (b != NULL) {
+            *run = 0;
             return b;
         }
-        *run = 0;
+        b = lender->head; /* at validation < full a link is the plain next pointer */
+        lender->head = hak_link_get(b);
+        lender->room++;
+        ++*run;
+        *fitted = true;
         return b;
     }
 #else
