@@ -18,6 +18,7 @@
 #include "pool_internal.h"
 
 #define HAK_L25_NCLASSES  40
+#define HAK_L25_NSIZED    HAK_L25_NCLASSES /* every class is served by size */
 #define HAK_L25_LUT_SHIFT 12 /* 4 KiB units */
 #define HAK_L25_LUT_SIZE ((HAK_L25_MAX_SIZE >> HAK_L25_LUT_SHIFT) + 1)
 
