@@ -696,31 +696,15 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
     }
 }
 
-/* A bin that swings between empty and full grows (docs/mid.md, "Thread
- * caches"): a refill after a drain, or a drain after a refill, counts one
- * in the class's swing count, two events in the same direction take one
- * off; every HAK_POOL_SWING_EVENTS double the bound, up to HAK_GROW_MAX
- * times its start, while the bounds so grown stay within
- * HAK_POOL_SWING_BUDGET bytes per thread. A bin whose frees and mallocs
- * balance (a steady working set, random sizes) sees its events alternate;
- * a burst allocated then freed sees runs of one direction, and keeps its
- * bound (and the peak RSS). Trim and thread exit reset the bounds. */
+/* A bin that swings between empty and full grows (hak_bound_swing; docs/mid.md,
+ * "Thread caches"), up to params->cache_max blocks, while the bounds so
+ * grown stay within HAK_POOL_SWING_BUDGET bytes per thread. Trim and
+ * thread exit reset the bounds. */
 static void tc_swing(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, unsigned dir)
 {
-    unsigned s = tc->swing[cls], n = s & 0x7Fu;
-    if ((s >> 7) == dir) {
-        n -= n > 0;
-    } else if (++n >= HAK_POOL_SWING_EVENTS) {
-        n = 0;
-        hak_bin_t *bin = &tc->bins[cls];
-        const hak_pool_class_t *k = &pool->t->cls[cls];
-        size_t more = (size_t)bin->max * k->stride;
-        if (bin->max * 2 <= pool->pr->cache_max && tc->swing_bytes + more <= HAK_POOL_SWING_BUDGET) {
-            tc->swing_bytes += more;
-            hak_bin_set_max(bin, bin->max * 2);
-        }
-    }
-    tc->swing[cls] = (uint8_t)(dir << 7 | n);
+    hak_bin_t *bin = &tc->bins[cls];
+    hak_bin_set_max(bin, hak_bound_swing(&tc->swing[cls], dir, bin->max, pool->pr->cache_max,
+                                         pool->t->cls[cls].stride, &tc->swing_bytes, HAK_POOL_SWING_BUDGET));
 }
 
 static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)

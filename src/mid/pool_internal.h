@@ -158,10 +158,8 @@ typedef struct hak_pool_tcache {
     uint8_t fit[HAK_POOL_MAX_CLASSES];  /* larger blocks taken in a row (hak_front_refill_fit) */
 } hak_pool_tcache_t;
 
-/* The swing rule's parameters (pool.c, tc_swing): direction changes per
- * doubling, and the bytes of bound it may add per thread and pool; a bin
- * grows so up to params->cache_max blocks. */
-#define HAK_POOL_SWING_EVENTS 4
+/* The bytes of bound the swing rule (pool.c, tc_swing) may add per thread
+ * and pool; a bin grows so up to params->cache_max blocks. */
 #define HAK_POOL_SWING_BUDGET ((size_t)4 << 20)
 
 /* --------------------------------------------------------- the instance */

@@ -365,6 +365,36 @@ HAK_INLINE uint32_t hak_bound_grow(uint8_t *events, uint32_t max, uint32_t start
     return grown;
 }
 
+/* The other growth rule (tiny tier and pools; docs/design.md): a bin that
+ * swings between empty and full grows. A refill after a drain, or a drain
+ * after a refill, counts one in *swing (dir: 0 refill, 1 drain; the last
+ * direction in its top bit), two events in the same direction take one
+ * off; every HAK_SWING_EVENTS the bound `max` doubles, up to `cap` blocks,
+ * while the bytes the thread's bounds grew by (*bytes) stay within
+ * `budget`. A bin whose frees and mallocs balance (a steady working set)
+ * sees its events alternate and grows, so that it goes to its central list
+ * less often (a trip there moves the list's line between cores); a burst
+ * allocated then freed sees runs of one direction and keeps its bound, and
+ * so its peak RSS. Returns the new bound. */
+#define HAK_SWING_EVENTS 4
+HAK_INLINE uint32_t hak_bound_swing(uint8_t *swing, unsigned dir, uint32_t max, uint32_t cap, size_t stride,
+                                    size_t *bytes, size_t budget)
+{
+    unsigned s = *swing, n = s & 0x7Fu;
+    if ((s >> 7) == dir) {
+        n -= n > 0;
+    } else if (++n >= HAK_SWING_EVENTS) {
+        n = 0;
+        size_t more = (size_t)max * stride;
+        if (max * 2 <= cap && *bytes + more <= budget) {
+            *bytes += more;
+            max *= 2;
+        }
+    }
+    *swing = (uint8_t)(dir << 7 | n);
+    return max;
+}
+
 /* Fork protocol: the prepare handler takes every lock with hak_lock, then
  * calls hak_lock_fork_begin(); from then on hak_lock/hak_unlock by the
  * forking thread pass through. Parent and child call hak_lock_fork_end()

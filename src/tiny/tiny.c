@@ -38,9 +38,11 @@
 #define HAK_TINY_CACHE_BYTES 8192
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
-/* Under contention bins grow (hak_bound_grow) while the thread's bounds
- * stay within HAK_TINY_TC_BUDGET bytes. A thread that never meets another
- * keeps the small bounds. */
+/* Bins grow under contention (hak_bound_grow) and where they swing between
+ * empty and full (hak_bound_swing, up to HAK_GROW_MAX times their start)
+ * while the thread's bounds stay within HAK_TINY_TC_BUDGET bytes. A thread
+ * that never meets another and allocates in bursts keeps the small
+ * bounds. */
 #define HAK_TINY_TC_BUDGET   ((size_t)512 << 10)
 
 const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;
@@ -603,7 +605,7 @@ static void tc_reset_bounds(tiny_tcache_t *tc)
     for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++) {
         hak_bin_set_max(&tc->bins[c], cache_max(c));
         tc->bound_bytes += (size_t)cache_max(c) * hak_tiny_stride_[c];
-        tc->contended[c] = 0; /* not tc->ramp: a thread's slow start is once, at its start */
+        tc->contended[c] = tc->swing[c] = 0; /* not tc->ramp: a thread's slow start is once */
     }
 }
 
@@ -616,6 +618,16 @@ static void tc_contended(tiny_tcache_t *tc, unsigned cls)
     hak_bin_t *bin = &tc->bins[cls];
     hak_bin_set_max(bin, hak_bound_grow(&tc->contended[cls], bin->max, cache_max(cls), hak_tiny_stride_[cls],
                                          &tc->bound_bytes, HAK_TINY_TC_BUDGET));
+}
+
+/* A refill (dir 0) or drain (dir 1) of cls: a bin that swings between
+ * empty and full grows, so that a steady working set goes to the central
+ * list less often (hak_bound_swing). */
+static void tc_swing(tiny_tcache_t *tc, unsigned cls, unsigned dir)
+{
+    hak_bin_t *bin = &tc->bins[cls];
+    hak_bin_set_max(bin, hak_bound_swing(&tc->swing[cls], dir, bin->max, cache_max(cls) * HAK_GROW_MAX,
+                                         hak_tiny_stride_[cls], &tc->bound_bytes, HAK_TINY_TC_BUDGET));
 }
 
 /* Give every block of a cache back to the central lists. */
@@ -735,6 +747,7 @@ void *hak_tiny_alloc_slow_(unsigned cls)
     b = hak_front_refill(&g_ops, NULL, &g_central[cls], cls, bin, want, &contended, true);
     if (HAK_UNLIKELY(contended))
         tc_contended(tc, cls);
+    tc_swing(tc, cls, 0);
 out:
     hak_purge_poll();
 #endif
@@ -771,6 +784,7 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
         return;
     if (HAK_UNLIKELY(hak_front_drain(&g_ops, NULL, &g_central[cls], cls, bin)))
         tc_contended(tc, cls);
+    tc_swing(tc, cls, 1);
     hak_purge_poll();
 #endif
 }

@@ -89,9 +89,12 @@ typedef struct tiny_tcache {
     uint32_t state;
     /* Bins grow under contention (hak_bound_grow): refills and
      * drains that found their class lock taken, per class since the last
-     * growth, and the sum of the bins' bounds in bytes. */
+     * growth, and the sum of the bins' bounds in bytes; and where a bin
+     * swings between empty and full (hak_bound_swing): per class the
+     * direction of its last refill or drain and a count of changes. */
     size_t bound_bytes;
     uint8_t contended[HAK_TINY_NCLASSES];
+    uint8_t swing[HAK_TINY_NCLASSES];
     uint8_t ramp[HAK_TINY_NCLASSES];      /* refills so far, up to HAK_FRONT_RAMP_STEPS:
                                              a thread's first take few blocks (slow start) */
 } tiny_tcache_t;

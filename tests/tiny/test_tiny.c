@@ -504,6 +504,55 @@ static void test_descriptor(void **state)
     vt->trim();
 }
 
+#if !HAK_PLATFORM_ARENA
+/* The swing rule (hak_bound_swing, design.md "Bounds grow"): a bin that
+ * goes from empty (a refill) to full (a drain) and back grows, up to 4
+ * times its start; one filled by a burst and emptied by its frees does
+ * not; trim puts the bound back. */
+static void test_bin_swing(void **state)
+{
+    (void)state;
+    enum { SIZE = 500, CAP = 2048 };
+    static void *v[CAP];
+    size_t n = 0;
+    hak_tiny_trim();
+    void *p = hak_tiny_alloc(SIZE);
+    assert_non_null(p);
+    hak_bin_t *bin = tiny_bin(hak_tiny_class_of(SIZE));
+    hak_tiny_free(p);
+    uint32_t start = bin->max;
+    assert_true(start >= 2);
+    /* bursts: every block allocated, then every one freed */
+    for (int round = 0; round < 8; round++) {
+        for (n = 0; n < 4 * (size_t)start + 1; n++)
+            assert_non_null(v[n] = hak_tiny_alloc(SIZE));
+        while (n > 0)
+            hak_tiny_free(v[--n]);
+        assert_int_equal(bin->max, start);
+    }
+    /* swings: allocate past empty (one refill), free past full (one drain) */
+    for (int round = 0; round < 64; round++) {
+        while (hak_bin_count(bin) > 0) {
+            assert_true(n < CAP);
+            assert_non_null(v[n++] = hak_tiny_alloc(SIZE));
+        }
+        assert_true(n < CAP);
+        assert_non_null(v[n++] = hak_tiny_alloc(SIZE));
+        while (n > 0 && hak_bin_count(bin) < bin->max)
+            hak_tiny_free(v[--n]);
+        while (n == 0) /* blocks to free past full */
+            assert_non_null(v[n++] = hak_tiny_alloc(SIZE));
+        hak_tiny_free(v[--n]);
+        assert_true(bin->max <= start * HAK_GROW_MAX);
+    }
+    assert_true(bin->max > start);
+    while (n > 0)
+        hak_tiny_free(v[--n]);
+    hak_tiny_trim();
+    assert_int_equal(bin->max, start);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -520,6 +569,9 @@ int main(void)
         cmocka_unit_test(test_memory_returns),
         cmocka_unit_test(test_budget_without_delay),
         cmocka_unit_test(test_delay_zero),
+#if !HAK_PLATFORM_ARENA
+        cmocka_unit_test(test_bin_swing),
+#endif
     };
     ht_purge_install();
     return cmocka_run_group_tests(tests, NULL, NULL);
