@@ -41,6 +41,7 @@ static const hak_pool_params_t g_params = {
     .span_min_blocks = 1,      /* spans of one block (more where one would waste over 1/8), */
     .span_max_bytes = (size_t)1 << 20, /* up to 1 MiB */
     .keep_empty = 4,           /* empty chunks kept mapped */
+    .swing_budget = (size_t)4 << 20, /* bins that swing grow by up to 4 MiB a thread (mid.md) */
     .park = false, /* a parked block of 36 KiB-1 MiB costs more memory than its refill costs time */
     .fit_below = 0, /* no larger block instead of a new one: a span of these is released when it
                        empties and its pages serve any class (mid.md) */

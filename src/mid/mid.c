@@ -47,6 +47,7 @@ static const hak_pool_params_t g_params = {
     .span_min_blocks = 8,     /* spans of at least 8 blocks, */
     .span_max_bytes = (size_t)256 << 10, /* up to 256 KiB */
     .keep_empty = 1,          /* empty chunks kept mapped */
+    .swing_budget = (size_t)8 << 20, /* bins that swing grow by up to 8 MiB a thread (mid.md) */
     .park = true,
     .fit_below = 16u << 10,   /* a larger block before a new one below 16 KiB (mid.md) */
     .msg_no_span = "invalid pointer (not in an in-use mid span)",

@@ -158,9 +158,6 @@ typedef struct hak_pool_tcache {
     uint8_t fit[HAK_POOL_MAX_CLASSES];  /* larger blocks taken in a row (hak_front_refill_fit) */
 } hak_pool_tcache_t;
 
-/* The bytes of bound the swing rule (pool.c, tc_swing) may add per thread
- * and pool; a bin grows so up to params->cache_max blocks. */
-#define HAK_POOL_SWING_BUDGET ((size_t)4 << 20)
 
 /* --------------------------------------------------------- the instance */
 
@@ -178,6 +175,8 @@ typedef struct hak_pool_params {
     unsigned span_min_blocks;    /* a span holds at least this many blocks ... */
     size_t span_max_bytes;       /* ... unless it would pass this size */
     size_t keep_empty;           /* empty, purged chunks kept mapped (against map/unmap churn) */
+    size_t swing_budget;         /* bytes of bound the swing rule (pool.c, tc_swing) may add
+                                    per thread, a bin growing so up to cache_max blocks */
     bool park;                   /* drains park batches in the central lists (else home at once) */
     uint32_t fit_below;          /* a class of a smaller stride takes a larger class's free
                                     block before it carves a new one (hak_front_refill_fit) */

@@ -643,7 +643,7 @@ static void test_bin_swing(void **state)
         TIER.free(v[--n]);
         assert_true(bin->max <= (start > TIER.pool->pr->cache_max ? start : TIER.pool->pr->cache_max));
     }
-    if (start * 2 <= TIER.pool->pr->cache_max && (size_t)start * k->stride <= HAK_POOL_SWING_BUDGET)
+    if (start * 2 <= TIER.pool->pr->cache_max && (size_t)start * k->stride <= TIER.pool->pr->swing_budget)
         assert_true(bin->max > start);
     while (n > 0)
         TIER.free(v[--n]);
