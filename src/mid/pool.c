@@ -696,15 +696,17 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
     }
 }
 
-/* A bin that swings between empty and full grows (hak_bound_swing; docs/mid.md,
+/* A bin that swings between empty and full grows (hak_swing_event; docs/mid.md,
  * "Thread caches"), up to params->cache_max blocks, while the bounds so
  * grown stay within params->swing_budget bytes per thread. Trim and
  * thread exit reset the bounds. */
-static void tc_swing(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, unsigned dir)
+HAK_INLINE void tc_swing(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, unsigned dir)
 {
+    if (HAK_LIKELY(!hak_swing_event(&tc->swing[cls], dir)))
+        return;
     hak_bin_t *bin = &tc->bins[cls];
-    hak_bin_set_max(bin, hak_bound_swing(&tc->swing[cls], dir, bin->max, pool->pr->cache_max,
-                                         pool->t->cls[cls].stride, &tc->swing_bytes, pool->pr->swing_budget));
+    hak_bin_set_max(bin, hak_swing_grow(bin->max, pool->pr->cache_max, pool->t->cls[cls].stride, &tc->swing_bytes,
+                                        pool->pr->swing_budget));
 }
 
 static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)

@@ -375,24 +375,31 @@ HAK_INLINE uint32_t hak_bound_grow(uint8_t *events, uint32_t max, uint32_t start
  * sees its events alternate and grows, so that it goes to its central list
  * less often (a trip there moves the list's line between cores); a burst
  * allocated then freed sees runs of one direction and keeps its bound, and
- * so its peak RSS. Returns the new bound. */
+ * so its peak RSS. hak_swing_event counts the event and says whether the
+ * bound should double now; hak_swing_grow returns the doubled bound, or
+ * `max` when that would pass `cap` or the budget. */
 #define HAK_SWING_EVENTS 4
-HAK_INLINE uint32_t hak_bound_swing(uint8_t *swing, unsigned dir, uint32_t max, uint32_t cap, size_t stride,
-                                    size_t *bytes, size_t budget)
+HAK_INLINE bool hak_swing_event(uint8_t *swing, unsigned dir)
 {
     unsigned s = *swing, n = s & 0x7Fu;
+    bool grow = false;
     if ((s >> 7) == dir) {
         n -= n > 0;
     } else if (++n >= HAK_SWING_EVENTS) {
         n = 0;
-        size_t more = (size_t)max * stride;
-        if (max * 2 <= cap && *bytes + more <= budget) {
-            *bytes += more;
-            max *= 2;
-        }
+        grow = true;
     }
     *swing = (uint8_t)(dir << 7 | n);
-    return max;
+    return grow;
+}
+
+HAK_INLINE uint32_t hak_swing_grow(uint32_t max, uint32_t cap, size_t stride, size_t *bytes, size_t budget)
+{
+    size_t more = (size_t)max * stride;
+    if (max * 2 > cap || *bytes + more > budget)
+        return max;
+    *bytes += more;
+    return max * 2;
 }
 
 /* Fork protocol: the prepare handler takes every lock with hak_lock, then

@@ -39,7 +39,7 @@
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
 /* Bins grow under contention (hak_bound_grow) and where they swing between
- * empty and full (hak_bound_swing, up to HAK_GROW_MAX times their start)
+ * empty and full (hak_swing_event, up to HAK_GROW_MAX times their start)
  * while the thread's bounds stay within HAK_TINY_TC_BUDGET bytes. A thread
  * that never meets another and allocates in bursts keeps the small
  * bounds. */
@@ -622,12 +622,14 @@ static void tc_contended(tiny_tcache_t *tc, unsigned cls)
 
 /* A refill (dir 0) or drain (dir 1) of cls: a bin that swings between
  * empty and full grows, so that a steady working set goes to the central
- * list less often (hak_bound_swing). */
-static void tc_swing(tiny_tcache_t *tc, unsigned cls, unsigned dir)
+ * list less often (hak_swing_event). */
+HAK_INLINE void tc_swing(tiny_tcache_t *tc, unsigned cls, unsigned dir)
 {
+    if (HAK_LIKELY(!hak_swing_event(&tc->swing[cls], dir)))
+        return;
     hak_bin_t *bin = &tc->bins[cls];
-    hak_bin_set_max(bin, hak_bound_swing(&tc->swing[cls], dir, bin->max, cache_max(cls) * HAK_GROW_MAX,
-                                         hak_tiny_stride_[cls], &tc->bound_bytes, HAK_TINY_TC_BUDGET));
+    hak_bin_set_max(bin, hak_swing_grow(bin->max, cache_max(cls) * HAK_GROW_MAX, hak_tiny_stride_[cls],
+                                        &tc->bound_bytes, HAK_TINY_TC_BUDGET));
 }
 
 /* Give every block of a cache back to the central lists. */

@@ -90,7 +90,7 @@ typedef struct tiny_tcache {
     /* Bins grow under contention (hak_bound_grow): refills and
      * drains that found their class lock taken, per class since the last
      * growth, and the sum of the bins' bounds in bytes; and where a bin
-     * swings between empty and full (hak_bound_swing): per class the
+     * swings between empty and full (hak_swing_event): per class the
      * direction of its last refill or drain and a count of changes. */
     size_t bound_bytes;
     uint8_t contended[HAK_TINY_NCLASSES];

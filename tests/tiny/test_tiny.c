@@ -505,7 +505,7 @@ static void test_descriptor(void **state)
 }
 
 #if !HAK_PLATFORM_ARENA
-/* The swing rule (hak_bound_swing, design.md "Bounds grow"): a bin that
+/* The swing rule (hak_swing_event, design.md "Bins that swing grow"): a bin that
  * goes from empty (a refill) to full (a drain) and back grows, up to 4
  * times its start; one filled by a burst and emptied by its frees does
  * not; trim puts the bound back. */
