@@ -217,7 +217,8 @@ static void class_setup(hak_pool_t *pool, unsigned c)
     if (m > pr->cache_max)
         m = pr->cache_max;
     k->bin_max = (uint32_t)m;
-    pool->t->central[c].home_only = !pr->park;
+    _Static_assert(HAK_POOL_CENTRAL_MAX <= HAK_CENTRAL_MAX, "the pools' parked batches fit a central list");
+    pool->t->central[c].max_batches = pr->park ? HAK_POOL_CENTRAL_MAX : 0;
     /* the classes that may lend this one a block (hak_front_refill_fit):
      * the sized ones after it, for strides below params->fit_below */
     k->fit_reach = stride < pr->fit_below && c + 1 < pr->nsized
@@ -653,7 +654,6 @@ static const hak_central_ops_t g_ops = {
     .unit_of = unit_of,
     .release = unit_release,
     .next = list_next,
-    .max_batches = HAK_POOL_CENTRAL_MAX,
 };
 
 /* Every parked batch of every class home (thread exit, trim, fork child). */

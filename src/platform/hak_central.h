@@ -5,11 +5,11 @@
  * the units' own bookkeeping (their partial lists, a block out of a unit,
  * a block home to it).
  *
- * A central list holds up to ops->max_batches parked batches: a drained
+ * A central list holds up to its max_batches parked batches: a drained
  * bin's older half is parked whole (O(1)), and the next refill of the
  * class takes a parked batch whole before it asks the units. A full list,
- * a list whose back end parks nothing (home_only: blocks so large that a
- * parked one costs more memory than its refill costs time), or a shrinking
+ * a list whose back end parks nothing (max_batches 0: blocks so large that
+ * a parked one costs more memory than its refill costs time), or a shrinking
  * class (spills released HAK_CENTRAL_SHRINK units with none
  * taken in between: parked batches would pin one unit each), sends the
  * blocks home to their units instead. Everything here runs under the
@@ -21,7 +21,8 @@
  * keep. The back end supplies what differs (hak_central_ops_t: how a unit
  * is found, made and released, how a link is checked), passed as a
  * constant so that each call is inlined and the operations are direct
- * calls.
+ * calls, and sets each list's policy (max_batches, keep_last) before the
+ * list's first use.
  */
 #ifndef HAK_CENTRAL_H
 #define HAK_CENTRAL_H
@@ -32,7 +33,7 @@
 #include "hak_purge.h"
 #include "hak_platform.h"
 
-#define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (ops->max_batches) */
+#define HAK_CENTRAL_MAX    16 /* parked batches per class, at most (max_batches) */
 #define HAK_CENTRAL_SHRINK 4 /* releases that say a class is shrinking */
 #define HAK_CARVE_BYTES    4096 /* new blocks a refill carves at most: a page's worth (at least one) */
 
@@ -65,7 +66,9 @@ typedef struct hak_central {
     uint32_t shrinking;    /* spills released HAK_CENTRAL_SHRINK units with none taken in
                               between: park no batches, send them home */
     uint32_t net_releases; /* units released by spills since one was last taken */
-    uint32_t home_only;    /* park nothing: every put goes home (set by the back end at init) */
+    /* The back end's policy for the list, set before its first use: */
+    uint32_t max_batches;  /* parked batches at most (<= HAK_CENTRAL_MAX; 0: every put goes home) */
+    uint32_t keep_last;    /* an emptied unit alone on the partial list stays (not released) */
     hak_unit_t *partial;   /* the back end's units of this class with a free or uncarved block */
     /* Event counters (statistics), written under the lock: they share its
      * cache line, so counting costs no line of its own (process-wide
@@ -89,8 +92,6 @@ typedef struct hak_central_ops {
      * batch (home NULL), or unit home's free list. Its link checked at
      * full: a corrupted one reported as a failure of `op`, and NULL. */
     void *(*next)(void *be, void *b, unsigned cls, const char *op, const hak_unit_t *home);
-    uint32_t max_batches; /* parked batches per class (<= HAK_CENTRAL_MAX) */
-    bool keep_last;       /* an emptied unit alone on its partial list stays (not released) */
 } hak_central_ops_t;
 
 /* ------------------------------------------------------------ the units */
@@ -132,7 +133,7 @@ HAK_INLINE void *hak_unit_pop(const hak_central_ops_t *ops, void *be, hak_unit_t
 }
 
 /* Block b home to its unit; true if that emptied and released the unit
- * (unless ops->keep_last keeps it: the class's only partial unit). */
+ * (unless c->keep_last keeps it: the class's only partial unit). */
 HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_central_t *c, void *b)
 {
     hak_unit_t *u = ops->unit_of(b);
@@ -141,7 +142,7 @@ HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_centr
     u->used--;
     if (!u->in_partial)
         hak_unit_partial_add(c, u);
-    if (u->used == 0 && !(ops->keep_last && c->partial == u && u->next == NULL)) {
+    if (u->used == 0 && !(c->keep_last && c->partial == u && u->next == NULL)) {
         hak_unit_partial_remove(c, u);
         ops->release(be, u);
         return true;
@@ -258,7 +259,7 @@ HAK_INLINE bool hak_central_put(const hak_central_ops_t *ops, void *be, hak_cent
     bool contended = hak_lock_contended(&c->lock);
     if (drain)
         HAK_COUNT_LOCKED(c->drains, 1);
-    if (c->nbatch < ops->max_batches && !c->shrinking && !c->home_only) {
+    if (c->nbatch < c->max_batches && !c->shrinking) {
         c->batch[c->nbatch].head = head;
         c->batch[c->nbatch].n = n;
         c->nbatch++;

@@ -63,7 +63,11 @@ _Static_assert(sizeof(tiny_ss_t) + HAK_TINY_MAX_SLABS * (((size_t)1 << HAK_TINY_
 
 /* --------------------------------------------------------------- state */
 
-static hak_central_t g_central[HAK_TINY_NCLASSES];
+/* The central lists' policy (hak_central.h): up to 16 parked batches, and
+ * a class's only partial slab stays when it empties. */
+#define TINY_CENTRAL_POLICY {.max_batches = HAK_TINY_CENTRAL_MAX, .keep_last = 1}
+static hak_central_t g_central[HAK_TINY_NCLASSES] = {[0 ... HAK_TINY_NCLASSES - 1] = TINY_CENTRAL_POLICY};
+_Static_assert(HAK_TINY_CENTRAL_MAX <= HAK_CENTRAL_MAX, "tiny's parked batches fit a central list");
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
 /* Free slabs whose pages are still committed, most recently freed first
  * (g_ss_lock), linked through their units. */
@@ -573,8 +577,6 @@ static const hak_central_ops_t g_ops = {
     .carved = write_header,
     .release = unit_release,
     .next = list_next,
-    .max_batches = HAK_TINY_CENTRAL_MAX,
-    .keep_last = true,
 };
 
 /* Hand a linked list of n blocks to the central list of cls (`drain`: a
@@ -1028,7 +1030,8 @@ int hak_tiny_init_arena(void *buf, size_t len)
     if (mem == NULL)
         return -1;
     hak_chunk_set_tag(mem, avail, HAK_TAG_TINY);
-    memset(g_central, 0, sizeof(g_central));
+    for (unsigned c = 0; c < HAK_TINY_NCLASSES; c++)
+        g_central[c] = (hak_central_t)TINY_CENTRAL_POLICY;
     g_ss_list = NULL;
     g_arena_next = mem;
     g_arena_end = (uint8_t *)mem + avail;
