@@ -4,6 +4,7 @@
 #include "hak_l25.h"
 #include "l25_inline.h"
 
+#define POOL_ENGINE_SIZE 100000 /* the engine suite's blocks (pool_suite.h) */
 #include "pool_suite.h"
 
 static hak_pool_tcache_t *tier_tc(void) { return &hak_l25_tc_; }
@@ -63,6 +64,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_l25_pow2),
         POOL_SUITE_TESTS,
+        ENGINE_SUITE_TESTS,
     };
     ht_purge_install(); /* the purge delay passes when a test says so */
     const char *filter = getenv("HT_FILTER"); /* run some tests only */

@@ -601,56 +601,40 @@ static void test_aligned_interior(void **state)
 
 /* ---------------------------------------------------------- bin growth */
 
-/* The swing rule (docs/mid.md, "Thread caches"): a bin that goes from
- * empty (a refill) to full (a drain) and back grows, up to cache_max
- * blocks; one that is filled by a burst and emptied by its free does not;
- * trim puts the bound back. */
-static void test_bin_swing(void **state)
+/* The engine's tests (common/engine_suite.h) against this pool, with
+ * blocks of POOL_ENGINE_SIZE bytes (the suite defines it). */
+#include "common/engine_suite.h"
+static void *engine_alloc(size_t n) { return TIER.alloc(n, 0); }
+static void engine_free(void *p) { TIER.free(p); }
+static void engine_trim(void) { TIER.trim(); }
+static hak_bin_t *engine_bin(void)
 {
-    (void)state;
-    enum { CAP = 1024 };
-    static void *v[CAP];
-    size_t n = 0;
-    TIER.trim();
-    void *p = TIER.alloc(TIER.hi, 0);
-    assert_non_null(p);
-    unsigned cls = hak_pool_span_of(p)->cls;
-    const hak_pool_class_t *k = &TIER.pool->t->cls[cls];
-    hak_bin_t *bin = &TIER.tc()->bins[cls];
-    TIER.free(p);
-    uint32_t start = k->bin_max;
-    assert_int_equal(bin->max, start);
-    /* bursts: every block allocated, then every one freed */
-    for (int round = 0; round < 8; round++) {
-        for (n = 0; n < 4 * (size_t)start + 1; n++)
-            assert_non_null(v[n] = TIER.alloc(TIER.hi, 0));
-        while (n > 0)
-            TIER.free(v[--n]);
-        assert_int_equal(bin->max, start);
-    }
-    /* swings: allocate past empty (one refill), free past full (one drain) */
-    for (int round = 0; round < 64; round++) {
-        while (hak_bin_count(bin) > 0) {
-            assert_true(n < CAP);
-            assert_non_null(v[n++] = TIER.alloc(TIER.hi, 0));
-        }
-        assert_true(n < CAP);
-        assert_non_null(v[n++] = TIER.alloc(TIER.hi, 0));
-        while (n > 0 && hak_bin_count(bin) < bin->max)
-            TIER.free(v[--n]);
-        while (n == 0) /* blocks to free past full */
-            assert_non_null(v[n++] = TIER.alloc(TIER.hi, 0));
-        TIER.free(v[--n]);
-        assert_true(bin->max <= (start > TIER.pool->pr->cache_max ? start : TIER.pool->pr->cache_max));
-    }
-    if (start * 2 <= TIER.pool->pr->cache_max && (size_t)start * k->stride <= TIER.pool->pr->swing_budget)
-        assert_true(bin->max > start);
-    while (n > 0)
-        TIER.free(v[--n]);
-    TIER.trim();
-    assert_int_equal(bin->max, start);
-    assert_valid_pool();
+    unsigned c = 0;
+    while (TIER.pool->t->cls[c].stride < POOL_ENGINE_SIZE)
+        c++;
+    return &TIER.tc()->bins[c];
 }
+static uint32_t engine_cap(uint32_t start)
+{
+    return start > TIER.pool->pr->cache_max ? start : TIER.pool->pr->cache_max;
+}
+static void engine_counts(size_t *refills, size_t *drains)
+{
+    hak_pool_stats_t s;
+    TIER.stats(&s);
+    *refills = s.refills;
+    *drains = s.drains;
+}
+static const engine_tier_t ENGINE = {
+    .name = "pool",
+    .size = POOL_ENGINE_SIZE,
+    .alloc = engine_alloc,
+    .free = engine_free,
+    .trim = engine_trim,
+    .bin = engine_bin,
+    .cap = engine_cap,
+    .counts = engine_counts,
+};
 
 /* Blocks a refill carves at most: a 4 KiB page of them, at least one
  * (the rule, docs/design.md "Refills start small"; HAK_CARVE_BYTES). */
@@ -1464,7 +1448,6 @@ static void test_descriptor(void **state)
     cmocka_unit_test(test_thread_churn),                  \
     cmocka_unit_test(test_aligned),                       \
     cmocka_unit_test(test_aligned_interior),       \
-    cmocka_unit_test(test_bin_swing),                     \
     cmocka_unit_test(test_refill_slow_start),             \
     cmocka_unit_test(test_refill_carves_a_page),          \
     cmocka_unit_test(test_span_reuse_same_class),         \

@@ -4,6 +4,7 @@
 #include "hak_mid.h"
 #include "mid_inline.h"
 
+#define POOL_ENGINE_SIZE 2000 /* the engine suite's blocks (pool_suite.h) */
 #include "pool_suite.h"
 
 static hak_pool_tcache_t *tier_tc(void) { return &hak_mid_tc_; }
@@ -130,6 +131,7 @@ int main(void)
         cmocka_unit_test(test_mid_hot_sizes),
         cmocka_unit_test(test_mid_fit_larger),
         POOL_SUITE_TESTS,
+        ENGINE_SUITE_TESTS,
     };
     ht_purge_install(); /* the purge delay passes when a test says so */
     const char *filter = getenv("HT_FILTER"); /* run some tests only */

@@ -505,52 +505,29 @@ static void test_descriptor(void **state)
 }
 
 #if !HAK_PLATFORM_ARENA
-/* The swing rule (hak_swing_event, design.md "Bins that swing grow"): a bin that
- * goes from empty (a refill) to full (a drain) and back grows, up to 4
- * times its start; one filled by a burst and emptied by its frees does
- * not; trim puts the bound back. */
-static void test_bin_swing(void **state)
+/* The engine's tests (common/engine_suite.h) against the tiny tier, with
+ * blocks of 200 B. */
+#include "common/engine_suite.h"
+static void *engine_alloc(size_t n) { return hak_tiny_alloc(n); }
+static hak_bin_t *engine_bin(void) { return tiny_bin(hak_tiny_class_of(200)); }
+static uint32_t engine_cap(uint32_t start) { return start * HAK_GROW_MAX; }
+static void engine_counts(size_t *refills, size_t *drains)
 {
-    (void)state;
-    enum { SIZE = 500, CAP = 2048 };
-    static void *v[CAP];
-    size_t n = 0;
-    hak_tiny_trim();
-    void *p = hak_tiny_alloc(SIZE);
-    assert_non_null(p);
-    hak_bin_t *bin = tiny_bin(hak_tiny_class_of(SIZE));
-    hak_tiny_free(p);
-    uint32_t start = bin->max;
-    assert_true(start >= 2);
-    /* bursts: every block allocated, then every one freed */
-    for (int round = 0; round < 8; round++) {
-        for (n = 0; n < 4 * (size_t)start + 1; n++)
-            assert_non_null(v[n] = hak_tiny_alloc(SIZE));
-        while (n > 0)
-            hak_tiny_free(v[--n]);
-        assert_int_equal(bin->max, start);
-    }
-    /* swings: allocate past empty (one refill), free past full (one drain) */
-    for (int round = 0; round < 64; round++) {
-        while (hak_bin_count(bin) > 0) {
-            assert_true(n < CAP);
-            assert_non_null(v[n++] = hak_tiny_alloc(SIZE));
-        }
-        assert_true(n < CAP);
-        assert_non_null(v[n++] = hak_tiny_alloc(SIZE));
-        while (n > 0 && hak_bin_count(bin) < bin->max)
-            hak_tiny_free(v[--n]);
-        while (n == 0) /* blocks to free past full */
-            assert_non_null(v[n++] = hak_tiny_alloc(SIZE));
-        hak_tiny_free(v[--n]);
-        assert_true(bin->max <= start * HAK_GROW_MAX);
-    }
-    assert_true(bin->max > start);
-    while (n > 0)
-        hak_tiny_free(v[--n]);
-    hak_tiny_trim();
-    assert_int_equal(bin->max, start);
+    hak_tiny_stats_t s;
+    hak_tiny_get_stats(&s);
+    *refills = s.refills;
+    *drains = s.drains;
 }
+static const engine_tier_t ENGINE = {
+    .name = "tiny",
+    .size = 200,
+    .alloc = engine_alloc,
+    .free = hak_tiny_free,
+    .trim = hak_tiny_trim,
+    .bin = engine_bin,
+    .cap = engine_cap,
+    .counts = engine_counts,
+};
 #endif
 
 int main(void)
@@ -570,7 +547,7 @@ int main(void)
         cmocka_unit_test(test_budget_without_delay),
         cmocka_unit_test(test_delay_zero),
 #if !HAK_PLATFORM_ARENA
-        cmocka_unit_test(test_bin_swing),
+        ENGINE_SUITE_TESTS,
 #endif
     };
     ht_purge_install();
