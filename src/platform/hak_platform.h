@@ -175,9 +175,10 @@ extern uint8_t *hak_pagemap_l1_[HAK_PAGEMAP_L1_SIZE];
 HAK_INLINE unsigned hak_page_kind(const void *p)
 {
     uintptr_t a = (uintptr_t)p;
-    if (HAK_UNLIKELY(a >> 47))
+    uintptr_t i = a >> HAK_PAGEMAP_L1_SHIFT; /* past the table: not a user address */
+    if (HAK_UNLIKELY(i >= HAK_PAGEMAP_L1_SIZE))
         return 0;
-    const uint8_t *l2 = __atomic_load_n(&hak_pagemap_l1_[a >> HAK_PAGEMAP_L1_SHIFT], __ATOMIC_ACQUIRE);
+    const uint8_t *l2 = __atomic_load_n(&hak_pagemap_l1_[i], __ATOMIC_ACQUIRE);
     if (HAK_UNLIKELY(l2 == NULL))
         return 0;
     /* relaxed atomic: a page's kind changes (a span formed, a chunk
