@@ -34,7 +34,7 @@ _Static_assert(HAK_L25_CLASS_OF_UNITS(256) == HAK_L25_NCLASSES - 1, "L25 size-cl
 
 #if !HAK_PLATFORM_ARENA
 static const hak_pool_params_t g_params = {
-    HAK_POOL_IDENTITY(L25, "L25"),
+    HAK_POOL_IDENTITY(L25, "L25", g_strides),
     .cache_bytes = 256u << 10, /* thread cache per class: 1..4 blocks */
     .cache_min = 1,
     .cache_max = 4,

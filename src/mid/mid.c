@@ -40,7 +40,7 @@ _Static_assert(HAK_MID_NCLASSES <= HAK_KIND_L250 - HAK_KIND_MID0, "mid classes f
 
 #if !HAK_PLATFORM_ARENA
 static const hak_pool_params_t g_params = {
-    HAK_POOL_IDENTITY(MID, "mid"),
+    HAK_POOL_IDENTITY(MID, "mid", g_strides),
     .cache_bytes = 32u << 10, /* thread cache per class: 8..32 blocks */
     .cache_min = 8,
     .cache_max = 32,

@@ -187,10 +187,10 @@ typedef struct hak_pool_params {
 
 /* The parameters a pool's names give, for its g_params: NAME as its macros
  * spell it (MID: HAK_TAG_MID, HAK_KIND_MID0, HAK_MID_NCLASSES, HAK_MID_NSIZED,
- * HAK_MID_MAX_SIZE), `label` as its reports do, its class table g_strides. */
-#define HAK_POOL_IDENTITY(NAME, label)                                                                  \
+ * HAK_MID_MAX_SIZE), `label` as its reports do, beside its class table. */
+#define HAK_POOL_IDENTITY(NAME, label, table)                                                           \
     .name = label, .tag = HAK_TAG_##NAME, .kind0 = HAK_KIND_##NAME##0, .nclasses = HAK_##NAME##_NCLASSES, \
-    .nsized = HAK_##NAME##_NSIZED, .strides = g_strides, .max_size = HAK_##NAME##_MAX_SIZE
+    .nsized = HAK_##NAME##_NSIZED, .strides = table, .max_size = HAK_##NAME##_MAX_SIZE
 
 /* Derived per class at init. */
 typedef struct hak_pool_class {

@@ -21,8 +21,7 @@
  * keep. The back end supplies what differs (hak_central_ops_t: how a unit
  * is found, made and released, how a link is checked), passed as a
  * constant so that each call is inlined and the operations are direct
- * calls, and sets each list's policy (max_batches, keep_last) before the
- * list's first use.
+ * calls, and sets each list's max_batches before the list's first use.
  */
 #ifndef HAK_CENTRAL_H
 #define HAK_CENTRAL_H
@@ -66,9 +65,8 @@ typedef struct hak_central {
     uint32_t shrinking;    /* spills released HAK_CENTRAL_SHRINK units with none taken in
                               between: park no batches, send them home */
     uint32_t net_releases; /* units released by spills since one was last taken */
-    /* The back end's policy for the list, set before its first use: */
-    uint32_t max_batches;  /* parked batches at most (<= HAK_CENTRAL_MAX; 0: every put goes home) */
-    uint32_t keep_last;    /* an emptied unit alone on the partial list stays (not released) */
+    uint32_t max_batches;  /* parked batches at most (<= HAK_CENTRAL_MAX; 0: every put goes home),
+                              set by the back end before the list's first use */
     hak_unit_t *partial;   /* the back end's units of this class with a free or uncarved block */
     /* Event counters (statistics), written under the lock: they share its
      * cache line, so counting costs no line of its own (process-wide
@@ -92,6 +90,7 @@ typedef struct hak_central_ops {
      * batch (home NULL), or unit home's free list. Its link checked at
      * full: a corrupted one reported as a failure of `op`, and NULL. */
     void *(*next)(void *be, void *b, unsigned cls, const char *op, const hak_unit_t *home);
+    bool keep_last; /* an emptied unit alone on its partial list stays (not released) */
 } hak_central_ops_t;
 
 /* ------------------------------------------------------------ the units */
@@ -133,7 +132,7 @@ HAK_INLINE void *hak_unit_pop(const hak_central_ops_t *ops, void *be, hak_unit_t
 }
 
 /* Block b home to its unit; true if that emptied and released the unit
- * (unless c->keep_last keeps it: the class's only partial unit). */
+ * (unless ops->keep_last keeps it: the class's only partial unit). */
 HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_central_t *c, void *b)
 {
     hak_unit_t *u = ops->unit_of(b);
@@ -142,7 +141,7 @@ HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_centr
     u->used--;
     if (!u->in_partial)
         hak_unit_partial_add(c, u);
-    if (u->used == 0 && !(c->keep_last && c->partial == u && u->next == NULL)) {
+    if (u->used == 0 && !(ops->keep_last && c->partial == u && u->next == NULL)) {
         hak_unit_partial_remove(c, u);
         ops->release(be, u);
         return true;

@@ -63,9 +63,8 @@ _Static_assert(sizeof(tiny_ss_t) + HAK_TINY_MAX_SLABS * (((size_t)1 << HAK_TINY_
 
 /* --------------------------------------------------------------- state */
 
-/* The central lists' policy (hak_central.h): up to 16 parked batches, and
- * a class's only partial slab stays when it empties. */
-#define TINY_CENTRAL_POLICY {.max_batches = HAK_TINY_CENTRAL_MAX, .keep_last = 1}
+/* The central lists park up to 16 batches (hak_central.h). */
+#define TINY_CENTRAL_POLICY {.max_batches = HAK_TINY_CENTRAL_MAX}
 static hak_central_t g_central[HAK_TINY_NCLASSES] = {[0 ... HAK_TINY_NCLASSES - 1] = TINY_CENTRAL_POLICY};
 _Static_assert(HAK_TINY_CENTRAL_MAX <= HAK_CENTRAL_MAX, "tiny's parked batches fit a central list");
 static hak_lock_t g_ss_lock = HAK_LOCK_INIT;
@@ -577,6 +576,7 @@ static const hak_central_ops_t g_ops = {
     .carved = write_header,
     .release = unit_release,
     .next = list_next,
+    .keep_last = true, /* the class's only partial slab stays when it empties */
 };
 
 /* Hand a linked list of n blocks to the central list of cls (`drain`: a
