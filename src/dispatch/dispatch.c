@@ -302,14 +302,18 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
 {
     /* Profiling alone: every malloc comes here, and only the one that runs
      * the thread's count out goes further than the tiers; a small request
-     * goes straight to the front end (its size needs no other check). */
-    if (HAK_UNLIKELY(hak_trace_on_)) {
-        if ((hak_trace_on_ & HAK_HOOK_TRACE) || (hak_prof_left_ -= (int64_t)size) < 0)
+     * goes straight to the front end (its size needs no other check). One
+     * compare tells this case from the others (no hook: a size past the
+     * front end's; tracing, with or without profiling). */
+    if (hak_trace_on_ == HAK_HOOK_PROF) {
+        if ((hak_prof_left_ -= (int64_t)size) < 0)
             return malloc_hooked(size);
 #if FRONT_FAST
         if (HAK_LIKELY(size <= HAK_SMALL_MAX))
             return front_alloc(size);
 #endif
+    } else if (HAK_UNLIKELY(hak_trace_on_)) {
+        return malloc_hooked(size);
     }
     if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
         errno = ENOMEM;
