@@ -180,7 +180,7 @@ static void large_init(void)
      * threads and a call re-entering from the registration's own
      * allocation (pthread_atfork) register again. */
     hak_fork_register(&large_fork_ops);
-    hak_purge_register(large_purge);
+    hak_purge_register(large_purge, NULL);
     hak_thread_exit_register(large_thread_exit);
     __atomic_store_n(&g_init_done, 1, __ATOMIC_RELEASE);
 }

@@ -217,6 +217,10 @@ static void class_setup(hak_pool_t *pool, unsigned c)
     if (m > pr->cache_max)
         m = pr->cache_max;
     k->bin_max = (uint32_t)m;
+    /* the swing rule's cap: cache_max blocks, or for small blocks as many
+     * as a bin that bursts fill grows to (HAK_SWING_BURST_BYTES) */
+    size_t sm = HAK_SWING_BURST_BYTES / stride;
+    k->swing_max = sm > pr->cache_max ? (uint32_t)sm : pr->cache_max;
     _Static_assert(HAK_POOL_CENTRAL_MAX <= HAK_CENTRAL_MAX, "the pools' parked batches fit a central list");
     pool->t->central[c].max_batches = pr->park ? HAK_POOL_CENTRAL_MAX : 0;
     /* the classes that may lend this one a block (hak_front_refill_fit):
@@ -306,7 +310,7 @@ static void chunk_unlink(hak_pool_t *pool, hak_pool_chunk_t *ch)
 /* A new, empty chunk (pool lock held), or NULL with ENOMEM. */
 static hak_pool_chunk_t *chunk_new(hak_pool_t *pool)
 {
-    hak_purge_register(pool->purger); /* before the first page can be dirty */
+    hak_purge_register(pool->purger, pool->shrink); /* before the first page can be dirty */
     if (!dir_reserve(pool))
         return NULL;
     hak_pool_chunk_t *ch = hak_os_map(HAK_CHUNK_SIZE, HAK_CHUNK_SIZE);
@@ -697,16 +701,16 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 }
 
 /* A bin that swings between empty and full grows (hak_swing_event; docs/mid.md,
- * "Thread caches"), up to params->cache_max blocks, while the bounds so
+ * "Thread caches"), up to the class's swing_max blocks, while the bounds so
  * grown stay within params->swing_budget bytes per thread. Trim and
  * thread exit reset the bounds. */
 HAK_INLINE void tc_swing(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, unsigned dir)
 {
-    if (HAK_LIKELY(!hak_swing_event(&tc->swing[cls], dir)))
-        return;
     hak_bin_t *bin = &tc->bins[cls];
-    hak_bin_set_max(bin, hak_swing_grow(bin->max, pool->pr->cache_max, pool->t->cls[cls].stride, &tc->swing_bytes,
-                                        pool->pr->swing_budget));
+    const hak_pool_class_t *k = &pool->t->cls[cls];
+    if (HAK_LIKELY(!hak_swing_event(&tc->swing[cls], dir, (size_t)bin->max * k->stride)))
+        return;
+    hak_bin_set_max(bin, hak_swing_grow(bin->max, k->swing_max, k->stride, &tc->swing_bytes, pool->pr->swing_budget));
 }
 
 static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
@@ -1082,7 +1086,7 @@ void hak_pool_flush_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         tcache_flush(pool, tc);
 }
 
-void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+void hak_pool_shrink_(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
         return;
@@ -1091,6 +1095,13 @@ void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
         tc_reset_bounds(pool, tc);
     }
     central_flush_all(pool);
+}
+
+void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc)
+{
+    if (!__atomic_load_n(&pool->init_done, __ATOMIC_ACQUIRE))
+        return;
+    hak_pool_shrink_(pool, tc);
     hak_pool_purge_(pool, 0, true, SIZE_MAX);
 }
 

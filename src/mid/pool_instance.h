@@ -38,10 +38,12 @@ static size_t pool_purge(uint32_t cutoff, bool all, size_t want)
 {
     return hak_pool_purge_(&POOL_(pool_), cutoff, all, want);
 }
+extern __thread hak_pool_tcache_t POOL_(tc_);
+static void pool_shrink(void) { hak_pool_shrink_(&POOL_(pool_), &POOL_(tc_)); }
 
 static hak_pool_tables_t g_tables;
 hak_pool_t POOL_(pool_) = {.pr = &POOL_PARAMS, .fork_ops = &g_fork_ops, .thread_exit = POOL_(thread_exit),
-                           .purger = pool_purge, .t = &g_tables};
+                           .purger = pool_purge, .shrink = pool_shrink, .t = &g_tables};
 __thread hak_pool_tcache_t POOL_(tc_);
 
 static HAK_NOINLINE void *pool_alloc_ex(size_t size, size_t align)

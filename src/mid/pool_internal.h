@@ -176,7 +176,8 @@ typedef struct hak_pool_params {
     size_t span_max_bytes;       /* ... unless it would pass this size */
     size_t keep_empty;           /* empty, purged chunks kept mapped (against map/unmap churn) */
     size_t swing_budget;         /* bytes of bound the swing rule (pool.c, tc_swing) may add
-                                    per thread, a bin growing so up to cache_max blocks */
+                                    per thread, a bin growing so up to cache_max blocks
+                                    (more for blocks under 4 KiB: class_setup) */
     bool park;                   /* drains park batches in the central lists (else home at once) */
     uint32_t fit_below;          /* a class of a smaller stride takes a larger class's free
                                     block before it carves a new one (hak_front_refill_fit) */
@@ -198,6 +199,7 @@ typedef struct hak_pool_class {
     uint32_t capacity;           /* blocks per span */
     uint32_t nat_align;          /* every block of the class is aligned to this */
     uint32_t bin_max;            /* thread cache bound */
+    uint32_t swing_max;          /* ... and what the swing rule may grow it to (pool.c, class_setup) */
     uint64_t inv;
     uint8_t npages;              /* pages per span */
     uint8_t align_pages;         /* span start aligned to this many pages */
@@ -243,6 +245,7 @@ typedef struct hak_pool {
     const hak_fork_ops_t *fork_ops;
     void (*thread_exit)(void);   /* registered with hak_thread_exit_register */
     hak_purger_fn purger;        /* registered with hak_purge_register: calls hak_pool_purge_ */
+    hak_shrink_fn shrink;        /* ... with it: hak_pool_shrink_ for the calling thread */
     struct hak_pool_tables *t;   /* the per-class state, zero until init */
     hak_lock_t lock;             /* chunks, the directory and page descriptors' head */
     /* The directory: every chunk and its bitmaps, in the order they were
@@ -301,6 +304,9 @@ void *hak_pool_alloc_aligned_ex_(hak_pool_t *pool, hak_pool_tcache_t *tc, size_t
 size_t hak_pool_max_align_(hak_pool_t *pool, size_t size) HAK_INTERNAL;
 void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
 void hak_pool_trim_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
+/* malloc_trim's first half (tc's cache and the central lists sent home,
+ * tc's bounds back to their start), and the pool's shrinker (hak_purge.h). */
+void hak_pool_shrink_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
 /* The calling thread's cached blocks home to their spans, nothing more. */
 void hak_pool_flush_(hak_pool_t *pool, hak_pool_tcache_t *tc) HAK_INTERNAL;
 /* The highest committed bytes of the pool since load. */

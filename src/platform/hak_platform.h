@@ -369,23 +369,31 @@ HAK_INLINE uint32_t hak_bound_grow(uint8_t *events, uint32_t max, uint32_t start
 /* The other growth rule (tiny tier and pools; docs/design.md): a bin that
  * swings between empty and full grows. A refill after a drain, or a drain
  * after a refill, counts one in *swing (dir: 0 refill, 1 drain; the last
- * direction in its top bit), two events in the same direction take one
- * off; every HAK_SWING_EVENTS the bound `max` doubles, up to `cap` blocks,
- * while the bytes the thread's bounds grew by (*bytes) stay within
- * `budget`. A bin whose frees and mallocs balance (a steady working set)
- * sees its events alternate and grows, so that it goes to its central list
- * less often (a trip there moves the list's line between cores); a burst
- * allocated then freed sees runs of one direction and keeps its bound, and
- * so its peak RSS. hak_swing_event counts the event and says whether the
+ * direction in its top bit); every HAK_SWING_EVENTS the bound `max`
+ * doubles, up to `cap` blocks, while the bytes the thread's bounds grew by
+ * (*bytes) stay within `budget`. A bin whose frees and mallocs balance (a
+ * steady working set) sees its events alternate and grows, so that it goes
+ * to its central list less often (a trip there moves the list's line
+ * between cores and walks blocks that are cold by then). So does a bin
+ * that bursts fill and empty, while its bound is under
+ * HAK_SWING_BURST_BYTES: a burst of blocks allocated and freed again is
+ * then held by the bin that takes it, as it is in a thread cache that
+ * keeps everything. From that size on, two events in the same direction
+ * take one off: a bin of large blocks grows only where its refills and
+ * drains alternate more often than they repeat, since there a burst is
+ * memory traffic more than trips, and blocks held in one class's bin are
+ * blocks the other classes cannot have (peak RSS). `bound` is the bin's
+ * bound in bytes. hak_swing_event counts the event and says whether the
  * bound should double now; hak_swing_grow returns the doubled bound, or
  * `max` when that would pass `cap` or the budget. */
 #define HAK_SWING_EVENTS 4
-HAK_INLINE bool hak_swing_event(uint8_t *swing, unsigned dir)
+#define HAK_SWING_BURST_BYTES ((size_t)128 << 10)
+HAK_INLINE bool hak_swing_event(uint8_t *swing, unsigned dir, size_t bound)
 {
     unsigned s = *swing, n = s & 0x7Fu;
     bool grow = false;
     if ((s >> 7) == dir) {
-        n -= n > 0;
+        n -= n > 0 && bound >= HAK_SWING_BURST_BYTES;
     } else if (++n >= HAK_SWING_EVENTS) {
         n = 0;
         grow = true;

@@ -21,6 +21,9 @@
  *     or 1 s when the delay is 0 or -1. Measured against the recent peak,
  *     a burst freed and allocated again keeps its pages; a heap that
  *     shrank for good is back within the bound two epochs later;
+ *   - a pass that gave back memory by age also shrinks the calling
+ *     thread's caches (hak_shrink_fn): the bounds the growth rules gave its
+ *     bins were for a heap that is gone;
  *   - hak_purge_trim() (malloc_trim) gives back every dirty unit of every
  *     tier now; hak_purge_oom() does the same before an allocation that
  *     found no memory tries again.
@@ -52,9 +55,17 @@
  * hakmem lock held; takes the tier's own. */
 typedef size_t (*hak_purger_fn)(uint32_t cutoff, bool all, size_t want);
 
-/* Register a purger (at most 8; a second registration is a no-op).
- * Returns 0 or -1. */
-int hak_purge_register(hak_purger_fn fn);
+/* A tier's shrinker, or NULL: the calling thread's cache back to its
+ * starting bounds, its blocks and the blocks parked in the tier's central
+ * lists sent home, so that the pages they kept in use can become free and
+ * age. Run by a pass that gave back memory by age (the heap shrank: bins
+ * that grew hold blocks of pages nobody uses), on the thread that ran it;
+ * no hakmem lock held but the pass's own. */
+typedef void (*hak_shrink_fn)(void);
+
+/* Register a purger and its tier's shrinker (at most 8; a second
+ * registration is a no-op). Returns 0 or -1. */
+int hak_purge_register(hak_purger_fn fn, hak_shrink_fn shrink);
 
 typedef struct hak_purge_state {
     size_t dirty;          /* bytes of dirty units, every tier */

@@ -25,12 +25,13 @@ hak_purge_state_t hak_purge_ = {
 };
 
 static hak_purger_fn g_purgers[HAK_PURGE_MAX];
+static hak_shrink_fn g_shrinkers[HAK_PURGE_MAX];
 static unsigned g_npurgers;
 static hak_lock_t g_reg_lock = HAK_LOCK_INIT;
 static uint32_t (*g_clock)(void);
 static hak_lock_t g_run_lock = HAK_LOCK_INIT;
 
-int hak_purge_register(hak_purger_fn fn)
+int hak_purge_register(hak_purger_fn fn, hak_shrink_fn shrink)
 {
     int rc = 0;
     unsigned seen = __atomic_load_n(&g_npurgers, __ATOMIC_ACQUIRE);
@@ -46,6 +47,7 @@ int hak_purge_register(hak_purger_fn fn)
             rc = -1;
         } else {
             __atomic_store_n(&g_purgers[n], fn, __ATOMIC_RELAXED);
+            __atomic_store_n(&g_shrinkers[n], shrink, __ATOMIC_RELAXED);
             __atomic_store_n(&g_npurgers, n + 1, __ATOMIC_RELEASE);
         }
     }
@@ -106,6 +108,17 @@ static size_t purge_each(uint32_t cutoff, bool all, size_t want)
     for (unsigned i = 0; i < n && got < want; i++)
         got += g_purgers[i](cutoff, all, want - got);
     return got;
+}
+
+/* Every tier's shrinker, for the calling thread. */
+static void shrink_each(void)
+{
+    unsigned n = __atomic_load_n(&g_npurgers, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++) {
+        hak_shrink_fn f = __atomic_load_n(&g_shrinkers[i], __ATOMIC_RELAXED);
+        if (f)
+            f();
+    }
 }
 
 static uint32_t epoch_ms(int64_t delay)
@@ -175,7 +188,8 @@ void hak_purge_run_(void)
          * delay and 1.25 x delay after it became dirty. */
         uint32_t tick = (uint32_t)(delay / 4);
         __atomic_store_n(&hak_purge_.next_tick, now + (tick ? tick : 1), __ATOMIC_RELAXED);
-        purge_each(now - (uint32_t)delay, false, SIZE_MAX);
+        if (purge_each(now - (uint32_t)delay, false, SIZE_MAX) > 0)
+            shrink_each();
     }
     budget = hak_purge_budget();
     dirty = __atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED);

@@ -39,10 +39,11 @@
 #define HAK_TINY_CACHE_MIN   16
 #define HAK_TINY_CACHE_MAX   128
 /* Bins grow under contention (hak_bound_grow) and where they swing between
- * empty and full (hak_swing_event, up to HAK_GROW_MAX times their start)
- * while the thread's bounds stay within HAK_TINY_TC_BUDGET bytes. A thread
- * that never meets another and allocates in bursts keeps the small
- * bounds. */
+ * empty and full, bursts included (hak_swing_event, up to HAK_GROW_MAX
+ * times their start) while the thread's bounds stay within
+ * HAK_TINY_TC_BUDGET bytes. A thread that never meets another and whose
+ * bins never swing keeps the small bounds; trim, thread exit and a purge
+ * pass that gave back memory by age (tiny_shrink) put them back. */
 #define HAK_TINY_TC_BUDGET   ((size_t)512 << 10)
 
 const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;
@@ -194,6 +195,7 @@ static inline size_t block_index(const tiny_slab_t *s, const void *p)
 static void slab_page_range(tiny_ss_t *ss, tiny_slab_t *s, uint8_t **lo, uint8_t **hi);
 static void dirty_remove(tiny_ss_t *ss, tiny_slab_t *s);
 static size_t tiny_purge(uint32_t cutoff, bool all, size_t want);
+static void tiny_shrink(void);
 
 static void ss_link(tiny_ss_t *ss)
 {
@@ -266,7 +268,7 @@ static tiny_ss_t *ss_new(void)
         ss = g_ss_spare;
         g_ss_spare = NULL;
     } else {
-        hak_purge_register(tiny_purge); /* before the first slab can be dirty */
+        hak_purge_register(tiny_purge, tiny_shrink); /* before the first slab can be dirty */
         ss = hak_os_map(HAK_TINY_SS_SIZE, HAK_TINY_SS_SIZE);
         if (ss == NULL)
             return NULL;
@@ -627,9 +629,9 @@ static void tc_contended(tiny_tcache_t *tc, unsigned cls)
  * list less often (hak_swing_event). */
 HAK_INLINE void tc_swing(tiny_tcache_t *tc, unsigned cls, unsigned dir)
 {
-    if (HAK_LIKELY(!hak_swing_event(&tc->swing[cls], dir)))
-        return;
     hak_bin_t *bin = &tc->bins[cls];
+    if (HAK_LIKELY(!hak_swing_event(&tc->swing[cls], dir, (size_t)bin->max * hak_tiny_stride_[cls])))
+        return;
     hak_bin_set_max(bin, hak_swing_grow(bin->max, cache_max(cls) * HAK_GROW_MAX, hak_tiny_stride_[cls],
                                         &tc->bound_bytes, HAK_TINY_TC_BUDGET));
 }
@@ -987,11 +989,15 @@ void hak_tiny_flush_(void)
 #endif
 }
 
-void hak_tiny_trim(void)
+/* The calling thread's cache back to its starting bounds, it and the
+ * central lists sent home, and the slabs that emptied released (dirty):
+ * malloc_trim's first half, and the shrinker a purge pass runs
+ * (hak_purge.h). */
+static void tiny_shrink(void)
 {
 #if !HAK_PLATFORM_ARENA
     if (!__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
-        return; /* nothing to trim; and no lock is taken before a fork would take it */
+        return; /* nothing to shrink; and no lock is taken before a fork would take it */
     if (hak_tiny_tc_.state == TINY_TC_LIVE) {
         tcache_flush(&hak_tiny_tc_);
         tc_reset_bounds(&hak_tiny_tc_);
@@ -1012,6 +1018,15 @@ void hak_tiny_trim(void)
         }
         hak_unlock(&c->lock);
     }
+}
+
+void hak_tiny_trim(void)
+{
+#if !HAK_PLATFORM_ARENA
+    if (!__atomic_load_n(&g_init_done, __ATOMIC_ACQUIRE))
+        return; /* nothing to trim */
+#endif
+    tiny_shrink();
     tiny_purge(0, true, SIZE_MAX);
 }
 

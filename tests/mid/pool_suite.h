@@ -607,16 +607,18 @@ static void test_aligned_interior(void **state)
 static void *engine_alloc(size_t n) { return TIER.alloc(n, 0); }
 static void engine_free(void *p) { TIER.free(p); }
 static void engine_trim(void) { TIER.trim(); }
-static hak_bin_t *engine_bin(void)
+static unsigned engine_class(void)
 {
     unsigned c = 0;
     while (TIER.pool->t->cls[c].stride < POOL_ENGINE_SIZE)
         c++;
-    return &TIER.tc()->bins[c];
+    return c;
 }
+static hak_bin_t *engine_bin(void) { return &TIER.tc()->bins[engine_class()]; }
 static uint32_t engine_cap(uint32_t start)
 {
-    return start > TIER.pool->pr->cache_max ? start : TIER.pool->pr->cache_max;
+    uint32_t cap = TIER.pool->t->cls[engine_class()].swing_max;
+    return start > cap ? start : cap;
 }
 static void engine_counts(size_t *refills, size_t *drains)
 {
