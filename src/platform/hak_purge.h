@@ -25,8 +25,8 @@
  *     thread's caches (hak_shrink_fn): the bounds the growth rules gave its
  *     bins were for a heap that is gone;
  *   - hak_purge_trim() (malloc_trim) gives back every dirty unit of every
- *     tier now; hak_purge_oom() does the same before an allocation that
- *     found no memory tries again.
+ *     tier now, after the calling thread's caches went home; hak_purge_oom()
+ *     does the same before an allocation that found no memory tries again.
  *
  * Polls run on slow paths only (refills, drains, span and slab releases,
  * the large tier, thread exit), with no lock held: they read two counters
@@ -129,7 +129,8 @@ HAK_INLINE void hak_purge_poll(void)
     hak_purge_run_();
 }
 
-/* Give back every dirty unit of every tier now; the bytes given back. */
+/* The calling thread's caches home (hak_shrink_fn), then every dirty unit
+ * of every tier back now; the bytes given back. */
 size_t hak_purge_trim(void);
 /* An allocation found no memory: what hak_purge_trim() does, unless a pass
  * is running (then nothing: it may be the caller's own, interrupted by a

@@ -199,14 +199,15 @@ void hak_purge_run_(void)
     hak_unlock(&g_run_lock);
 }
 
-/* Every dirty unit of every tier back; `wait` for a pass in progress, or
- * give up (0) if one runs. */
+/* The calling thread's caches home, then every dirty unit of every tier
+ * back; `wait` for a pass in progress, or give up (0) if one runs. */
 static size_t purge_everything(bool wait)
 {
     if (wait)
         hak_lock(&g_run_lock);
     else if (!hak_trylock(&g_run_lock))
         return 0;
+    shrink_each(); /* blocks a grown bin held keep pages in use */
     size_t got = purge_each(0, true, SIZE_MAX);
     hak_unlock(&g_run_lock);
     return got;

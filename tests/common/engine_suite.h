@@ -275,7 +275,8 @@ static void test_engine_thread_exit(void **state)
 
 /* A purge pass that gives memory back by age shrinks the cache of the
  * thread that ran it (hak_shrink_fn, hak_purge.h): a bin grown for a heap
- * that is gone goes back to its starting bound, and its blocks go home. */
+ * that is gone goes back to its starting bound, and its blocks go home;
+ * and so does the purge an allocation that found no memory runs. */
 static void test_engine_shrink(void **state)
 {
     (void)state;
@@ -297,6 +298,17 @@ static void test_engine_shrink(void **state)
     assert_true(bin->max > start);
     assert_true(hak_bin_count(bin) > 0);
     ht_purge_later(); /* the delay passes; the next poll's pass gives back by age */
+    assert_int_equal(bin->max, start);
+    assert_int_equal(hak_bin_count(bin), 0);
+    /* so does what an allocation that found no memory runs before it
+     * tries again (and malloc_trim) */
+    for (int round = 0; round < 64 && bin->max == start; round++)
+        engine_swing_once(v, &n, bin);
+    assert_true(bin->max > start);
+    while (n > 0)
+        ENGINE.free(v[--n]);
+    assert_true(hak_bin_count(bin) > 0);
+    (void)hak_purge_oom();
     assert_int_equal(bin->max, start);
     assert_int_equal(hak_bin_count(bin), 0);
     ENGINE.trim();
