@@ -702,8 +702,9 @@ static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 
 /* A bin that swings between empty and full grows (hak_swing_event; docs/mid.md,
  * "Thread caches"), up to the class's swing_max blocks, while the bounds so
- * grown stay within params->swing_budget bytes per thread. Trim and
- * thread exit reset the bounds. */
+ * grown stay within params->swing_budget bytes per thread. Trim and the
+ * shrinker (hak_pool_shrink_) put the bounds back to their start; thread
+ * exit zeroes them. */
 HAK_INLINE void tc_swing(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, unsigned dir)
 {
     hak_bin_t *bin = &tc->bins[cls];

@@ -58,9 +58,10 @@ typedef size_t (*hak_purger_fn)(uint32_t cutoff, bool all, size_t want);
 /* A tier's shrinker, or NULL: the calling thread's cache back to its
  * starting bounds, its blocks and the blocks parked in the tier's central
  * lists sent home, so that the pages they kept in use can become free and
- * age. Run by a pass that gave back memory by age (the heap shrank: bins
- * that grew hold blocks of pages nobody uses), on the thread that ran it;
- * no hakmem lock held but the pass's own. */
+ * age. Run by a pass that gave back memory by age with a delay over 0 (the
+ * heap shrank: bins that grew hold blocks of pages nobody uses), on the
+ * thread that ran it, and ahead of hak_purge_trim's and hak_purge_oom's
+ * purge of everything; no hakmem lock held but the pass's own. */
 typedef void (*hak_shrink_fn)(void);
 
 /* Register a purger and its tier's shrinker (at most 8; a second

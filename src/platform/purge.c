@@ -7,9 +7,10 @@
  *     every change, so these are exact once no tier is mid-update;
  *   - one thread purges at a time (g_run_lock); a poll that finds another
  *     one purging returns (that one will do the work), a trim waits;
- *   - purgers are called with no lock held by this module; a tier's
- *     purger takes its own locks, so any slow path with no hakmem lock
- *     held may poll.
+ *   - purgers and shrinkers are called with no lock held but g_run_lock
+ *     (a try-lock for the polls, which never wait on it); a tier's purger
+ *     and shrinker take their own locks, so any slow path with no hakmem
+ *     lock held may poll.
  */
 #include "hak_purge.h"
 
@@ -188,7 +189,8 @@ void hak_purge_run_(void)
          * delay and 1.25 x delay after it became dirty. */
         uint32_t tick = (uint32_t)(delay / 4);
         __atomic_store_n(&hak_purge_.next_tick, now + (tick ? tick : 1), __ATOMIC_RELAXED);
-        if (purge_each(now - (uint32_t)delay, false, SIZE_MAX) > 0)
+        /* with delay 0 every release goes back at once: the caches stay */
+        if (purge_each(now - (uint32_t)delay, false, SIZE_MAX) > 0 && delay > 0)
             shrink_each();
     }
     budget = hak_purge_budget();

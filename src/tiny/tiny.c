@@ -42,8 +42,9 @@
  * empty and full, bursts included (hak_swing_event, up to HAK_GROW_MAX
  * times their start) while the thread's bounds stay within
  * HAK_TINY_TC_BUDGET bytes. A thread that never meets another and whose
- * bins never swing keeps the small bounds; trim, thread exit and a purge
- * pass that gave back memory by age (tiny_shrink) put them back. */
+ * bins never swing keeps the small bounds; trim and the shrinker
+ * (tiny_shrink: a purge pass that gave back memory by age, an allocation
+ * that found none) put them back to their start. */
 #define HAK_TINY_TC_BUDGET   ((size_t)512 << 10)
 
 const uint16_t hak_tiny_stride_[HAK_TINY_NCLASSES] = HAK_TINY_STRIDES;

@@ -615,6 +615,7 @@ static unsigned engine_class(void)
     return c;
 }
 static hak_bin_t *engine_bin(void) { return &TIER.tc()->bins[engine_class()]; }
+static size_t engine_stride(void) { return TIER.pool->t->cls[engine_class()].stride; }
 static uint32_t engine_cap(uint32_t start)
 {
     uint32_t cap = TIER.pool->t->cls[engine_class()].swing_max;
@@ -630,6 +631,7 @@ static void engine_counts(size_t *refills, size_t *drains)
 static const engine_tier_t ENGINE = {
     .name = "pool",
     .size = POOL_ENGINE_SIZE,
+    .stride = engine_stride,
     .alloc = engine_alloc,
     .free = engine_free,
     .trim = engine_trim,

@@ -511,6 +511,7 @@ static void test_descriptor(void **state)
 static void *engine_alloc(size_t n) { return hak_tiny_alloc(n); }
 static hak_bin_t *engine_bin(void) { return tiny_bin(hak_tiny_class_of(200)); }
 static uint32_t engine_cap(uint32_t start) { return start * HAK_GROW_MAX; }
+static size_t engine_stride(void) { return hak_tiny_stride_[hak_tiny_class_of(200)]; }
 static void engine_counts(size_t *refills, size_t *drains)
 {
     hak_tiny_stats_t s;
@@ -521,6 +522,7 @@ static void engine_counts(size_t *refills, size_t *drains)
 static const engine_tier_t ENGINE = {
     .name = "tiny",
     .size = 200,
+    .stride = engine_stride,
     .alloc = engine_alloc,
     .free = hak_tiny_free,
     .trim = hak_tiny_trim,
