@@ -24,9 +24,10 @@
  *   - a pass that gave back memory by age also shrinks the calling
  *     thread's caches (hak_shrink_fn): the bounds the growth rules gave its
  *     bins were for a heap that is gone;
- *   - hak_purge_trim() (malloc_trim) gives back every dirty unit of every
- *     tier now, after the calling thread's caches went home; hak_purge_oom()
- *     does the same before an allocation that found no memory tries again.
+ *   - hak_purge_trim() (malloc_trim, after its tiers' trims sent the
+ *     caller's caches home) gives back every dirty unit of every tier now;
+ *     hak_purge_oom() does the same, the caller's caches sent home first,
+ *     before an allocation that found no memory tries again.
  *
  * Polls run on slow paths only (refills, drains, span and slab releases,
  * the large tier, thread exit), with no lock held: they read two counters
@@ -60,8 +61,9 @@ typedef size_t (*hak_purger_fn)(uint32_t cutoff, bool all, size_t want);
  * lists sent home, so that the pages they kept in use can become free and
  * age. Run by a pass that gave back memory by age with a delay over 0 (the
  * heap shrank: bins that grew hold blocks of pages nobody uses), on the
- * thread that ran it, and ahead of hak_purge_trim's and hak_purge_oom's
- * purge of everything; no hakmem lock held but the pass's own. */
+ * thread that ran it, and ahead of hak_purge_oom's purge of everything
+ * (malloc_trim's tier trims do the same themselves); no hakmem lock held
+ * but the pass's own. */
 typedef void (*hak_shrink_fn)(void);
 
 /* Register a purger and its tier's shrinker (at most 8; a second
@@ -130,11 +132,11 @@ HAK_INLINE void hak_purge_poll(void)
     hak_purge_run_();
 }
 
-/* The calling thread's caches home (hak_shrink_fn), then every dirty unit
- * of every tier back now; the bytes given back. */
+/* Give back every dirty unit of every tier now; the bytes given back. */
 size_t hak_purge_trim(void);
-/* An allocation found no memory: what hak_purge_trim() does, unless a pass
- * is running (then nothing: it may be the caller's own, interrupted by a
+/* An allocation found no memory: the calling thread's caches home
+ * (hak_shrink_fn), then what hak_purge_trim() does, unless a pass is
+ * running (then nothing: it may be the caller's own, interrupted by a
  * signal); true if anything went back (worth one more try). */
 bool hak_purge_oom(void);
 

@@ -201,26 +201,29 @@ void hak_purge_run_(void)
     hak_unlock(&g_run_lock);
 }
 
-/* The calling thread's caches home, then every dirty unit of every tier
- * back; `wait` for a pass in progress, or give up (0) if one runs. */
-static size_t purge_everything(bool wait)
+/* Every dirty unit of every tier back, after the calling thread's caches
+ * went home when `shrink`; `wait` for a pass in progress, or give up (0)
+ * if one runs. */
+static size_t purge_everything(bool wait, bool shrink)
 {
     if (wait)
         hak_lock(&g_run_lock);
     else if (!hak_trylock(&g_run_lock))
         return 0;
-    shrink_each(); /* blocks a grown bin held keep pages in use */
+    if (shrink)
+        shrink_each(); /* blocks a grown bin held keep pages in use */
     size_t got = purge_each(0, true, SIZE_MAX);
     hak_unlock(&g_run_lock);
     return got;
 }
 
-/* trim's caller expects everything back: it waits for a running pass. */
-size_t hak_purge_trim(void) { return purge_everything(true); }
+/* trim's caller expects everything back: it waits for a running pass. Its
+ * tiers' trims sent the caches home already. */
+size_t hak_purge_trim(void) { return purge_everything(true, false); }
 
 /* A try: the pass in progress may be this very thread's, interrupted by a
  * signal whose handler allocates (a blocking wait would hang). */
-bool hak_purge_oom(void) { return purge_everything(false) != 0; }
+bool hak_purge_oom(void) { return purge_everything(false, true) != 0; }
 
 /* A fork child is single-threaded: no purge is running in it. */
 HAK_INTERNAL void hak_purge_fork_child_(void) { __atomic_store_n(&g_run_lock.v, 0, __ATOMIC_RELAXED); }
