@@ -57,14 +57,16 @@ static int run_signal(void)
     }
     static void *slots[1009];
     unsigned seed = 1;
-    for (int i = 0; i < 200000 && g_forks < 2000; i++) {
+    /* 200,000 rounds, and on until the first signal came (a loaded
+     * machine may not run the sender before they are done) */
+    for (long i = 0; (i < 200000 || (g_forks == 0 && i < 100000000)) && g_forks < 2000; i++) {
         int s = rand_r(&seed) % 1009;
         free(slots[s]);
         size_t size = (size_t)(rand_r(&seed) % 70000);
         slots[s] = malloc(size);
         if (slots[s] == NULL)
             return 1;
-        memset(slots[s], i, size < 8 ? size : 8);
+        memset(slots[s], (int)i, size < 8 ? size : 8);
     }
     kill(sender, SIGKILL);
     waitpid(sender, NULL, 0);
