@@ -35,13 +35,13 @@ _Static_assert(HAK_L25_CLASS_OF_UNITS(256) == HAK_L25_NCLASSES - 1, "L25 size-cl
 #if !HAK_PLATFORM_ARENA
 static const hak_pool_params_t g_params = {
     HAK_POOL_IDENTITY(L25, "L25", g_strides),
-    .cache_bytes = 256u << 10, /* thread cache per class: 1..4 blocks */
+    .cache_bytes = 256u << 10, /* a bin holds 1..4 blocks, */
     .cache_min = 1,
     .cache_max = 4,
+    .tc_cap = (size_t)1 << 20, /* ... and a thread's bins 1 MiB in all (pool.c, tc_cap_grant) */
     .span_min_blocks = 1,      /* spans of one block (more where one would waste over 1/8), */
     .span_max_bytes = (size_t)1 << 20, /* up to 1 MiB */
     .keep_empty = 4,           /* empty chunks kept mapped */
-    .swing_budget = (size_t)4 << 20, /* bins that swing grow by up to 4 MiB a thread (mid.md) */
     .park = false, /* a parked block of 36 KiB-1 MiB costs more memory than its refill costs time */
     .fit_below = 0, /* no larger block instead of a new one: a span of these is released when it
                        empties and its pages serve any class (mid.md) */

@@ -424,36 +424,63 @@ size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want)
 
 /* ---------------------------------------------------------------- spans */
 
-/* Where n free pages aligned to `align` pages go in ch, or -1; *cost
- * ranks the choice, lowest best: the decommitted pages it would refault
- * first (a 1 MiB span is 256 page faults), then the pages left over in
- * the free hole it takes (best fit: a tight hole keeps the long ones for
- * long spans, so that spans of mixed lengths do not leave committed pages
- * nobody can use). 0: an exact fit with nothing to refault. */
+/* A span of n pages at `start` in the free hole of `len` pages that holds
+ * it: its cost, lowest best: the decommitted pages it would refault first
+ * (a 1 MiB span is 256 page faults), then the pages left over in the hole
+ * (best fit: a tight hole keeps the long ones for long spans, so that
+ * spans of mixed lengths do not leave committed pages nobody can use);
+ * below HAK_POOL_PAGES + 1 it refaults nothing. Into *best / *best_cost if
+ * it beats them. */
+static void run_try(const hak_pool_dirent_t *d, unsigned n, unsigned start, unsigned len, int *best,
+                    unsigned *best_cost)
+{
+    uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
+    unsigned c = (unsigned)__builtin_popcount(d->dec_mask & run) * (HAK_POOL_PAGES + 1) + (len - n);
+    if (c < *best_cost) {
+        *best = (int)start;
+        *best_cost = c;
+    }
+}
+
+/* Where n free pages aligned to `align` pages go in ch, or -1; *cost is
+ * run_try's (0: an exact fit with nothing to refault). The starts looked
+ * at, in each free hole: its two ends, and the two ends of each committed
+ * stretch inside it (the purger decommits by age, so a hole can hold
+ * committed pages between decommitted ones, which a span at the hole's
+ * ends would miss); every aligned start for aligned spans. */
 static int find_run(const hak_pool_dirent_t *d, unsigned n, unsigned align, unsigned *cost)
 {
-    const uint64_t want = ((uint64_t)1 << n) - 1;
     int best = -1;
     unsigned best_cost = UINT_MAX;
     uint64_t m = d->free_mask;
     while (m) {
         unsigned h = (unsigned)__builtin_ctzll(m);
         unsigned len = (unsigned)__builtin_ctzll(~(m >> h)); /* the hole [h, h + len) */
-        m &= ~((((uint64_t)1 << len) - 1) << h);
-        /* the starts looked at: the hole's two ends, or every aligned
-         * start for aligned spans */
+        uint64_t hole = (((uint64_t)1 << len) - 1) << h;
+        m &= ~hole;
         unsigned first = (h + align - 1) / align * align;
         if (first + n > h + len)
             continue;
         unsigned last = (h + len - n) / align * align;
-        unsigned step = align > 1 ? align : last > first ? last - first : 1;
-        for (unsigned start = first; start <= last; start += step) {
-            unsigned dec = (unsigned)__builtin_popcount(d->dec_mask & (uint32_t)(want << start));
-            unsigned c = dec * (HAK_POOL_PAGES + 1) + (len - n);
-            if (c < best_cost) {
-                best = (int)start;
-                best_cost = c;
-            }
+        if (align > 1) {
+            for (unsigned start = first; start <= last; start += align)
+                run_try(d, n, start, len, &best, &best_cost);
+            continue;
+        }
+        run_try(d, n, first, len, &best, &best_cost);
+        run_try(d, n, last, len, &best, &best_cost);
+        uint64_t dec = (uint64_t)d->dec_mask & hole;
+        if (dec == 0 || dec == hole)
+            continue;
+        /* each committed stretch [a, b): a span starting at a, or ending
+         * at b, kept within [first, last] */
+        for (uint64_t com = hole & ~dec; com;) {
+            unsigned a = (unsigned)__builtin_ctzll(com);
+            unsigned b = a + (unsigned)__builtin_ctzll(~(com >> a));
+            com &= ~((((uint64_t)1 << (b - a)) - 1) << a);
+            unsigned s1 = b >= first + n ? b - n : first;
+            run_try(d, n, a < last ? a : last, len, &best, &best_cost);
+            run_try(d, n, s1 < last ? s1 : last, len, &best, &best_cost);
         }
     }
     *cost = best_cost;
@@ -541,20 +568,23 @@ static bool hint_pop(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t **ch, unsi
     return false;
 }
 
-/* Chunks with room that span_acquire compares before it takes the best
- * (the search stops sooner at an exact fit): bounds the search in a big
- * pool, where one search per span over every chunk would cost more than
- * the span's blocks. */
+/* Chunks with room that span_acquire compares in full before it looks
+ * only at chunks with enough committed free pages (the search stops sooner
+ * at an exact fit): bounds the search in a big pool, where one search per
+ * span over every chunk would cost more than the span's blocks, while
+ * committed pages anywhere in the pool are found before pages are
+ * refaulted. */
 #define POOL_FIT_CANDIDATES 16
 
 /* A new span of class cls, or NULL with ENOMEM. Called with the class
  * lock held; takes the pool lock. Placement: where the class's last span
  * was released, if those pages are still free and committed (hint_pop);
- * else (find_run) the run with the fewest decommitted pages, then the
- * tightest hole, among the first POOL_FIT_CANDIDATES chunks with room
- * (newest first), in a chunk that has spans before an empty one (so that
- * empty chunks can go back to the OS), a new chunk last. The search reads
- * the directory only, not the chunks. */
+ * else (find_run) the run with the fewest decommitted pages, then in a
+ * chunk that has spans before an empty one (so that empty chunks can go
+ * back to the OS), then the tightest hole; among the first
+ * POOL_FIT_CANDIDATES chunks with room (newest first) and every other
+ * chunk with committed free pages enough; a new chunk last. The search
+ * reads the directory only, not the chunks. */
 static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
 {
     const hak_pool_class_t *k = &pool->t->cls[cls];
@@ -569,27 +599,32 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     }
     hak_pool_chunk_t *best = NULL;
     int best_start = -1;
-    unsigned best_cost = UINT_MAX;
-    bool best_empty = true;
+    unsigned best_key = UINT_MAX;
     unsigned candidates = 0;
-    for (uint32_t slot = pool->ndir; slot-- > 0 && candidates < POOL_FIT_CANDIDATES;) {
+    for (uint32_t slot = pool->ndir; slot-- > 0;) {
         const hak_pool_dirent_t *d = &pool->dir[slot];
         if (d->nfree < k->npages)
             continue;
-        bool empty = dirent_empty(d);
-        if (empty && !best_empty && best != NULL)
+        /* past the candidates, only a chunk with committed free pages
+         * enough for a span that refaults nothing */
+        if (candidates >= POOL_FIT_CANDIDATES &&
+            (unsigned)__builtin_popcount(d->free_mask & ~d->dec_mask) < k->npages)
             continue;
         unsigned cost;
         int start = find_run(d, k->npages, k->align_pages, &cost);
         if (start < 0)
             continue;
+        bool empty = dirent_empty(d);
         candidates += !empty;
-        if (best == NULL || (best_empty && !empty) || cost < best_cost) {
+        /* refaults first, then a chunk that has spans before an empty one
+         * (which can go back to the OS), then the fit */
+        unsigned key = (cost / (HAK_POOL_PAGES + 1)) * 2 * (HAK_POOL_PAGES + 1) + (empty ? HAK_POOL_PAGES + 1 : 0) +
+                       cost % (HAK_POOL_PAGES + 1);
+        if (key < best_key) {
             best = pool->dir_chunk[slot];
             best_start = start;
-            best_cost = cost;
-            best_empty = empty;
-            if (cost == 0 && !empty)
+            best_key = key;
+            if (key == 0)
                 break;
         }
     }
@@ -689,12 +724,14 @@ static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
  * the thread's bounds stay within HAK_POOL_TC_BUDGET bytes. */
 #define HAK_POOL_TC_BUDGET   ((size_t)4 << 20)
 
-/* Every bin of tc at its starting bound (keeps the blocks it holds). */
+/* Every bin of tc at its starting bound (keeps the blocks it holds): the
+ * class's bin_max, or 0 in a capped pool, whose bins borrow their bounds
+ * (tc_cap_grant). */
 static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
-    tc->bound_bytes = tc->swing_bytes = 0;
+    tc->bound_bytes = tc->swing_bytes = tc->cap_bytes = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++) {
-        hak_bin_set_max(&tc->bins[c], pool->t->cls[c].bin_max);
+        hak_bin_set_max(&tc->bins[c], pool->pr->tc_cap ? 0 : pool->t->cls[c].bin_max);
         tc->bound_bytes += (size_t)pool->t->cls[c].bin_max * pool->t->cls[c].stride;
         tc->contended[c] = tc->swing[c] = 0;
     }
@@ -720,6 +757,43 @@ static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
     const hak_pool_class_t *k = &pool->t->cls[cls];
     hak_bin_set_max(bin, hak_bound_grow(&tc->contended[cls], bin->max, k->bin_max, k->stride, &tc->bound_bytes,
                                         HAK_POOL_TC_BUDGET));
+}
+
+/* A capped pool (params->tc_cap: L25, whose blocks are 36 KiB-1 MiB):
+ * its bins start with no room and a bin that a free finds full borrows
+ * one block of bound more, up to the class's bin_max, from what the
+ * thread's bins hold in all; past the cap, other classes' bins give their
+ * bounds back in turn (round robin), their blocks sent home. So a loop on
+ * one size keeps its block in the bin, while a thread that frees blocks of
+ * many classes keeps at most tc_cap bytes of them, where a bound per class
+ * let every class it ever freed hold a block (with 40 classes, ~16 MiB).
+ * False if cls's bin cannot grow (at its bin_max, or its own bound alone
+ * fills the cap). */
+static bool tc_cap_grant(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
+{
+    const hak_pool_class_t *k = &pool->t->cls[cls];
+    hak_bin_t *bin = &tc->bins[cls];
+    size_t cap = pool->pr->tc_cap;
+    if (bin->max >= k->bin_max || ((size_t)bin->max + 1) * k->stride > cap)
+        return false;
+    /* the other bins hold cap_bytes - bin->max * stride > 0 while over */
+    while (tc->cap_bytes + k->stride > cap) {
+        unsigned v = tc->cap_next;
+        tc->cap_next = v + 1 < pool->pr->nclasses ? v + 1 : 0;
+        hak_bin_t *o = &tc->bins[v];
+        if (v == cls || o->max == 0)
+            continue;
+        void *head = o->head;
+        tc->cap_bytes -= (size_t)o->max * pool->t->cls[v].stride;
+        o->head = NULL;
+        o->max = 0;
+        o->room = 0;
+        if (head)
+            class_put(pool, v, head);
+    }
+    hak_bin_set_max(bin, bin->max + 1);
+    tc->cap_bytes += k->stride;
+    return true;
 }
 
 /* Send every block of a cache home to its span (an exiting thread's
@@ -811,9 +885,11 @@ static void *alloc_slow(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls, b
                              &tc->fit[cls], &fitted);
     if (fitted)
         goto out;
-    if (HAK_UNLIKELY(contended))
-        tc_contended(pool, tc, cls);
-    tc_swing(pool, tc, cls, 0);
+    if (pool->pr->tc_cap == 0) { /* a capped pool's bins grow by tc_cap_grant alone */
+        if (HAK_UNLIKELY(contended))
+            tc_contended(pool, tc, cls);
+        tc_swing(pool, tc, cls, 0);
+    }
 out:
     hak_purge_poll();
     if (b == NULL) {
@@ -889,6 +965,12 @@ void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsig
     }
     if (bin->room >= 0)
         return;
+    if (pool->pr->tc_cap) {
+        if (!tc_cap_grant(pool, tc, cls))
+            hak_front_drain(&g_ops, pool, &pool->t->central[cls], cls, bin);
+        hak_purge_poll();
+        return;
+    }
     if (HAK_UNLIKELY(hak_front_drain(&g_ops, pool, &pool->t->central[cls], cls, bin)))
         tc_contended(pool, tc, cls);
     tc_swing(pool, tc, cls, 1);

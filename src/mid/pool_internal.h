@@ -156,6 +156,11 @@ typedef struct hak_pool_tcache {
     uint8_t swing[HAK_POOL_MAX_CLASSES];
     uint8_t ramp[HAK_POOL_MAX_CLASSES]; /* refills so far (slow start, hak_front_ramp) */
     uint8_t fit[HAK_POOL_MAX_CLASSES];  /* larger blocks taken in a row (hak_front_refill_fit) */
+    /* A capped pool's (params->tc_cap): the bytes of bound lent to the
+     * bins, and the class whose bound goes back first when they pass the
+     * cap (round robin). */
+    size_t cap_bytes;
+    unsigned cap_next;
 } hak_pool_tcache_t;
 
 
@@ -178,6 +183,8 @@ typedef struct hak_pool_params {
     size_t swing_budget;         /* bytes of bound the swing rule (pool.c, tc_swing) may add
                                     per thread, a bin growing so up to cache_max blocks
                                     (more for blocks under 4 KiB: class_setup) */
+    size_t tc_cap;               /* the bytes a thread's bins of this pool may hold in all
+                                    (0: no cap; pool.c, tc_cap_grant) */
     bool park;                   /* drains park batches in the central lists (else home at once) */
     uint32_t fit_below;          /* a class of a smaller stride takes a larger class's free
                                     block before it carves a new one (hak_front_refill_fit) */

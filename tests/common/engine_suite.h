@@ -32,6 +32,8 @@ typedef struct engine_tier {
     void (*trim)(void);            /* the caller's cache home, every bound back to its start */
     hak_bin_t *(*bin)(void);       /* the calling thread's bin of that class */
     uint32_t (*cap)(uint32_t start); /* the most a bin that starts at `start` grows to */
+    bool capped;                   /* the bins borrow their bounds from a cap per thread and
+                                      grow by no other rule (the L25 pool: pool.c, tc_cap_grant) */
     void (*counts)(size_t *refills, size_t *drains); /* the tier's, since start */
 } engine_tier_t;
 
@@ -90,6 +92,37 @@ static void test_engine_swing(void **state)
     hak_bin_t *bin = engine_fresh_bin();
     uint32_t start = bin->max;
     assert_true(start >= 1);
+    if (ENGINE.capped) {
+        /* neither bursts nor swings take a capped bin past its class's
+         * bound, and a walk over the blocks it holds stays off the central
+         * list */
+        for (int round = 0; round < 8; round++) {
+            for (n = 0; n < 4 * (size_t)ENGINE.cap(start) + 1; n++)
+                assert_non_null(v[n] = ENGINE.alloc(ENGINE.size));
+            while (n > 0)
+                ENGINE.free(v[--n]);
+            assert_true(bin->max <= ENGINE.cap(start));
+            assert_true(hak_bin_count(bin) >= 1 && hak_bin_count(bin) <= bin->max);
+        }
+        for (int round = 0; round < 64; round++)
+            engine_swing_once(v, &n, bin);
+        assert_true(bin->max <= ENGINE.cap(start));
+        while (n > 0)
+            ENGINE.free(v[--n]);
+        ENGINE.counts(&r0, &d0);
+        uint32_t held = hak_bin_count(bin);
+        assert_true(held >= 1);
+        for (int round = 0; round < 64; round++) {
+            for (uint32_t i = 0; i < held; i++)
+                assert_non_null(v[n++] = ENGINE.alloc(ENGINE.size));
+            while (n > 0)
+                ENGINE.free(v[--n]);
+        }
+        ENGINE.counts(&r1, &d1);
+        assert_int_equal(r1 + d1, r0 + d0);
+        ENGINE.trim();
+        return;
+    }
     /* bursts: every block allocated, then every one freed */
     bool burst_grows = (size_t)start * ENGINE.stride() < HAK_SWING_BURST_BYTES;
     for (int round = 0; round < 8; round++) {
@@ -285,6 +318,28 @@ static void test_engine_shrink(void **state)
     size_t n = 0;
     hak_bin_t *bin = engine_fresh_bin();
     uint32_t start = bin->max;
+    if (ENGINE.capped) {
+        /* a capped bin: its blocks go home and it gives its bound back
+         * (after a heap that grew and shrank: most of its pages free) */
+        start = 0;
+        const size_t N = engine_n(ENGINE_CAP, (size_t)16 << 20);
+        for (n = 0; n < N; n++)
+            assert_non_null(v[n] = ENGINE.alloc(ENGINE.size));
+        while (n > 0)
+            ENGINE.free(v[--n]);
+        assert_true(hak_bin_count(bin) > 0);
+        ht_purge_later();
+        assert_int_equal(bin->max, start);
+        assert_int_equal(hak_bin_count(bin), 0);
+        assert_non_null(v[0] = ENGINE.alloc(ENGINE.size));
+        ENGINE.free(v[0]);
+        assert_true(hak_bin_count(bin) > 0);
+        (void)hak_purge_oom();
+        assert_int_equal(bin->max, start);
+        assert_int_equal(hak_bin_count(bin), 0);
+        ENGINE.trim();
+        return;
+    }
     for (int round = 0; round < 64 && bin->max == start; round++)
         engine_swing_once(v, &n, bin);
     assert_true(bin->max > start);

@@ -5,6 +5,7 @@
 #include "l25_inline.h"
 
 #define POOL_ENGINE_SIZE 100000 /* the engine suite's blocks (pool_suite.h) */
+#define POOL_ENGINE_CAPPED true /* its bins borrow their bounds from a cap per thread */
 #include "pool_suite.h"
 
 static hak_pool_tcache_t *tier_tc(void) { return &hak_l25_tc_; }
@@ -59,10 +60,74 @@ static void test_l25_pow2(void **state)
     assert_int_equal(hak_l25_vtable.max_size, HAK_L25_MAX_SIZE);
 }
 
+/* The thread's bins hold at most the pool's cap in all (pool.c,
+ * tc_cap_grant): a loop on one size keeps its block in its bin (no trip to
+ * the central lists), while a thread that frees a block of every class
+ * keeps at most the cap of them, the block freed last among them, and the
+ * others go home. Fails with a bound per class alone (every class kept its
+ * block: 16 MiB of them). */
+static void test_l25_thread_cap(void **state)
+{
+    (void)state;
+    const hak_pool_t *pool = &hak_l25_pool_;
+    hak_l25_trim();
+    void *warm = hak_l25_alloc(36u << 10, 0); /* the cache set up */
+    hak_l25_free(warm);
+    const size_t cap = pool->pr->tc_cap;
+    assert_true(cap >= HAK_L25_MAX_SIZE);
+    hak_pool_tcache_t *tc = tier_tc();
+    const unsigned n = pool->pr->nsized;
+    hak_pool_stats_t a, b;
+    /* one size, over and over */
+    for (unsigned c = 0; c < n; c += 7) {
+        size_t size = pool->t->cls[c].stride;
+        void *p = hak_l25_alloc(size, 0);
+        assert_non_null(p);
+        hak_l25_free(p);
+        hak_l25_get_stats(&a);
+        for (int i = 0; i < 100; i++) {
+            void *q = hak_l25_alloc(size, 0);
+            assert_ptr_equal(q, p);
+            memset(q, i, size);
+            hak_l25_free(q);
+        }
+        hak_l25_get_stats(&b);
+        assert_int_equal(b.refills, a.refills);
+        assert_int_equal(b.drains, a.drains);
+    }
+    /* one block of every class, freed smallest first */
+    void *v[64];
+    assert_true(n <= 64);
+    for (unsigned c = 0; c < n; c++) {
+        assert_non_null(v[c] = hak_l25_alloc(pool->t->cls[c].stride, 0));
+        memset(v[c], (int)c, pool->t->cls[c].stride);
+    }
+    for (unsigned c = 0; c < n; c++)
+        hak_l25_free(v[c]);
+    size_t held = 0;
+    for (unsigned c = 0; c < n; c++) {
+        const hak_bin_t *bin = &tc->bins[c];
+        assert_true(bin->max <= pool->t->cls[c].bin_max);
+        held += (size_t)hak_bin_count(bin) * pool->t->cls[c].stride;
+    }
+    assert_true(held <= cap);
+    assert_true(held >= pool->t->cls[n - 1].stride);
+    assert_int_equal(hak_bin_count(&tc->bins[n - 1]), 1);
+    assert_ptr_equal(tc->bins[n - 1].head, v[n - 1]);
+    /* trim: every bin empty, every bound given back */
+    hak_l25_trim();
+    for (unsigned c = 0; c < n; c++) {
+        assert_int_equal(hak_bin_count(&tc->bins[c]), 0);
+        assert_int_equal(tc->bins[c].max, 0);
+    }
+    assert_int_equal(tc->cap_bytes, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_l25_pow2),
+        cmocka_unit_test(test_l25_thread_cap),
         POOL_SUITE_TESTS,
         ENGINE_SUITE_TESTS,
     };

@@ -618,7 +618,8 @@ static hak_bin_t *engine_bin(void) { return &TIER.tc()->bins[engine_class()]; }
 static size_t engine_stride(void) { return TIER.pool->t->cls[engine_class()].stride; }
 static uint32_t engine_cap(uint32_t start)
 {
-    uint32_t cap = TIER.pool->t->cls[engine_class()].swing_max;
+    const hak_pool_class_t *k = &TIER.pool->t->cls[engine_class()];
+    uint32_t cap = TIER.pool->pr->tc_cap ? k->bin_max : k->swing_max;
     return start > cap ? start : cap;
 }
 static void engine_counts(size_t *refills, size_t *drains)
@@ -637,6 +638,7 @@ static const engine_tier_t ENGINE = {
     .trim = engine_trim,
     .bin = engine_bin,
     .cap = engine_cap,
+    .capped = POOL_ENGINE_CAPPED,
     .counts = engine_counts,
 };
 
@@ -1353,10 +1355,11 @@ static void waf_lists_child(void *arg)
     hak_bin_t *bin = &TIER.tc()->bins[cls];
     if (bin->max > 32)
         _exit(30);
-    /* 1. Free until the bin is full, corrupt its head's link, free one
-     * more: the drain walks into the corrupted link. */
+    /* 1. Free until the bin is full (at its class's bound: a capped
+     * pool's bin borrows it free by free), corrupt its head's link, free
+     * one more: the drain walks into the corrupted link. */
     int i = 0;
-    while (i < N - 1 && hak_bin_count(bin) < bin->max)
+    while (i < N - 1 && hak_bin_count(bin) < TIER.pool->t->cls[cls].bin_max)
         TIER.free(v[i++]);
     if (hak_bin_count(bin) != bin->max)
         _exit(31);

@@ -5,6 +5,7 @@
 #include "mid_inline.h"
 
 #define POOL_ENGINE_SIZE 2000 /* the engine suite's blocks (pool_suite.h) */
+#define POOL_ENGINE_CAPPED false /* its bins grow by the swing and contention rules */
 #include "pool_suite.h"
 
 static hak_pool_tcache_t *tier_tc(void) { return &hak_mid_tc_; }
