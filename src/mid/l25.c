@@ -39,6 +39,7 @@ static const hak_pool_params_t g_params = {
     .cache_min = 1,
     .cache_max = 4,
     .tc_cap = (size_t)1 << 20, /* ... and a thread's bins 1 MiB in all (pool.c, tc_cap_grant) */
+    .wide_below = 256u << 10,  /* busy classes under 256 KiB take wide spans (pool.c) */
     .span_min_blocks = 1,      /* spans of one block (more where one would waste over 1/8), */
     .span_max_bytes = (size_t)1 << 20, /* up to 1 MiB */
     .keep_empty = 4,           /* empty chunks kept mapped */

@@ -205,6 +205,20 @@ static void class_setup(hak_pool_t *pool, unsigned c)
     }
     k->npages = (uint8_t)n;
     k->capacity = (uint32_t)cap;
+    /* The wide geometry of a busy class (span_acquire), for strides below
+     * params->wide_below: up to HAK_POOL_WIDE_PAGES pages, the fewest
+     * whose tail is at most 1/64 of the span, else the smallest tail. */
+    size_t wn = n, tail = (n << HAK_POOL_PAGE_SHIFT) % stride;
+    for (size_t m = n + 1; stride < pr->wide_below && m <= HAK_POOL_WIDE_PAGES && tail * 64 > (wn << HAK_POOL_PAGE_SHIFT);
+         m++) {
+        size_t t = (m << HAK_POOL_PAGE_SHIFT) % stride;
+        if ((m << HAK_POOL_PAGE_SHIFT) / stride <= HAK_POOL_MAX_BLOCKS && t * wn < tail * m) {
+            wn = m;
+            tail = t;
+        }
+    }
+    k->wide_pages = (uint8_t)wn;
+    k->wide_capacity = (uint16_t)((wn << HAK_POOL_PAGE_SHIFT) / stride);
     /* Power-of-two strides above a page get spans aligned to the stride,
      * so their blocks are naturally aligned (aligned_alloc(256K, 256K)
      * takes one block of 256 KiB). */
@@ -488,10 +502,10 @@ static int find_run(const hak_pool_dirent_t *d, unsigned n, unsigned align, unsi
 }
 
 /* Make pages [start, start+n) of ch a span of class cls (pool lock held). */
-static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsigned start, unsigned cls)
+static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsigned start, unsigned cls,
+                                    unsigned n, unsigned capacity)
 {
     const hak_pool_class_t *k = &pool->t->cls[cls];
-    unsigned n = k->npages;
     uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
     hak_pool_dirent_t *d = dirent(pool, ch);
     if (dirent_empty(d))
@@ -512,7 +526,7 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     s->u.base = (uint8_t *)ch + ((size_t)start << HAK_POOL_PAGE_SHIFT);
     s->inv = k->inv;
     s->u.stride = k->stride;
-    s->u.capacity = (uint16_t)k->capacity;
+    s->u.capacity = (uint16_t)capacity;
     s->cls = (uint8_t)cls;
     s->u.in_partial = 0;
     s->npages = (uint8_t)n;
@@ -529,17 +543,18 @@ static hak_pool_span_t *span_format(hak_pool_t *pool, hak_pool_chunk_t *ch, unsi
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, s, __ATOMIC_RELEASE);
     hak_page_set_kind(s->u.base, n, pool->pr->kind0 + cls);
+    pool->t->spans[cls]++;
     ST_ADD(pool, spans_in_use, 1);
     return s;
 }
 
 /* Where the last span of cls was released (hak_pool_hint_t), recorded
  * and taken back under the pool lock. */
-static void hint_push(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t *ch, unsigned start)
+static void hint_push(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t *ch, unsigned start, unsigned n)
 {
     hak_pool_tables_t *t = pool->t;
     unsigned top = t->hint_top[cls];
-    t->hint[cls][top] = (hak_pool_hint_t){ch, ch->slot, start};
+    t->hint[cls][top] = (hak_pool_hint_t){ch, ch->slot, (uint16_t)start, (uint16_t)n};
     t->hint_top[cls] = (uint8_t)((top + 1) % HAK_POOL_HINTS);
     if (t->nhint[cls] < HAK_POOL_HINTS)
         t->nhint[cls]++;
@@ -547,16 +562,17 @@ static void hint_push(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t *ch, unsi
 
 /* The newest hint of cls whose pages are all still free and committed
  * (stale ones are dropped on the way); false if none. */
-static bool hint_pop(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t **ch, unsigned *start)
+static bool hint_pop(hak_pool_t *pool, unsigned cls, uint32_t n, hak_pool_chunk_t **ch, unsigned *start)
 {
     hak_pool_tables_t *t = pool->t;
-    uint32_t n = t->cls[cls].npages;
     while (t->nhint[cls] > 0) {
         t->nhint[cls]--;
         t->hint_top[cls] = (uint8_t)((t->hint_top[cls] + HAK_POOL_HINTS - 1) % HAK_POOL_HINTS);
         const hak_pool_hint_t *h = &t->hint[cls][t->hint_top[cls]];
         if (h->slot >= pool->ndir || pool->dir_chunk[h->slot] != h->ch)
             continue; /* the chunk went (or moved in the directory) */
+        if (h->npages != n)
+            continue; /* a span of the other geometry: its pages fit this one badly */
         const hak_pool_dirent_t *d = &pool->dir[h->slot];
         uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << h->start);
         if ((d->free_mask & run) == run && (d->dec_mask & run) == 0) {
@@ -576,6 +592,20 @@ static bool hint_pop(hak_pool_t *pool, unsigned cls, hak_pool_chunk_t **ch, unsi
  * refaulted. */
 #define POOL_FIT_CANDIDATES 16
 
+/* Span geometry. A class's spans are as few pages as hold its blocks
+ * with a tail of at most 1/8 (class_setup): a span goes back to its chunk
+ * only when its last block comes home, so spans of one or a few blocks
+ * keep what a churn of few blocks per class pins down. The tail, never
+ * written by the span's blocks, is written by the blocks of the spans
+ * that take those pages later, and a heap whose spans come and go ends
+ * up resident over all of their pages: for blocks of 128-256 KiB the
+ * tails are 6% of the spans. So once a class has HAK_POOL_WIDE_AFTER
+ * spans in use (bursts: hundreds of blocks of a class live at once), its
+ * new spans take the wide geometry: several blocks in up to
+ * HAK_POOL_WIDE_PAGES pages with a tail of at most 1/64 (a 224 KiB block
+ * takes 4 pages, two of them 7). */
+#define HAK_POOL_WIDE_AFTER 16u
+
 /* A new span of class cls, or NULL with ENOMEM. Called with the class
  * lock held; takes the pool lock. Placement: where the class's last span
  * was released, if those pages are still free and committed (hint_pop);
@@ -592,8 +622,10 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     hak_lock(&pool->lock);
     hak_pool_chunk_t *ch;
     unsigned start;
-    if (hint_pop(pool, cls, &ch, &start)) {
-        s = span_format(pool, ch, start, cls);
+    bool wide = pool->t->spans[cls] >= HAK_POOL_WIDE_AFTER;
+    unsigned n = wide ? k->wide_pages : k->npages, capacity = wide ? k->wide_capacity : k->capacity;
+    if (hint_pop(pool, cls, n, &ch, &start)) {
+        s = span_format(pool, ch, start, cls, n, capacity);
         hak_unlock(&pool->lock);
         return s;
     }
@@ -603,15 +635,15 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     unsigned candidates = 0;
     for (uint32_t slot = pool->ndir; slot-- > 0;) {
         const hak_pool_dirent_t *d = &pool->dir[slot];
-        if (d->nfree < k->npages)
+        if (d->nfree < n)
             continue;
         /* past the candidates, only a chunk with committed free pages
          * enough for a span that refaults nothing */
         if (candidates >= POOL_FIT_CANDIDATES &&
-            (unsigned)__builtin_popcount(d->free_mask & ~d->dec_mask) < k->npages)
+            (unsigned)__builtin_popcount(d->free_mask & ~d->dec_mask) < n)
             continue;
         unsigned cost;
-        int start = find_run(d, k->npages, k->align_pages, &cost);
+        int start = find_run(d, n, k->align_pages, &cost);
         if (start < 0)
             continue;
         bool empty = dirent_empty(d);
@@ -630,10 +662,10 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     }
     if (best == NULL && (best = chunk_new(pool)) != NULL) {
         unsigned cost;
-        best_start = find_run(dirent(pool, best), k->npages, k->align_pages, &cost);
+        best_start = find_run(dirent(pool, best), n, k->align_pages, &cost);
     }
     if (best)
-        s = span_format(pool, best, (unsigned)best_start, cls);
+        s = span_format(pool, best, (unsigned)best_start, cls, n, capacity);
     hak_unlock(&pool->lock);
     return s;
 }
@@ -649,7 +681,8 @@ static void span_release(hak_pool_t *pool, hak_pool_span_t *s)
     for (unsigned i = 0; i < n; i++)
         __atomic_store_n(&ch->pages[start + i].head, NULL, __ATOMIC_RELAXED);
     hak_page_set_kind(s->u.base, n, HAK_KIND_OWNED(pool->pr->tag));
-    hint_push(pool, s->cls, ch, start);
+    hint_push(pool, s->cls, ch, start, n);
+    pool->t->spans[s->cls]--;
     s->cls = HAK_POOL_NO_CLASS;
     s->u.free = NULL;
     uint32_t now = hak_purge_stamp();
@@ -1303,7 +1336,9 @@ size_t hak_pool_validate_(hak_pool_t *pool)
                 continue;
             }
             const hak_pool_class_t *k = &pool->t->cls[s->cls];
-            bad += s->npages != k->npages || s->u.stride != k->stride || s->u.capacity != k->capacity;
+            bad += !((s->npages == k->npages && s->u.capacity == k->capacity) ||
+                     (s->npages == k->wide_pages && s->u.capacity == k->wide_capacity)) ||
+                   s->u.stride != k->stride;
             bad += s->u.base != (uint8_t *)ch + ((size_t)i << HAK_POOL_PAGE_SHIFT);
             bad += ((uintptr_t)s->u.base & (k->nat_align - 1)) != 0 && k->align_pages > 1;
             bad += s->u.used > s->u.carved || s->u.carved > s->u.capacity || s->u.used == 0;

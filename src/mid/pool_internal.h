@@ -75,6 +75,7 @@
 #define HAK_POOL_PAGE_SHIFT  16
 #define HAK_POOL_PAGE_SIZE   ((size_t)1 << HAK_POOL_PAGE_SHIFT)        /* 64 KiB */
 #define HAK_POOL_PAGES       (HAK_CHUNK_SIZE >> HAK_POOL_PAGE_SHIFT)  /* 32 */
+#define HAK_POOL_WIDE_PAGES  15  /* a wide span's pages at most (pool.c, span geometry) */
 #define HAK_POOL_MAX_CLASSES 50    /* mid: 49 by size + 1 for alignment */
 #define HAK_POOL_MAX_BLOCKS  64    /* blocks per span (a 64-bit state word) */
 #define HAK_POOL_INV_SHIFT   42
@@ -185,6 +186,8 @@ typedef struct hak_pool_params {
                                     (more for blocks under 4 KiB: class_setup) */
     size_t tc_cap;               /* the bytes a thread's bins of this pool may hold in all
                                     (0: no cap; pool.c, tc_cap_grant) */
+    uint32_t wide_below;         /* classes of smaller strides take wide spans when busy
+                                    (pool.c, span geometry; 0: none) */
     bool park;                   /* drains park batches in the central lists (else home at once) */
     uint32_t fit_below;          /* a class of a smaller stride takes a larger class's free
                                     block before it carves a new one (hak_front_refill_fit) */
@@ -209,6 +212,8 @@ typedef struct hak_pool_class {
     uint32_t swing_max;          /* ... and what the swing rule may grow it to (pool.c, class_setup) */
     uint64_t inv;
     uint8_t npages;              /* pages per span */
+    uint8_t wide_pages;          /* ... once the class is busy (pool.c, span geometry) */
+    uint16_t wide_capacity;      /* blocks per such span */
     uint8_t align_pages;         /* span start aligned to this many pages */
     uint8_t fit_reach;           /* classes after this one that may lend it a block */
 } hak_pool_class_t;
@@ -230,8 +235,9 @@ typedef struct hak_pool_counters {
 #define HAK_POOL_HINTS 8
 typedef struct hak_pool_hint {
     struct hak_pool_chunk *ch;
-    uint32_t slot;  /* ch's directory slot when the hint was made */
-    uint32_t start; /* first page of the span */
+    uint32_t slot;   /* ch's directory slot when the hint was made */
+    uint16_t start;  /* first page of the span */
+    uint16_t npages; /* its pages (a class's spans have two geometries: pool.c) */
 } hak_pool_hint_t;
 
 /* The per-class state of a pool, apart from its constant fields: a
@@ -245,6 +251,7 @@ typedef struct hak_pool_tables {
      * overwritten); pool lock. */
     hak_pool_hint_t hint[HAK_POOL_MAX_CLASSES][HAK_POOL_HINTS];
     uint8_t nhint[HAK_POOL_MAX_CLASSES], hint_top[HAK_POOL_MAX_CLASSES];
+    uint32_t spans[HAK_POOL_MAX_CLASSES]; /* the class's spans in use (pool lock) */
 } hak_pool_tables_t;
 
 typedef struct hak_pool {

@@ -4,7 +4,8 @@
 #include "hak_l25.h"
 #include "l25_inline.h"
 
-#define POOL_ENGINE_SIZE 100000 /* the engine suite's blocks (pool_suite.h) */
+#define POOL_ENGINE_SIZE 98304 /* the engine suite's blocks (pool_suite.h): a class whose spans
+                                  have no tail, so one geometry (test_l25_wide_spans has both) */
 #define POOL_ENGINE_CAPPED true /* its bins borrow their bounds from a cap per thread */
 #include "pool_suite.h"
 
@@ -123,11 +124,76 @@ static void test_l25_thread_cap(void **state)
     assert_int_equal(tc->cap_bytes, 0);
 }
 
+/* A class with HAK_POOL_WIDE_AFTER spans in use forms its next spans in
+ * the wide geometry (pool.c, "Span geometry"): two 224 KiB blocks in 7
+ * pages instead of one in 4, with no tail. Spans of both geometries come
+ * and go together, their pages reused by each other (a narrow span's
+ * released pages near a chunk's end are no place for a wide one), and
+ * the pool stays valid. Fails if a busy class keeps its narrow spans. */
+static void test_l25_wide_spans(void **state)
+{
+    (void)state;
+    hak_l25_free(hak_l25_alloc(1, 0)); /* the pool set up */
+    hak_l25_trim();
+    const hak_pool_t *pool = &hak_l25_pool_;
+    unsigned c = 0;
+    while (pool->t->cls[c].stride < (224u << 10))
+        c++;
+    const hak_pool_class_t *k = &pool->t->cls[c];
+    assert_int_equal(k->stride, 224u << 10);
+    assert_int_equal(k->npages, 4);
+    assert_int_equal(k->capacity, 1);
+    assert_int_equal(k->wide_pages, 7);
+    assert_int_equal(k->wide_capacity, 2);
+    enum { N = 96 };
+    static void *v[N];
+    uint64_t rng = 7;
+    size_t after_first = 0;
+    for (int round = 0; round < 6; round++) {
+        unsigned narrow = 0, wide = 0;
+        for (int i = 0; i < N; i++) {
+            assert_non_null(v[i] = hak_l25_alloc(k->stride - (size_t)(i % 7) * 1000, 0));
+            memset(v[i], i, k->stride - (size_t)(i % 7) * 1000);
+            const hak_pool_span_t *sp = hak_pool_span_of(v[i]);
+            assert_int_equal(sp->cls, c);
+            if (sp->npages == k->wide_pages) {
+                assert_int_equal(sp->u.capacity, k->wide_capacity);
+                wide++;
+            } else {
+                assert_int_equal(sp->npages, k->npages);
+                narrow++;
+            }
+        }
+        assert_true(wide >= N / 2);
+        assert_true(narrow >= 1);
+        for (int i = 0; i < N; i++) /* contents survived */
+            assert_int_equal(((unsigned char *)v[i])[k->stride - 7000 - 1], (unsigned char)i);
+        assert_valid_pool();
+        for (int i = N - 1; i > 0; i--) { /* freed in random order */
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            int j = (int)((rng >> 33) % (uint64_t)(i + 1));
+            void *t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+        for (int i = 0; i < N; i++)
+            hak_l25_free(v[i]);
+        assert_valid_pool();
+        /* the rounds after the first reuse its pages */
+        if (round == 0)
+            after_first = committed();
+        else
+            assert_committed_within(after_first, (size_t)1 << 20);
+    }
+    hak_l25_trim();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_l25_pow2),
         cmocka_unit_test(test_l25_thread_cap),
+        cmocka_unit_test(test_l25_wide_spans),
         POOL_SUITE_TESTS,
         ENGINE_SUITE_TESTS,
     };
