@@ -246,8 +246,16 @@ static const size_t k_edges[] = {0, 1, 15, 16, 17, 24, 32, 48, 64, 128, 255, 256
                                  1048576, 1048577, 2097152, 4194304};
 #define NEDGES (sizeof k_edges / sizeof k_edges[0])
 
-/* 70% <= 256 B, 20% <= 32 KiB, 9% <= 1 MiB, 1% up to 4 MiB, and one in
- * twenty a tier or class boundary. */
+/* Sizes of a few L25 classes, near their strides, that half the L25
+ * requests take: enough blocks of one class live at once that its spans
+ * take the wide geometry beside the narrow one (docs/mid.md, "Wide spans
+ * for busy L25 classes"), and blocks of classes under and over the
+ * thread's L25 cap of bins (1 MiB) freed by other threads. */
+static const size_t k_hot[] = {40000, 61440, 229376, 245000};
+#define NHOT (sizeof k_hot / sizeof k_hot[0])
+
+/* 70% <= 256 B, 20% <= 32 KiB, 9% <= 1 MiB (half of it a few hot L25
+ * sizes), 1% up to 4 MiB, and one in twenty a tier or class boundary. */
 static size_t pick_size(rng_t *r)
 {
     unsigned d = (unsigned)(rnd(r) % 1000);
@@ -258,7 +266,7 @@ static size_t pick_size(rng_t *r)
     if (d < 50 + 665 + 190)
         return rnd_range(r, 257, 32768);
     if (d < 50 + 665 + 190 + 85)
-        return rnd_range(r, 32769, 1 << 20);
+        return rnd(r) % 2 ? k_hot[rnd(r) % NHOT] - rnd_range(r, 0, 4000) : rnd_range(r, 32769, 1 << 20);
     return rnd_range(r, (1 << 20) + 1, 4 << 20);
 }
 
