@@ -585,12 +585,14 @@ static bool hint_pop(hak_pool_t *pool, unsigned cls, uint32_t n, hak_pool_chunk_
 }
 
 /* Chunks with room that span_acquire compares in full before it looks
- * only at chunks with enough committed free pages (the search stops sooner
- * at an exact fit): bounds the search in a big pool, where one search per
- * span over every chunk would cost more than the span's blocks, while
- * committed pages anywhere in the pool are found before pages are
- * refaulted. */
+ * only at chunks with enough committed free pages, so that committed pages
+ * anywhere in the pool are found before pages are refaulted; and the
+ * chunks whose holes it searches at most (the search stops sooner at an
+ * exact fit). The rest of the scan reads a directory entry a chunk (12
+ * bytes): in a big pool one search of every chunk's holes per span would
+ * cost more than the span's blocks. */
 #define POOL_FIT_CANDIDATES 16
+#define POOL_FIT_LOOKS      128
 
 /* Span geometry. A class's spans are as few pages as hold its blocks
  * with a tail of at most 1/8 (class_setup): a span goes back to its chunk
@@ -632,8 +634,8 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
     hak_pool_chunk_t *best = NULL;
     int best_start = -1;
     unsigned best_key = UINT_MAX;
-    unsigned candidates = 0;
-    for (uint32_t slot = pool->ndir; slot-- > 0;) {
+    unsigned candidates = 0, looks = 0;
+    for (uint32_t slot = pool->ndir; slot-- > 0 && looks < POOL_FIT_LOOKS;) {
         const hak_pool_dirent_t *d = &pool->dir[slot];
         if (d->nfree < n)
             continue;
@@ -642,6 +644,7 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
         if (candidates >= POOL_FIT_CANDIDATES &&
             (unsigned)__builtin_popcount(d->free_mask & ~d->dec_mask) < n)
             continue;
+        looks++;
         unsigned cost;
         int start = find_run(d, n, k->align_pages, &cost);
         if (start < 0)
@@ -757,15 +760,18 @@ static void free_nocache(hak_pool_t *pool, void *b, unsigned cls)
  * the thread's bounds stay within HAK_POOL_TC_BUDGET bytes. */
 #define HAK_POOL_TC_BUDGET   ((size_t)4 << 20)
 
-/* Every bin of tc at its starting bound (keeps the blocks it holds): the
- * class's bin_max, or 0 in a capped pool, whose bins borrow their bounds
- * (tc_cap_grant). */
+/* Every bin of tc at its starting bound: the class's bin_max, or 0 in a
+ * capped pool, whose bins borrow their bounds (tc_cap_grant). Keeps the
+ * blocks the bins hold, which every caller has sent home before (setup:
+ * the block the fast path just pushed, which the slow path then grants),
+ * so a capped pool's bins and cap_bytes start at nothing together. */
 static void tc_reset_bounds(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
     tc->bound_bytes = tc->swing_bytes = tc->cap_bytes = 0;
     for (unsigned c = 0; c < pool->pr->nclasses; c++) {
-        hak_bin_set_max(&tc->bins[c], pool->pr->tc_cap ? 0 : pool->t->cls[c].bin_max);
-        tc->bound_bytes += (size_t)pool->t->cls[c].bin_max * pool->t->cls[c].stride;
+        uint32_t start = pool->pr->tc_cap ? 0 : pool->t->cls[c].bin_max;
+        hak_bin_set_max(&tc->bins[c], start);
+        tc->bound_bytes += (size_t)start * pool->t->cls[c].stride;
         tc->contended[c] = tc->swing[c] = 0;
     }
 }
@@ -799,7 +805,7 @@ static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
  * bounds back in turn (round robin), their blocks sent home. So a loop on
  * one size keeps its block in the bin, while a thread that frees blocks of
  * many classes keeps at most tc_cap bytes of them, where a bound per class
- * let every class it ever freed hold a block (with 40 classes, ~16 MiB).
+ * let every class it ever freed hold its blocks (40 classes, up to 14 MiB).
  * False if cls's bin cannot grow (at its bin_max, or its own bound alone
  * fills the cap). */
 static bool tc_cap_grant(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
@@ -875,6 +881,7 @@ void hak_pool_thread_exit_(hak_pool_t *pool, hak_pool_tcache_t *tc)
     tcache_flush(pool, tc);
     for (unsigned c = 0; c < pool->pr->nclasses; c++)
         tc->bins[c].max = tc->bins[c].room = 0;
+    tc->cap_bytes = 0;
     central_flush_all(pool);
     hak_tcreg_remove(&pool->tcs, &tc->reg);
 }
@@ -1310,6 +1317,7 @@ size_t hak_pool_validate_(hak_pool_t *pool)
         hak_lock(&pool->t->central[c].lock);
     hak_lock(&pool->lock);
     size_t dirty = 0, nempty = 0;
+    uint32_t spans[HAK_POOL_MAX_CLASSES] = {0}; /* each class's, against pool->t->spans */
     bad += pool->ndir > pool->dir_cap;
     for (uint32_t slot = 0; slot < pool->ndir; slot++) {
         hak_pool_chunk_t *ch = pool->dir_chunk[slot];
@@ -1336,6 +1344,7 @@ size_t hak_pool_validate_(hak_pool_t *pool)
                 continue;
             }
             const hak_pool_class_t *k = &pool->t->cls[s->cls];
+            spans[s->cls]++;
             bad += !((s->npages == k->npages && s->u.capacity == k->capacity) ||
                      (s->npages == k->wide_pages && s->u.capacity == k->wide_capacity)) ||
                    s->u.stride != k->stride;
@@ -1360,6 +1369,8 @@ size_t hak_pool_validate_(hak_pool_t *pool)
     }
     bad += dirty != pool->dirty;
     bad += nempty != pool->nempty;
+    for (unsigned c = 0; c < pool->pr->nclasses; c++)
+        bad += spans[c] != pool->t->spans[c];
     hak_unlock(&pool->lock);
     for (unsigned c = pool->pr->nclasses; c-- > 0;)
         hak_unlock(&pool->t->central[c].lock);

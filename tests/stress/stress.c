@@ -246,11 +246,12 @@ static const size_t k_edges[] = {0, 1, 15, 16, 17, 24, 32, 48, 64, 128, 255, 256
                                  1048576, 1048577, 2097152, 4194304};
 #define NEDGES (sizeof k_edges / sizeof k_edges[0])
 
-/* Sizes of a few L25 classes, near their strides, that half the L25
- * requests take: enough blocks of one class live at once that its spans
- * take the wide geometry beside the narrow one (docs/mid.md, "Wide spans
- * for busy L25 classes"), and blocks of classes under and over the
- * thread's L25 cap of bins (1 MiB) freed by other threads. */
+/* Sizes of a few L25 classes, just under their strides (36-40, 56-60,
+ * 220-224 and 236-240 KiB), that half the L25 requests take: enough
+ * blocks of one class live at once that its spans take the wide geometry
+ * beside the narrow one (docs/mid.md, "Wide spans for busy L25 classes"),
+ * and bins whose bounds together pass the thread's L25 cap (1 MiB), so
+ * that frees take bounds from other classes' bins. */
 static const size_t k_hot[] = {40000, 61440, 229376, 245000};
 #define NHOT (sizeof k_hot / sizeof k_hot[0])
 
@@ -265,8 +266,12 @@ static size_t pick_size(rng_t *r)
         return rnd_range(r, 0, 256);
     if (d < 50 + 665 + 190)
         return rnd_range(r, 257, 32768);
-    if (d < 50 + 665 + 190 + 85)
-        return rnd(r) % 2 ? k_hot[rnd(r) % NHOT] - rnd_range(r, 0, 4000) : rnd_range(r, 32769, 1 << 20);
+    if (d < 50 + 665 + 190 + 85) {
+        if (rnd(r) % 2 == 0)
+            return rnd_range(r, 32769, 1 << 20);
+        size_t hot = k_hot[rnd(r) % NHOT];
+        return hot - rnd_range(r, 0, 4000);
+    }
     return rnd_range(r, (1 << 20) + 1, 4 << 20);
 }
 
