@@ -71,8 +71,16 @@ void hak_purge_set_floor(size_t bytes) { __atomic_store_n(&hak_purge_.floor, byt
 
 void hak_purge_set_cache_max(size_t bytes) { __atomic_store_n(&hak_purge_.cache_max, bytes, __ATOMIC_RELAXED); }
 
+/* While a pass by age runs the shrinkers (g_run_lock held, in this
+ * thread), the units their blocks free are stamped with the pass's cutoff
+ * (hak_purge_run_): see there. */
+static __thread bool t_backdating;
+static __thread uint32_t t_backdate;
+
 uint32_t hak_purge_stamp(void)
 {
+    if (HAK_UNLIKELY(t_backdating))
+        return t_backdate;
     uint32_t (*clock)(void) = __atomic_load_n(&g_clock, __ATOMIC_RELAXED);
     return clock ? clock() : (uint32_t)hak_os_clock_ms();
 }
@@ -189,9 +197,20 @@ void hak_purge_run_(void)
          * delay and 1.25 x delay after it became dirty. */
         uint32_t tick = (uint32_t)(delay / 4);
         __atomic_store_n(&hak_purge_.next_tick, now + (tick ? tick : 1), __ATOMIC_RELAXED);
-        /* with delay 0 every release goes back at once: the caches stay */
-        if (purge_each(now - (uint32_t)delay, false, SIZE_MAX) > 0 && delay > 0)
+        /* with delay 0 every release goes back at once: the caches stay.
+         * The units the shrinkers free held blocks of a heap that shrank
+         * (they sat in caches while the pages around them aged): they go
+         * back with those pages, in this pass, stamped as old as its
+         * cutoff, not one delay later (a 1 GiB peak freed in random order
+         * kept 55-64 MiB of them resident for a second delay). */
+        uint32_t cutoff = now - (uint32_t)delay;
+        if (purge_each(cutoff, false, SIZE_MAX) > 0 && delay > 0) {
+            t_backdate = cutoff;
+            t_backdating = true;
             shrink_each();
+            t_backdating = false;
+            purge_each(cutoff, false, SIZE_MAX);
+        }
     }
     budget = hak_purge_budget();
     dirty = __atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED);
