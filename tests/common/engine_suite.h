@@ -309,8 +309,10 @@ static void test_engine_thread_exit(void **state)
 
 /* A purge pass that gives memory back by age shrinks the cache of the
  * thread that ran it (hak_shrink_fn, hak_purge.h): a bin grown for a heap
- * that is gone goes back to its starting bound, and its blocks go home;
- * and so does the purge an allocation that found no memory runs. */
+ * that is gone goes back to its starting bound, and its blocks go home,
+ * where the units they kept in use go back in the same pass (nothing is
+ * left dirty: fails if they age a delay more); and so does the purge an
+ * allocation that found no memory runs. */
 static void test_engine_shrink(void **state)
 {
     (void)state;
@@ -331,6 +333,7 @@ static void test_engine_shrink(void **state)
         ht_purge_later();
         assert_int_equal(bin->max, start);
         assert_int_equal(hak_bin_count(bin), 0);
+        assert_int_equal(__atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED), 0);
         assert_non_null(v[0] = ENGINE.alloc(ENGINE.size));
         ENGINE.free(v[0]);
         assert_true(hak_bin_count(bin) > 0);
@@ -356,6 +359,8 @@ static void test_engine_shrink(void **state)
     ht_purge_later(); /* the delay passes; the next poll's pass gives back by age */
     assert_int_equal(bin->max, start);
     assert_int_equal(hak_bin_count(bin), 0);
+    /* and what the bin's blocks kept in use went back in the same pass */
+    assert_int_equal(__atomic_load_n(&hak_purge_.dirty, __ATOMIC_RELAXED), 0);
     /* so does what an allocation that found no memory runs before it
      * tries again (and malloc_trim) */
     for (int round = 0; round < 64 && bin->max == start; round++)
