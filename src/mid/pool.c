@@ -438,6 +438,11 @@ size_t hak_pool_purge_(hak_pool_t *pool, uint32_t cutoff, bool all, size_t want)
 
 /* ---------------------------------------------------------------- spans */
 
+/* The weight of a page a span would refault, in run_try's cost: more than
+ * any leftover (below HAK_POOL_PAGES + 1) and an empty chunk's penalty
+ * (span_acquire: HAK_POOL_PAGES + 1) together. */
+#define RUN_REFAULT (2 * (HAK_POOL_PAGES + 1))
+
 /* A span of n pages at `start` in the free hole of `len` pages that holds
  * it: its cost, lowest best: the decommitted pages it would refault first
  * (a 1 MiB span is 256 page faults), then the pages left over in the hole
@@ -449,7 +454,7 @@ static void run_try(const hak_pool_dirent_t *d, unsigned n, unsigned start, unsi
                     unsigned *best_cost)
 {
     uint32_t run = (uint32_t)((((uint64_t)1 << n) - 1) << start);
-    unsigned c = (unsigned)__builtin_popcount(d->dec_mask & run) * (HAK_POOL_PAGES + 1) + (len - n);
+    unsigned c = (unsigned)__builtin_popcount(d->dec_mask & run) * RUN_REFAULT + (len - n);
     if (c < *best_cost) {
         *best = (int)start;
         *best_cost = c;
@@ -653,8 +658,7 @@ static hak_pool_span_t *span_acquire(hak_pool_t *pool, unsigned cls)
         candidates += !empty;
         /* refaults first, then a chunk that has spans before an empty one
          * (which can go back to the OS), then the fit */
-        unsigned key = (cost / (HAK_POOL_PAGES + 1)) * 2 * (HAK_POOL_PAGES + 1) + (empty ? HAK_POOL_PAGES + 1 : 0) +
-                       cost % (HAK_POOL_PAGES + 1);
+        unsigned key = cost + (empty ? HAK_POOL_PAGES + 1 : 0);
         if (key < best_key) {
             best = pool->dir_chunk[slot];
             best_start = start;
@@ -798,6 +802,17 @@ static void tc_contended(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
                                         HAK_POOL_TC_BUDGET));
 }
 
+/* Every block of bin (class cls) home to its span; the bin keeps its bound. */
+static void bin_home(hak_pool_t *pool, hak_bin_t *bin, unsigned cls)
+{
+    void *head = bin->head;
+    if (head == NULL)
+        return;
+    bin->head = NULL;
+    bin->room = (int32_t)bin->max;
+    class_put(pool, cls, head);
+}
+
 /* A capped pool (params->tc_cap: L25, whose blocks are 36 KiB-1 MiB):
  * its bins start with no room and a bin that a free finds full borrows
  * one block of bound more, up to the class's bin_max, from what the
@@ -822,13 +837,9 @@ static bool tc_cap_grant(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
         hak_bin_t *o = &tc->bins[v];
         if (v == cls || o->max == 0)
             continue;
-        void *head = o->head;
         tc->cap_bytes -= (size_t)o->max * pool->t->cls[v].stride;
-        o->head = NULL;
-        o->max = 0;
-        o->room = 0;
-        if (head)
-            class_put(pool, v, head);
+        bin_home(pool, o, v);
+        hak_bin_set_max(o, 0);
     }
     hak_bin_set_max(bin, bin->max + 1);
     tc->cap_bytes += k->stride;
@@ -839,15 +850,8 @@ static bool tc_cap_grant(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls)
  * blocks are not likely to be wanted soon; trim wants them home too). */
 static void tcache_flush(hak_pool_t *pool, hak_pool_tcache_t *tc)
 {
-    for (unsigned cls = 0; cls < pool->pr->nclasses; cls++) {
-        hak_bin_t *bin = &tc->bins[cls];
-        void *head = bin->head;
-        if (head == NULL)
-            continue;
-        bin->head = NULL;
-        bin->room = (int32_t)bin->max;
-        class_put(pool, cls, head);
-    }
+    for (unsigned cls = 0; cls < pool->pr->nclasses; cls++)
+        bin_home(pool, &tc->bins[cls], cls);
 }
 
 static void tcache_setup(hak_pool_t *pool, hak_pool_tcache_t *tc)
