@@ -40,16 +40,24 @@
  * The stash (hak_large_alloc_sampled): the heap profiler serves each
  * sampled request here, most of them a page or two, one every 512 KiB a
  * thread requests; through the cache each paid its lock, scan, oldest-first
- * shift and the purge clock. A thread keeps one mapping of each length
+ * shift and the purge clock. A thread keeps two mappings of each length
  * from 1 to HAK_LARGE_STASH_PAGES pages that its sampled frees leave
- * (the newest: the one it replaces goes to the cache), without a lock,
- * for its next sampled block that fits (the cache's rule: the smallest,
- * taken whole when at most twice the length; a bitmap of the lengths
- * held finds it). Their pages stay counted in use (hak_purge_used_*),
- * like a thread cache's blocks; the whole stash goes to the cache at
- * thread exit and on trim. A stash
- * operation interrupted by a signal whose handler frees or samples leaves
- * the handler's block to the cache (t_stash.busy).
+ * (the newest two: the one they replace goes to the cache), without a
+ * lock, for its next sampled block that fits (the cache's rule: the
+ * smallest, taken whole when at most twice the length; a bitmap of the
+ * lengths held finds it). Their pages stay counted in use
+ * (hak_purge_used_*), like a thread cache's blocks; the whole stash goes
+ * to the cache at thread exit and on trim. A stashed mapping stays in the
+ * registry under the key of a block at offset 16, its header's method
+ * HAK_METHOD_STASHED: a sample that reuses it (alignment 16) takes no
+ * registry lock, nor does the free that stashes it (two threads sampling
+ * at a high rate met on that lock at every sample). So the registry
+ * holds freed blocks too: its lookups answer "registered", and what acts
+ * on a block checks the header first (large_check, under the lock on
+ * free: "double free"); a mapping leaves the registry when it leaves the
+ * stash (stash_spill). A stash operation interrupted by a signal whose
+ * handler frees or samples leaves the handler's block to the cache
+ * (t_stash.busy).
  *
  * Lock order: the registry lock and the cache lock are leaves, never held
  * together; system calls run outside the cache lock.
@@ -210,6 +218,7 @@ static bool large_length(size_t size, size_t lead, size_t ps, size_t *len)
 
 typedef struct large_verdict {
     const char *reason;  /* why the check refused */
+    bool stashed;        /* a mapping in a thread's stash: a freed block */
 } large_verdict_t;
 
 /* The registry check: is the entry a large block whose header agrees with
@@ -223,8 +232,15 @@ static bool large_check(const hak_large_reg_entry_t *e, void *ctx)
         v->reason = REASON_METHOD;
         return false;
     }
-#if HAK_VALIDATION >= HAK_VALIDATION_MAGIC
     const hak_alloc_header_t *h = hak_ah_of_const((const void *)e->key);
+    if (HAK_UNLIKELY(hak_ah_method(h->info) == HAK_METHOD_STASHED)) {
+        /* every level: a stashed mapping freed again would be cached and
+         * stashed at once (the stash section above) */
+        v->reason = REASON_DOUBLE;
+        v->stashed = true;
+        return false;
+    }
+#if HAK_VALIDATION >= HAK_VALIDATION_MAGIC
     if (h->magic != HAK_AH_MAGIC) {
         v->reason = REASON_MAGIC;
         return false;
@@ -444,17 +460,27 @@ static uintptr_t stash_take(size_t *lenp, size_t ps)
     return base;
 }
 
-/* A freed mapping to the cache, its pages out of use. */
+/* The registry's check for a stashed mapping's entry. */
+static bool stash_entry_check(const hak_large_reg_entry_t *e, void *ctx)
+{
+    (void)ctx;
+    return hak_ah_method(hak_ah_of_const((const void *)e->key)->info) == HAK_METHOD_STASHED;
+}
+
+/* A stashed mapping out of the registry and to the cache, its pages out
+ * of use. */
 static void stash_spill(uintptr_t base, size_t len)
 {
+    hak_large_registry_remove_(&g_reg, (const void *)(base + LARGE_MIN_ALIGN), stash_entry_check, NULL, NULL);
     hak_purge_used_sub(len);
     cache_put(base, len);
 }
 
-/* Keep a freed sampled mapping in the thread's stash (the one it finds in
- * its slot goes to the cache): false if it is not for the stash (too
- * large, the cache would not keep it, a purge delay of 0, the thread
- * exiting, or a stash operation interrupted). */
+/* Keep a freed sampled mapping, registered and its header marked
+ * stashed, in the thread's stash (the older of two it finds of its length
+ * goes to the cache): false if it is not for the stash (too large, the
+ * cache would not keep it, a purge delay of 0, the thread exiting, or a
+ * stash operation interrupted). */
 static bool stash_put(uintptr_t base, size_t len)
 {
     size_t ps = hak_os_page_size(), k = len / ps - 1;
@@ -556,7 +582,8 @@ static void *large_alloc(size_t size, size_t align, bool zeroed, bool sampled)
         return NULL;
     }
     size_t held = 0;
-    char *raw = sampled && extra == 0 ? (char *)stash_take(&len, ps) : NULL;
+    /* a stashed mapping is registered for a block at offset 16 */
+    char *raw = sampled && lead == LARGE_MIN_ALIGN ? (char *)stash_take(&len, ps) : NULL;
     bool stashed = raw != NULL; /* its pages stayed counted in use: no clock, no poll */
     if (stashed)
         held = len;
@@ -586,13 +613,12 @@ static void *large_alloc(size_t size, size_t align, bool zeroed, bool sampled)
     }
     char *user = base + lead;
     hak_ah_write(user, len - lead, lead, HAK_METHOD_MMAP);
-    if (hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0 &&
+    if (!stashed && /* a stashed mapping is registered as it is */
+        hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0 &&
         (!hak_purge_oom() || hak_large_registry_insert_(&g_reg, user, base, len, HAK_METHOD_MMAP) != 0)) {
         NOTE_PEAK();
         hak_os_unmap(base, len);
         ST_SUB(bytes_mapped, len);
-        if (stashed)
-            hak_purge_used_sub(len);
         errno = ENOMEM;
         return NULL;
     }
@@ -612,13 +638,39 @@ void *hak_large_alloc_zeroed(size_t size, size_t align) { return large_alloc(siz
 
 void *hak_large_alloc_sampled(size_t size, size_t align) { return large_alloc(size, align, false, true); }
 
+/* A sampled block's free that the stash takes with the registry entry
+ * kept (the stash section above): true if it did. The caller owns p, so
+ * the entry and the header may be read outside the lock. */
+static bool large_stash_keep(void *p)
+{
+    hak_large_reg_entry_t e;
+    large_verdict_t v = {REASON_INVALID, false};
+    if (!hak_large_registry_lookup_(&g_reg, p, &e) || e.key != e.base + LARGE_MIN_ALIGN || !large_check(&e, &v))
+        return false;
+    /* marked before the stash holds it: a signal handler's sample may take
+     * it at once */
+    hak_ah_write(p, e.len - LARGE_MIN_ALIGN, LARGE_MIN_ALIGN, HAK_METHOD_STASHED);
+    if (!stash_put(e.base, e.len)) {
+        hak_ah_write(p, e.len - LARGE_MIN_ALIGN, LARGE_MIN_ALIGN, HAK_METHOD_MMAP);
+        return false;
+    }
+    ST_SUB(bytes_in_use, e.len - LARGE_MIN_ALIGN);
+    ST_SUB(blocks, 1);
+    ST_ADD(frees, 1);
+    return true;
+}
+
 static void large_free(void *p, bool sampled)
 {
     if (p == NULL)
         return;
     int saved = errno;
-    large_verdict_t v = {REASON_INVALID};
+    large_verdict_t v = {REASON_INVALID, false};
     hak_large_reg_entry_t e;
+    if (sampled && large_stash_keep(p)) {
+        errno = saved;
+        return;
+    }
     if (hak_large_registry_remove_(&g_reg, p, large_check, &v, &e) != HAK_LREG_REMOVED) {
         hak_report_failure("free", large_in_cache(p) ? REASON_DOUBLE : v.reason, p); /* a test's handler returns: leave it */
         errno = saved;
@@ -627,10 +679,6 @@ static void large_free(void *p, bool sampled)
     ST_SUB(bytes_in_use, e.base + e.len - e.key);
     ST_SUB(blocks, 1);
     ST_ADD(frees, 1);
-    if (sampled && stash_put(e.base, e.len)) {
-        errno = saved;
-        return;
-    }
     hak_purge_used_sub(e.len);
     cache_put(e.base, e.len);
     hak_purge_poll();
@@ -643,14 +691,20 @@ void hak_large_free_sampled(void *p) { large_free(p, true); }
 
 bool hak_large_freed_(const void *p) { return p != NULL && large_in_cache(p); }
 
-/* The lock-free try inline (large_inline.h), the retry out of line. */
+/* A registered entry that is a live block, not a stashed mapping (whose
+ * header lies in it, mapped while it is registered). */
+static bool large_live(const hak_large_reg_entry_t *e)
+{
+    return e->method == HAK_METHOD_MMAP &&
+           hak_ah_method(hak_ah_of_const((const void *)e->key)->info) != HAK_METHOD_STASHED;
+}
+
+/* The registry's answer, lock-free where it can be; then whether the entry
+ * is a live block. */
 size_t hak_large_usable_size(const void *p)
 {
-    size_t n = hak_large_usable_try_(p);
-    if (HAK_LIKELY(n != HAK_LARGE_RACED))
-        return n;
     hak_large_reg_entry_t e;
-    if (!hak_large_registry_lookup_slow_(&g_reg, p, &e) || e.method != HAK_METHOD_MMAP)
+    if (p == NULL || !hak_large_registry_lookup_(&g_reg, p, &e) || !large_live(&e))
         return 0;
     return e.base + e.len - e.key;
 }
@@ -658,7 +712,7 @@ size_t hak_large_usable_size(const void *p)
 bool hak_large_owns(const void *p)
 {
     hak_large_reg_entry_t e;
-    return p != NULL && hak_large_registry_lookup_(&g_reg, p, &e) && e.method == HAK_METHOD_MMAP;
+    return p != NULL && hak_large_registry_lookup_(&g_reg, p, &e) && large_live(&e);
 }
 
 void *hak_large_realloc(void *p, size_t size)
@@ -666,11 +720,12 @@ void *hak_large_realloc(void *p, size_t size)
     if (p == NULL)
         return hak_large_alloc(size, LARGE_MIN_ALIGN);
     hak_large_reg_entry_t e;
-    large_verdict_t v = {REASON_INVALID};
+    large_verdict_t v = {REASON_INVALID, false};
     /* The caller owns p: nobody frees it meanwhile, so the header may be
      * read outside the lock. */
     if (!hak_large_registry_lookup_(&g_reg, p, &e) || !large_check(&e, &v)) {
-        hak_report_failure("realloc", v.reason, p);
+        /* a stashed (freed) mapping's block: not a live one */
+        hak_report_failure("realloc", v.stashed ? REASON_INVALID : v.reason, p);
         errno = EINVAL;
         return NULL;
     }
@@ -766,7 +821,8 @@ static bool large_entry_valid(const hak_large_reg_entry_t *e, void *ctx)
         return true;
     const hak_alloc_header_t *h = hak_ah_of_const((const void *)e->key);
     size_t off = e->key - e->base;
-    return h->magic == HAK_AH_MAGIC && h->info == hak_ah_pack(e->len - off, off, HAK_METHOD_MMAP);
+    return h->magic == HAK_AH_MAGIC && (h->info == hak_ah_pack(e->len - off, off, HAK_METHOD_MMAP) ||
+                                        (off == LARGE_MIN_ALIGN && h->info == hak_ah_pack(e->len - off, off, HAK_METHOD_STASHED)));
 }
 
 HAK_INTERNAL bool hak_large_validate_(bool headers)

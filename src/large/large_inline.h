@@ -19,7 +19,11 @@ extern hak_large_registry_t hak_large_reg_ HAK_INTERNAL;
 
 /* The usable bytes of the live large block that starts at p; 0 if none
  * does (NULL, foreign, interior, freed); HAK_LARGE_RACED if the read met a
- * writer (ask hak_large_usable_size). Reads nothing at p. */
+ * writer (ask hak_large_usable_size). Reads nothing at p, so it answers
+ * for a mapping kept registered in a thread's stash too (large.c: a freed
+ * sampled block of at most HAK_LARGE_STASH_PAGES pages; dispatch's keep
+ * test asks only about sizes the large tier serves, above 1 MiB with every
+ * tier built). */
 HAK_INLINE size_t hak_large_usable_try_(const void *p)
 {
     hak_large_reg_entry_t e;

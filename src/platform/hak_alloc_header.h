@@ -28,7 +28,8 @@
  *           base, or the pointer the system allocator returned), a multiple
  *           of 16 up to 16 MiB - 16 (so fallback blocks take alignments up to
  *           8 MiB); always >= 16 (the header lies inside);
- *   method  HAK_METHOD_MMAP or HAK_METHOD_MALLOC.
+ *   method  HAK_METHOD_MMAP or HAK_METHOD_MALLOC (HAK_METHOD_STASHED: a
+ *           freed large block whose mapping stays registered, below).
  *
  * Header-only, includes only what it uses, so dispatch can include it alone.
  */
@@ -47,6 +48,8 @@ enum hak_alloc_method {
     HAK_METHOD_NONE   = 0,  /* never written: marks "no method" in lookups */
     HAK_METHOD_MMAP   = 1,  /* large tier: a private mapping */
     HAK_METHOD_MALLOC = 2,  /* dispatch: the system allocator's block */
+    HAK_METHOD_STASHED = 3, /* large tier: a freed sampled block whose mapping a
+                             * thread's stash keeps, still registered (large.c) */
 };
 
 #define HAK_AH_METHOD_BITS 4

@@ -16,6 +16,8 @@
 #include "hak_alloc_header.h"
 #include "hak_large.h"
 #include "hak_platform.h"
+#include "hak_purge.h"
+#include "large_inline.h"
 #include "large_internal.h"
 
 #define MiB ((size_t)1 << 20)
@@ -399,6 +401,52 @@ static void run_oom_child(int (*fn)(void))
     assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* A sampled block's mapping that a thread's stash keeps stays registered
+ * (its header marked stashed): it is not a live block for any question
+ * asked of it, a second free or a realloc of it is reported at every
+ * level, and it leaves the registry when it leaves the stash. */
+static void test_stashed_block_misuse(void **state)
+{
+    (void)state;
+    if (__atomic_load_n(&hak_purge_.delay_ms, __ATOMIC_RELAXED) == 0)
+        skip(); /* no stash without a purge delay */
+    hak_large_trim();
+    size_t live0 = hak_large_registry_count_(&hak_large_reg_);
+    uint8_t *p = hak_large_alloc_sampled(100, 16);
+    assert_non_null(p);
+    assert_int_equal(hak_large_registry_count_(&hak_large_reg_), live0 + 1);
+    hak_large_free_sampled(p);
+    /* stashed: the entry stays (no registry lock on the way in or out) */
+    assert_int_equal(hak_large_registry_count_(&hak_large_reg_), live0 + 1);
+    assert_false(hak_large_owns(p));
+    assert_int_equal(hak_large_usable_size(p), 0);
+    assert_true(hak_large_freed_(p));
+    assert_true(hak_large_validate_(true));
+    int n = g_reports;
+    hak_large_free(p);
+    expect_report(n, "free", "double free", p);
+    n = g_reports;
+    errno = 0;
+    assert_null(hak_large_realloc(p, 3 * MiB));
+    assert_int_equal(errno, EINVAL);
+    expect_report(n, "realloc", "invalid pointer", p);
+    /* neither took it out of the stash: the next sample gets it back */
+    assert_int_equal(hak_large_registry_count_(&hak_large_reg_), live0 + 1);
+    uint8_t *q = hak_large_alloc_sampled(200, 16);
+    assert_ptr_equal(q, p);
+    assert_true(hak_large_owns(q));
+    assert_int_equal(hak_large_usable_size(q), page() - 16);
+    memset(q, 0x5A, 200);
+    hak_large_free_sampled(q);
+    /* out of the stash: out of the registry, a freed (cached) mapping */
+    hak_large_trim();
+    assert_int_equal(hak_large_registry_count_(&hak_large_reg_), live0);
+    assert_true(hak_large_validate_(true));
+    n = g_reports;
+    hak_large_free(q);
+    expect_report(n, "free", "invalid pointer", q); /* trimmed: unmapped */
+}
+
 static void test_oom_realloc_keeps_block(void **state)
 {
     (void)state;
@@ -421,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_corrupted_magic),
         cmocka_unit_test(test_death_corrupted_header),
         cmocka_unit_test(test_death_invalid_pointer),
+        cmocka_unit_test(test_stashed_block_misuse),
         cmocka_unit_test(test_oom_realloc_keeps_block),
         cmocka_unit_test(test_oom_registry),
     };

@@ -334,6 +334,17 @@ int main(int argc, char **argv)
         dump_or_die(argv[2]);
         return 0;
     }
+    if (strcmp(mode, "double-free") == 0) {
+        /* at rate 1 every block is sampled: the freed one waits in the
+         * thread's stash, and its second free must be named */
+        char *p = malloc(100);
+        memset(p, 1, 100);
+        free(p);
+        printf("freed\n");
+        fflush(stdout);
+        free(p);
+        return 0; /* not reached: the report aborts */
+    }
     if (strcmp(mode, "plain") == 0) {
         fill(alloc_small, MB, 100, &ns);
         errno = 0;

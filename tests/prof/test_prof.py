@@ -11,6 +11,7 @@ usage: test_prof.py PROF_CHILD PROF_CHILD_STATIC PROF_PLUGIN"""
 import glob
 import os
 import re
+import signal
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,14 @@ class ProfTest(unittest.TestCase):
         for what, n in want.items():
             flat, _ = pprof(CHILD, d, "--" + what)
             self.assertEqual(flat.get("xthread_site", 0), n, what)
+
+    def test_double_free_of_a_sample(self):
+        # a sampled block's mapping stays registered while its thread's
+        # stash keeps it: a second free is still reported and aborts
+        p = run({"HAKMEM_PROF": self.path("x.heap"), "HAKMEM_PROF_RATE": "1"}, "double-free", check=False)
+        self.assertEqual(p.stdout, "freed\n")
+        self.assertEqual(p.returncode, -signal.SIGABRT, p.stderr)
+        self.assertIn("free(): double free", p.stderr)
 
     def test_fork_child_writes_its_own(self):
         run({"HAKMEM_PROF": self.path("f-%p.heap"), "HAKMEM_PROF_RATE": ACCURATE_RATE}, "fork")
