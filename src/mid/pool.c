@@ -994,6 +994,8 @@ void *hak_pool_alloc_zero_(hak_pool_t *pool, hak_pool_tcache_t *tc, unsigned cls
 void hak_pool_free_slow_(hak_pool_t *pool, hak_pool_tcache_t *tc, void *p, unsigned cls)
 {
     hak_bin_t *bin = hak_pool_bin_(pool, cls);
+    if (HAK_UNLIKELY(hak_front_pushed_twice(bin, p)))
+        return;
     if (HAK_UNLIKELY(tc->state != HAK_POOL_TC_LIVE)) {
         if (tc->state == HAK_POOL_TC_NEW)
             tcache_setup(pool, tc);

@@ -132,10 +132,17 @@ HAK_INLINE void *hak_unit_pop(const hak_central_ops_t *ops, void *be, hak_unit_t
 }
 
 /* Block b home to its unit; true if that emptied and released the unit
- * (unless ops->keep_last keeps it: the class's only partial unit). */
+ * (unless ops->keep_last keeps it: the class's only partial unit). From
+ * magic up, a block whose unit has none in use (kept empty, or released:
+ * unit_of answers NULL) was freed twice: reported and left alone, never
+ * counted twice (a released unit's memory is not touched). */
 HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_central_t *c, void *b)
 {
     hak_unit_t *u = ops->unit_of(b);
+    if (HAK_VALIDATION >= 1 && HAK_UNLIKELY(u == NULL || u->used == 0)) {
+        hak_report_failure("free", "double free (its unit holds no block in use)", b);
+        return false;
+    }
     hak_link_set(b, u->free);
     u->free = b;
     u->used--;
@@ -147,6 +154,24 @@ HAK_INLINE bool hak_unit_spill(const hak_central_ops_t *ops, void *be, hak_centr
         return true;
     }
     return false;
+}
+
+/* The free slow paths' first look at the block the fast path has just
+ * pushed: linked to itself, it was the bin's head already (free(p);
+ * free(p), nothing between them), and the bin's list is now a loop that
+ * would hand p out, and send it home, again and again. From magic up:
+ * reported, and the bin emptied (the blocks behind p are lost to the
+ * thread's cache: they stay counted in use, never handed out twice).
+ * A double free the fast path takes without a slow path, or with other
+ * frees between, is caught only at validation=full (docs/reliability.md). */
+HAK_INLINE bool hak_front_pushed_twice(hak_bin_t *bin, void *p)
+{
+    if (HAK_VALIDATION < 1 || HAK_LIKELY(hak_link_get(p) != p))
+        return false;
+    hak_report_failure("free", "double free", p);
+    bin->head = NULL;
+    bin->room = (int32_t)bin->max;
+    return true;
 }
 
 /* ------------------------------------------------------ the central lists */

@@ -773,6 +773,8 @@ void hak_tiny_free_slow_(void *p, unsigned cls)
 #else
     tiny_tcache_t *tc = &hak_tiny_tc_;
     hak_bin_t *bin = tiny_bin(cls);
+    if (HAK_UNLIKELY(hak_front_pushed_twice(bin, p)))
+        return;
     if (HAK_UNLIKELY(tc->state != TINY_TC_LIVE)) {
         if (tc->state == TINY_TC_NEW)
             tcache_setup(tc);

@@ -375,7 +375,72 @@ static void test_engine_shrink(void **state)
     ENGINE.trim();
 }
 
+/* Double frees the slow paths catch from magic up (hak_central.h,
+ * hak_front_pushed_twice and hak_unit_spill): a block freed twice in a
+ * row where the second free overflows the bin, and a block freed again
+ * after it went home to its unit. Each is reported once ("free"), no block
+ * is handed out twice after it, and the cache goes on working. A double
+ * free the fast path takes with room in the bin is caught at full only. */
+static int g_engine_reports;
+static void engine_count_report(const char *op, const char *reason, const void *p)
+{
+    (void)reason;
+    (void)p;
+    if (strcmp(op, "free") == 0)
+        g_engine_reports++;
+}
+
+static void test_engine_double_free(void **state)
+{
+    (void)state;
+    if (HAK_VALIDATION < 1)
+        skip(); /* none trusts every free */
+    static void *v[ENGINE_CAP];
+    size_t n = 0;
+    hak_failure_handler_t old = hak_set_failure_handler(engine_count_report);
+    g_engine_reports = 0;
+    /* after it went home: the unit holds no block in use */
+    ENGINE.trim();
+    void *q = ENGINE.alloc(ENGINE.size);
+    assert_non_null(q);
+    ENGINE.free(q);
+    ENGINE.trim();
+    ENGINE.free(q);
+    ENGINE.trim();
+    assert_int_equal(g_engine_reports, 1);
+    /* twice in a row: one block of room left, then p freed twice */
+    hak_bin_t *bin = engine_fresh_bin();
+    size_t want = engine_n(2 * (size_t)bin->max + 2, 8u << 20);
+    while (n < want)
+        assert_non_null(v[n++] = ENGINE.alloc(ENGINE.size));
+    while (bin->room > 1 && n > 1)
+        ENGINE.free(v[--n]);
+    while (bin->room < 1 && hak_bin_count(bin) > 0)
+        assert_non_null(v[n++] = ENGINE.alloc(ENGINE.size));
+    void *p = v[--n];
+    memset(p, 0x5A, ENGINE.size);
+    ENGINE.free(p);
+    ENGINE.free(p);
+    assert_int_equal(g_engine_reports, 2);
+    /* nothing handed out twice, p at most once */
+    size_t m = n, seen = 0;
+    while (m < n + 2 * (size_t)bin->max + 2 && m < ENGINE_CAP)
+        assert_non_null(v[m++] = ENGINE.alloc(ENGINE.size));
+    for (size_t i = 0; i < m; i++) {
+        seen += v[i] == p;
+        for (size_t j = i + 1; j < m; j++)
+            assert_ptr_not_equal(v[i], v[j]);
+    }
+    assert_true(seen <= 1);
+    while (m > 0)
+        ENGINE.free(v[--m]);
+    ENGINE.trim();
+    assert_int_equal(g_engine_reports, 2);
+    hak_set_failure_handler(old);
+}
+
 #define ENGINE_SUITE_TESTS                         \
+    cmocka_unit_test(test_engine_double_free),     \
     cmocka_unit_test(test_engine_swing),           \
     cmocka_unit_test(test_engine_shrink),          \
     cmocka_unit_test(test_engine_drain_keeps_recent), \
