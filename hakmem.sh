@@ -79,12 +79,13 @@ TIER_SUITES="--suite platform --suite tiny --suite mid --suite l25 --suite large
 
 case "${1:-}" in
 deps)
-    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}" "${PROF_DEPS[@]}" clang
+    install_deps "${BUILD_DEPS[@]}" "${BENCH_DEPS[@]}" "${PRELOAD_DEPS[@]}" "${PROF_DEPS[@]}" clang g++
     ;;
 test)
     install_deps "${BUILD_DEPS[@]}"
     install_deps "${PRELOAD_DEPS[@]}" || echo "hakmem: preload tests of missing programs will be skipped" >&2
     install_deps clang || echo "hakmem: no clang, its configuration will be skipped" >&2
+    install_deps g++ || echo "hakmem: no g++, the C++ operator new test will be skipped" >&2
     install_deps "${PROF_DEPS[@]}" || echo "hakmem: no google-pprof, suite prof will be skipped" >&2
     check default build .
     # the real programs (preload) run in the default configuration only

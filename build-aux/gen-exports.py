@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: MIT
 """Write libhakmem.so's linker version script: the glibc-compatible names
-dispatch defines, plus every function and object the public headers
+dispatch defines, C++'s operator new and delete, plus every function and object the public headers
 declare with HAK_API. Everything else (the tiers' hak_mid_*, hak_l25_*,
 hak_large_* entry points and vtables, the platform layer, the hak_*_
 internals) stays local to the library; the static libraries keep them for
@@ -22,6 +22,17 @@ GLIBC = [
     "__libc_valloc", "__libc_pvalloc",
 ]
 
+# C++'s replaceable operator new and delete (dispatch.c), by their
+# Itanium ABI names.
+CXX = [
+    "_Znwm", "_Znam", "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t",
+    "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t",
+    "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t",
+    "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm", "_ZdlPvRKSt9nothrow_t", "_ZdaPvRKSt9nothrow_t",
+    "_ZdlPvSt11align_val_t", "_ZdaPvSt11align_val_t", "_ZdlPvmSt11align_val_t", "_ZdaPvmSt11align_val_t",
+    "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+]
+
 DECL = re.compile(r"\bHAK_API\b([^;{]*?)\b([A-Za-z_]\w*)\s*(\(|;|\[)")
 
 
@@ -37,7 +48,7 @@ def declared(path):
 
 def main():
     out, headers = sys.argv[1], sys.argv[2:]
-    names = list(GLIBC)
+    names = list(GLIBC) + CXX
     for h in headers:
         names += [n for n in declared(h) if n not in names]
     with open(out, "w") as f:

@@ -17,9 +17,11 @@
  */
 #include "tiers.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <malloc.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #if HAK_HAVE_LARGE
@@ -322,20 +324,8 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
     return alloc_tiers(size);
 }
 
-#if HAK_VALGRIND
-static HAK_ALLOC_SECTION void *malloc_impl(size_t size);
-HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
-{
-    VG_QUIET_BEGIN();
-    void *p = malloc_impl(size);
-    VG_QUIET_END();
-    VG_ALLOC(p, size);
-    return p;
-}
-static HAK_ALLOC_SECTION void *malloc_impl(size_t size)
-#else
-HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
-#endif
+/* malloc's body, for hak_malloc and operator new (inlined into both). */
+HAK_INLINE void *malloc_entry(size_t size)
 {
 #if FRONT_FAST
     /* The limit is the front end's largest size + 1, or 0 while a
@@ -349,6 +339,21 @@ HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
 #endif
     return malloc_slow(size);
 }
+
+#if HAK_VALGRIND
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
+{
+    VG_QUIET_BEGIN();
+    void *p = malloc_entry(size);
+    VG_QUIET_END();
+    VG_ALLOC(p, size);
+    return p;
+}
+#define CXX_MALLOC(n) hak_malloc(n)
+#else
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size) { return malloc_entry(size); }
+#define CXX_MALLOC(n) malloc_entry(n)
+#endif
 
 /* ------------------------------------------------------------------ free */
 
@@ -758,6 +763,142 @@ HAK_EXPORT void free_aligned_sized(void *p, size_t align, size_t size)
     (void)align;
     (void)size;
     hak_free(p);
+}
+
+/* ------------------------------------------------- C++ new and delete */
+
+/* Every replaceable operator new and delete of C++17 (the Itanium ABI's
+ * names), over malloc's body and hak_free, as tcmalloc, jemalloc and
+ * mimalloc export them: libstdc++'s operator new is one more call in
+ * front of malloc (its new-handler loop, then malloc through the PLT), 8
+ * to 20 instructions of every C++ allocation. Weak definitions: a
+ * program's own operator new wins over these (linked with libhakmem.a as
+ * well as preloaded).
+ *
+ * Failure is C++'s: the new-handler loop (std::get_new_handler, read from
+ * libstdc++ when the process has it), then std::bad_alloc, thrown by
+ * libstdc++'s std::__throw_bad_alloc; the nothrow forms return NULL when
+ * no handler is installed, and with one they ask libstdc++'s own nothrow
+ * operator new (RTLD_NEXT), which calls the throwing one here inside its
+ * try block, so that a handler that throws ends as NULL, as the standard
+ * says. Nothing of libstdc++ is linked: the references are weak, so a C
+ * program loads nothing more, and a C++ runtime that the process does not
+ * have at its start (loaded later by dlopen, RTLD_LOCAL) is not seen: an
+ * operator new that fails then reports and aborts instead of throwing. */
+#define CXX_WEAK __attribute__((weak, visibility("default")))
+
+typedef void (*cxx_handler_t)(void);
+extern cxx_handler_t _ZSt15get_new_handlerv(void) __attribute__((weak)); /* std::get_new_handler() */
+extern void _ZSt17__throw_bad_allocv(void) __attribute__((weak, noreturn)); /* std::__throw_bad_alloc() */
+
+static void *cxx_try(size_t size, size_t align)
+{
+    return align ? hak_memalign(align, size) : hak_malloc(size);
+}
+
+/* After a request failed: the handler loop, then bad_alloc (or, nothrow
+ * with no handler, NULL). */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_new_failed(size_t size, size_t align)
+{
+    for (;;) {
+        cxx_handler_t h = _ZSt15get_new_handlerv ? _ZSt15get_new_handlerv() : NULL;
+        if (h == NULL) {
+            if (_ZSt17__throw_bad_allocv)
+                _ZSt17__throw_bad_allocv();
+            hak_report_failure("operator new", "out of memory, and no C++ runtime to throw std::bad_alloc", NULL);
+            abort();
+        }
+        h();
+        void *p = cxx_try(size, align);
+        if (p)
+            return p;
+    }
+}
+
+/* The nothrow forms' failure: NULL without a handler; with one, libstdc++'s
+ * own nothrow operator new of that form, which catches what the handler
+ * throws. */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_nothrow_failed(size_t size, size_t align, const char *next_name,
+                                                               const void *nt)
+{
+    if (_ZSt15get_new_handlerv == NULL || _ZSt15get_new_handlerv() == NULL)
+        return NULL;
+    void *next = dlsym(RTLD_NEXT, next_name);
+    if (next == NULL)
+        return NULL;
+    if (align)
+        return ((void *(*)(size_t, size_t, const void *))next)(size, align, nt);
+    return ((void *(*)(size_t, const void *))next)(size, nt);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_Znwm(size_t size) /* new(size_t) */
+{
+    void *p = CXX_MALLOC(size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, 0);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_Znam(size_t size) /* new[](size_t) */
+{
+    void *p = CXX_MALLOC(size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, 0);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmRKSt9nothrow_t(size_t size, const void *nt)
+{
+    void *p = CXX_MALLOC(size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, 0, "_ZnwmRKSt9nothrow_t", nt);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnamRKSt9nothrow_t(size_t size, const void *nt)
+{
+    void *p = CXX_MALLOC(size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, 0, "_ZnamRKSt9nothrow_t", nt);
+}
+
+/* new(size_t, align_val_t): align is a power of two (the language's) */
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmSt11align_val_t(size_t size, size_t align)
+{
+    void *p = hak_memalign(align, size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, align);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnamSt11align_val_t(size_t size, size_t align)
+{
+    void *p = hak_memalign(align, size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, align);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *nt)
+{
+    void *p = hak_memalign(align, size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, align, "_ZnwmSt11align_val_tRKSt9nothrow_t", nt);
+}
+
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *nt)
+{
+    void *p = hak_memalign(align, size);
+    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, align, "_ZnamSt11align_val_tRKSt9nothrow_t", nt);
+}
+
+/* Every delete is free: the sizes and alignments it is given add nothing
+ * (free finds both from the pointer). */
+CXX_WEAK void _ZdlPv(void *p) { hak_free(p); }
+CXX_WEAK void _ZdaPv(void *p) { hak_free(p); }
+CXX_WEAK void _ZdlPvm(void *p, size_t size) { (void)size, hak_free(p); }
+CXX_WEAK void _ZdaPvm(void *p, size_t size) { (void)size, hak_free(p); }
+CXX_WEAK void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt, hak_free(p); }
+CXX_WEAK void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt, hak_free(p); }
+CXX_WEAK void _ZdlPvSt11align_val_t(void *p, size_t align) { (void)align, hak_free(p); }
+CXX_WEAK void _ZdaPvSt11align_val_t(void *p, size_t align) { (void)align, hak_free(p); }
+CXX_WEAK void _ZdlPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)size, (void)align, hak_free(p); }
+CXX_WEAK void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)size, (void)align, hak_free(p); }
+CXX_WEAK void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
+{
+    (void)align, (void)nt, hak_free(p);
+}
+CXX_WEAK void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
+{
+    (void)align, (void)nt, hak_free(p);
 }
 
 /* --------------------------------------------------------- glibc's names */

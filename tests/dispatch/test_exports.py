@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Suite `dispatch`: libhakmem.so exports exactly the public API: the glibc
-names, C23's sized frees, and what include/hakmem/hakmem.h declares with
+names, C++'s operator new and delete, C23's sized frees, and what include/hakmem/hakmem.h declares with
 HAK_API (with tiny.h, which it includes; the tiny names only in builds
 with the tiny tier), nothing else: no hak_mid_*, hak_l25_*, hak_large_*,
 vtables, platform functions or hak_*_ internals.
@@ -25,6 +25,15 @@ GLIBC = {
     "__libc_malloc", "__libc_free", "__libc_calloc", "__libc_realloc", "__libc_memalign",
     "__libc_valloc", "__libc_pvalloc",
 }
+# operator new and delete, every replaceable form of C++17 by its
+# Itanium name: new and new[] (_Znwm, _Znam) with an optional alignment
+# and an optional nothrow tag; delete and delete[] (_ZdlPv, _ZdaPv) with
+# an optional size and an optional alignment, or without a size, an
+# optional alignment and the nothrow tag.
+ALIGN, NOTHROW = "St11align_val_t", "RKSt9nothrow_t"
+CXX = {op + a + nt for op in ("_Znwm", "_Znam") for a in ("", ALIGN) for nt in ("", NOTHROW)}
+CXX |= {op + sz + a for op in ("_ZdlPv", "_ZdaPv") for sz in ("", "m") for a in ("", ALIGN)}
+CXX |= {op + a + NOTHROW for op in ("_ZdlPv", "_ZdaPv") for a in ("", ALIGN)}
 # A few the headers must declare (so that a parser that finds nothing fails).
 CORE = {"hak_malloc", "hak_free", "hak_owner", "hak_get_stats", "hak_version", "free_sized",
         "free_aligned_sized"}
@@ -46,10 +55,11 @@ class ExportsTest(unittest.TestCase):
         self.assertIn("hak_tiny_alloc", TINY_API)
         self.assertIn("hak_set_failure_handler", HAKMEM_API)
         self.assertEqual(set(gen.GLIBC), GLIBC)
+        self.assertEqual(set(gen.CXX), CXX)
 
     def test_exact_set(self):
         syms = exported()
-        want = GLIBC | HAKMEM_API
+        want = GLIBC | CXX | HAKMEM_API
         missing = want - syms
         self.assertFalse(missing, "missing exports: %s" % sorted(missing))
         # the hak_tiny_* functions: all of them where the tier is built, else none
