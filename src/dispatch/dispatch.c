@@ -207,6 +207,23 @@ HAK_INLINE void *front_alloc(size_t n)
 }
 #endif
 
+#if FRONT_FAST
+/* The front end's pop alone: NULL when the bin is empty (the caller then
+ * takes malloc's whole path). n < hak_fast_.small_limit. */
+HAK_INLINE void *front_pop(size_t n)
+{
+    size_t kind = small_kind_of(n);
+    hak_front_bin_t bin = hak_front_bin(kind);
+    void *b = bin->head;
+    if (HAK_UNLIKELY(b == NULL))
+        return NULL;
+    bin->head = hak_link_get(b);
+    bin->room++;
+    FRONT_COUNT(kind, 0);
+    return b;
+}
+#endif
+
 /* Allocate `size` bytes (<= PTRDIFF_MAX; the front end's sizes when a hook is on),
  * 16-byte aligned, from the tier that serves the size, or the next one up,
  * or the system allocator. */
@@ -796,8 +813,7 @@ static void *cxx_try(size_t size, size_t align)
     return align ? hak_memalign(align, size) : hak_malloc(size);
 }
 
-/* After a request failed: the handler loop, then bad_alloc (or, nothrow
- * with no handler, NULL). */
+/* After a request failed: the handler loop, then bad_alloc. */
 static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_new_failed(size_t size, size_t align)
 {
     for (;;) {
@@ -831,27 +847,41 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_nothrow_failed(size_t size, size
     return ((void *(*)(size_t, const void *))next)(size, nt);
 }
 
-HAK_ALLOC_SECTION CXX_WEAK void *_Znwm(size_t size) /* new(size_t) */
+/* new's whole path, out of line: malloc, then the failure's. */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_new(size_t size)
 {
-    void *p = CXX_MALLOC(size);
+    void *p = hak_malloc(size);
     return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, 0);
 }
 
-HAK_ALLOC_SECTION CXX_WEAK void *_Znam(size_t size) /* new[](size_t) */
-{
-    void *p = CXX_MALLOC(size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, 0);
-}
+/* new's fast path is malloc's pop (a popped block is never NULL: no test,
+ * no register kept for a failure); anything else is cxx_new's. */
+#if FRONT_FAST && !HAK_VALGRIND
+#define CXX_NEW_BODY(size)                                                                                 \
+    do {                                                                                                   \
+        if (HAK_LIKELY(size < hak_fast_.small_limit)) {                                                    \
+            void *b_ = front_pop(size);                                                                    \
+            if (HAK_LIKELY(b_ != NULL))                                                                    \
+                return b_;                                                                                 \
+        }                                                                                                  \
+        return cxx_new(size);                                                                              \
+    } while (0)
+#else
+#define CXX_NEW_BODY(size) return cxx_new(size)
+#endif
+
+HAK_ALLOC_SECTION CXX_WEAK void *_Znwm(size_t size) { CXX_NEW_BODY(size); }  /* new(size_t) */
+HAK_ALLOC_SECTION CXX_WEAK void *_Znam(size_t size) { CXX_NEW_BODY(size); }  /* new[](size_t) */
 
 HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmRKSt9nothrow_t(size_t size, const void *nt)
 {
-    void *p = CXX_MALLOC(size);
+    void *p = hak_malloc(size);
     return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, 0, "_ZnwmRKSt9nothrow_t", nt);
 }
 
 HAK_ALLOC_SECTION CXX_WEAK void *_ZnamRKSt9nothrow_t(size_t size, const void *nt)
 {
-    void *p = CXX_MALLOC(size);
+    void *p = hak_malloc(size);
     return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, 0, "_ZnamRKSt9nothrow_t", nt);
 }
 
@@ -881,24 +911,27 @@ HAK_ALLOC_SECTION CXX_WEAK void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size,
 }
 
 /* Every delete is free: the sizes and alignments it is given add nothing
- * (free finds both from the pointer). */
-CXX_WEAK void _ZdlPv(void *p) { hak_free(p); }
-CXX_WEAK void _ZdaPv(void *p) { hak_free(p); }
-CXX_WEAK void _ZdlPvm(void *p, size_t size) { (void)size, hak_free(p); }
-CXX_WEAK void _ZdaPvm(void *p, size_t size) { (void)size, hak_free(p); }
-CXX_WEAK void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt, hak_free(p); }
-CXX_WEAK void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt, hak_free(p); }
-CXX_WEAK void _ZdlPvSt11align_val_t(void *p, size_t align) { (void)align, hak_free(p); }
-CXX_WEAK void _ZdaPvSt11align_val_t(void *p, size_t align) { (void)align, hak_free(p); }
-CXX_WEAK void _ZdlPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)size, (void)align, hak_free(p); }
-CXX_WEAK void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)size, (void)align, hak_free(p); }
+ * (free finds both from the pointer). The unsized ones are free itself;
+ * the others jump to it directly (hak_free_here: not through the PLT). */
+extern void hak_free_here(void *p) __attribute__((alias("hak_free"), visibility("hidden")));
+#define CXX_DELETE_ALIAS __attribute__((weak, alias("hak_free"), visibility("default")))
+void _ZdlPv(void *p) CXX_DELETE_ALIAS;
+void _ZdaPv(void *p) CXX_DELETE_ALIAS;
+CXX_WEAK void _ZdlPvm(void *p, size_t size) { (void)size, hak_free_here(p); }
+CXX_WEAK void _ZdaPvm(void *p, size_t size) { (void)size, hak_free_here(p); }
+CXX_WEAK void _ZdlPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt, hak_free_here(p); }
+CXX_WEAK void _ZdaPvRKSt9nothrow_t(void *p, const void *nt) { (void)nt, hak_free_here(p); }
+CXX_WEAK void _ZdlPvSt11align_val_t(void *p, size_t align) { (void)align, hak_free_here(p); }
+CXX_WEAK void _ZdaPvSt11align_val_t(void *p, size_t align) { (void)align, hak_free_here(p); }
+CXX_WEAK void _ZdlPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)size, (void)align, hak_free_here(p); }
+CXX_WEAK void _ZdaPvmSt11align_val_t(void *p, size_t size, size_t align) { (void)size, (void)align, hak_free_here(p); }
 CXX_WEAK void _ZdlPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
 {
-    (void)align, (void)nt, hak_free(p);
+    (void)align, (void)nt, hak_free_here(p);
 }
 CXX_WEAK void _ZdaPvSt11align_val_tRKSt9nothrow_t(void *p, size_t align, const void *nt)
 {
-    (void)align, (void)nt, hak_free(p);
+    (void)align, (void)nt, hak_free_here(p);
 }
 
 /* --------------------------------------------------------- glibc's names */
