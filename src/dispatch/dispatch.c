@@ -191,36 +191,28 @@ static HAK_NOINLINE void front_free_slow(void *p, hak_front_bin_t bin)
     hak_pool_free_slow_(&hak_l25_pool_, &hak_l25_tc_, p, kind - HAK_KIND_L250);
 #endif
 }
-/* The front end's malloc of n < hak_fast_.small_limit bytes (n <=
- * HAK_SMALL_MAX). */
-HAK_INLINE void *front_alloc(size_t n)
+/* The front end's pop for n < hak_fast_.small_limit bytes (n <=
+ * HAK_SMALL_MAX): NULL when the bin is empty (*binp: the bin); its malloc
+ * is the pop, else the tier's refill. */
+HAK_INLINE void *front_pop(size_t n, hak_front_bin_t *binp)
 {
     size_t kind = small_kind_of(n);
     hak_front_bin_t bin = hak_front_bin(kind);
     void *b = bin->head;
-    if (HAK_UNLIKELY(b == NULL))
-        return front_alloc_slow(bin);
-    bin->head = hak_link_get(b);
-    bin->room++;
-    FRONT_COUNT(kind, 0);
-    return b;
-}
-#endif
-
-#if FRONT_FAST
-/* The front end's pop alone: NULL when the bin is empty (the caller then
- * takes malloc's whole path). n < hak_fast_.small_limit. */
-HAK_INLINE void *front_pop(size_t n)
-{
-    size_t kind = small_kind_of(n);
-    hak_front_bin_t bin = hak_front_bin(kind);
-    void *b = bin->head;
+    *binp = bin;
     if (HAK_UNLIKELY(b == NULL))
         return NULL;
     bin->head = hak_link_get(b);
     bin->room++;
     FRONT_COUNT(kind, 0);
     return b;
+}
+
+HAK_INLINE void *front_alloc(size_t n)
+{
+    hak_front_bin_t bin;
+    void *b = front_pop(n, &bin);
+    return HAK_LIKELY(b != NULL) ? b : front_alloc_slow(bin);
 }
 #endif
 
@@ -341,8 +333,20 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
     return alloc_tiers(size);
 }
 
-/* malloc's body, for hak_malloc and operator new (inlined into both). */
-HAK_INLINE void *malloc_entry(size_t size)
+#if HAK_VALGRIND
+static HAK_ALLOC_SECTION void *malloc_impl(size_t size);
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
+{
+    VG_QUIET_BEGIN();
+    void *p = malloc_impl(size);
+    VG_QUIET_END();
+    VG_ALLOC(p, size);
+    return p;
+}
+static HAK_ALLOC_SECTION void *malloc_impl(size_t size)
+#else
+HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
+#endif
 {
 #if FRONT_FAST
     /* The limit is the front end's largest size + 1, or 0 while a
@@ -356,21 +360,6 @@ HAK_INLINE void *malloc_entry(size_t size)
 #endif
     return malloc_slow(size);
 }
-
-#if HAK_VALGRIND
-HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size)
-{
-    VG_QUIET_BEGIN();
-    void *p = malloc_entry(size);
-    VG_QUIET_END();
-    VG_ALLOC(p, size);
-    return p;
-}
-#define CXX_MALLOC(n) hak_malloc(n)
-#else
-HAK_EXPORT HAK_ALLOC_SECTION void *hak_malloc(size_t size) { return malloc_entry(size); }
-#define CXX_MALLOC(n) malloc_entry(n)
-#endif
 
 /* ------------------------------------------------------------------ free */
 
@@ -860,7 +849,8 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_new(size_t size)
 #define CXX_NEW_BODY(size)                                                                                 \
     do {                                                                                                   \
         if (HAK_LIKELY(size < hak_fast_.small_limit)) {                                                    \
-            void *b_ = front_pop(size);                                                                    \
+            hak_front_bin_t bin_;                                                                          \
+            void *b_ = front_pop(size, &bin_);                                                             \
             if (HAK_LIKELY(b_ != NULL))                                                                    \
                 return b_;                                                                                 \
         }                                                                                                  \
@@ -873,41 +863,37 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void *cxx_new(size_t size)
 HAK_ALLOC_SECTION CXX_WEAK void *_Znwm(size_t size) { CXX_NEW_BODY(size); }  /* new(size_t) */
 HAK_ALLOC_SECTION CXX_WEAK void *_Znam(size_t size) { CXX_NEW_BODY(size); }  /* new[](size_t) */
 
+/* The other forms: aligned (align a power of two, the language's) and
+ * nothrow. */
+static HAK_ALLOC_SECTION void *cxx_new_aligned(size_t size, size_t align)
+{
+    void *p = cxx_try(size, align);
+    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, align);
+}
+
+static HAK_ALLOC_SECTION void *cxx_new_nothrow(size_t size, size_t align, const char *name, const void *nt)
+{
+    void *p = cxx_try(size, align);
+    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, align, name, nt);
+}
+
 HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmRKSt9nothrow_t(size_t size, const void *nt)
 {
-    void *p = hak_malloc(size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, 0, "_ZnwmRKSt9nothrow_t", nt);
+    return cxx_new_nothrow(size, 0, "_ZnwmRKSt9nothrow_t", nt);
 }
-
 HAK_ALLOC_SECTION CXX_WEAK void *_ZnamRKSt9nothrow_t(size_t size, const void *nt)
 {
-    void *p = hak_malloc(size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, 0, "_ZnamRKSt9nothrow_t", nt);
+    return cxx_new_nothrow(size, 0, "_ZnamRKSt9nothrow_t", nt);
 }
-
-/* new(size_t, align_val_t): align is a power of two (the language's) */
-HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmSt11align_val_t(size_t size, size_t align)
-{
-    void *p = hak_memalign(align, size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, align);
-}
-
-HAK_ALLOC_SECTION CXX_WEAK void *_ZnamSt11align_val_t(size_t size, size_t align)
-{
-    void *p = hak_memalign(align, size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_new_failed(size, align);
-}
-
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmSt11align_val_t(size_t size, size_t align) { return cxx_new_aligned(size, align); }
+HAK_ALLOC_SECTION CXX_WEAK void *_ZnamSt11align_val_t(size_t size, size_t align) { return cxx_new_aligned(size, align); }
 HAK_ALLOC_SECTION CXX_WEAK void *_ZnwmSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *nt)
 {
-    void *p = hak_memalign(align, size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, align, "_ZnwmSt11align_val_tRKSt9nothrow_t", nt);
+    return cxx_new_nothrow(size, align, "_ZnwmSt11align_val_tRKSt9nothrow_t", nt);
 }
-
 HAK_ALLOC_SECTION CXX_WEAK void *_ZnamSt11align_val_tRKSt9nothrow_t(size_t size, size_t align, const void *nt)
 {
-    void *p = hak_memalign(align, size);
-    return HAK_LIKELY(p != NULL) ? p : cxx_nothrow_failed(size, align, "_ZnamSt11align_val_tRKSt9nothrow_t", nt);
+    return cxx_new_nothrow(size, align, "_ZnamSt11align_val_tRKSt9nothrow_t", nt);
 }
 
 /* Every delete is free: the sizes and alignments it is given add nothing

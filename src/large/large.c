@@ -216,6 +216,21 @@ static bool large_length(size_t size, size_t lead, size_t ps, size_t *len)
     return *len - lead <= HAK_AH_SIZE_MAX;
 }
 
+/* The entry's mapping is kept in a thread's stash (a freed sampled block,
+ * still registered: the stash section above). Its header lies in it. */
+static bool large_stashed(const hak_large_reg_entry_t *e)
+{
+    return hak_ah_method(hak_ah_of_const((const void *)e->key)->info) == HAK_METHOD_STASHED;
+}
+
+/* A live block of `usable` bytes out of the statistics. */
+static void large_count_free(size_t usable)
+{
+    ST_SUB(bytes_in_use, usable);
+    ST_SUB(blocks, 1);
+    ST_ADD(frees, 1);
+}
+
 typedef struct large_verdict {
     const char *reason;  /* why the check refused */
     bool stashed;        /* a mapping in a thread's stash: a freed block */
@@ -232,8 +247,7 @@ static bool large_check(const hak_large_reg_entry_t *e, void *ctx)
         v->reason = REASON_METHOD;
         return false;
     }
-    const hak_alloc_header_t *h = hak_ah_of_const((const void *)e->key);
-    if (HAK_UNLIKELY(hak_ah_method(h->info) == HAK_METHOD_STASHED)) {
+    if (HAK_UNLIKELY(large_stashed(e))) {
         /* every level: a stashed mapping freed again would be cached and
          * stashed at once (the stash section above) */
         v->reason = REASON_DOUBLE;
@@ -241,6 +255,7 @@ static bool large_check(const hak_large_reg_entry_t *e, void *ctx)
         return false;
     }
 #if HAK_VALIDATION >= HAK_VALIDATION_MAGIC
+    const hak_alloc_header_t *h = hak_ah_of_const((const void *)e->key);
     if (h->magic != HAK_AH_MAGIC) {
         v->reason = REASON_MAGIC;
         return false;
@@ -464,7 +479,7 @@ static uintptr_t stash_take(size_t *lenp, size_t ps)
 static bool stash_entry_check(const hak_large_reg_entry_t *e, void *ctx)
 {
     (void)ctx;
-    return hak_ah_method(hak_ah_of_const((const void *)e->key)->info) == HAK_METHOD_STASHED;
+    return large_stashed(e);
 }
 
 /* A stashed mapping out of the registry and to the cache, its pages out
@@ -654,9 +669,7 @@ static bool large_stash_keep(void *p)
         hak_ah_write(p, e.len - LARGE_MIN_ALIGN, LARGE_MIN_ALIGN, HAK_METHOD_MMAP);
         return false;
     }
-    ST_SUB(bytes_in_use, e.len - LARGE_MIN_ALIGN);
-    ST_SUB(blocks, 1);
-    ST_ADD(frees, 1);
+    large_count_free(e.len - LARGE_MIN_ALIGN);
     return true;
 }
 
@@ -676,9 +689,7 @@ static void large_free(void *p, bool sampled)
         errno = saved;
         return;
     }
-    ST_SUB(bytes_in_use, e.base + e.len - e.key);
-    ST_SUB(blocks, 1);
-    ST_ADD(frees, 1);
+    large_count_free(e.base + e.len - e.key);
     hak_purge_used_sub(e.len);
     cache_put(e.base, e.len);
     hak_purge_poll();
@@ -695,8 +706,7 @@ bool hak_large_freed_(const void *p) { return p != NULL && large_in_cache(p); }
  * header lies in it, mapped while it is registered). */
 static bool large_live(const hak_large_reg_entry_t *e)
 {
-    return e->method == HAK_METHOD_MMAP &&
-           hak_ah_method(hak_ah_of_const((const void *)e->key)->info) != HAK_METHOD_STASHED;
+    return e->method == HAK_METHOD_MMAP && !large_stashed(e);
 }
 
 /* The registry's answer, lock-free where it can be; then whether the entry
