@@ -292,45 +292,60 @@ int hak_owner(const void *p)
 
 /* ---------------------------------------------------------------- malloc */
 
-/* malloc with a hook on: tracing, or a sample due (profiling alone comes
- * here with its count below zero already). */
+/* malloc with a hook on: tracing, or profiling alone with the thread's
+ * count run out (a sample due, or the thread's first count). */
 static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_hooked(size_t size)
 {
+    int on = hak_trace_on_;
     if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        if (!(on & HAK_HOOK_TRACE))
+            hak_gate_add_(size); /* not a request: the count as it was */
         errno = ENOMEM;
         return NULL;
     }
-    bool due = (hak_trace_on_ & HAK_HOOK_TRACE) ? hak_prof_due_(size) : hak_prof_decide_(size);
+    bool due;
+    if (on & HAK_HOOK_TRACE) {
+        hak_gate_set_(HAK_GATE_CLOSED); /* every request of the thread comes here */
+        due = hak_prof_due_(size);
+    } else {
+        due = hak_prof_decide_(size);
+    }
     void *p = due ? hak_prof_alloc_(size, 16) : NULL;
     if (p == NULL)
         p = alloc_tiers(size);
-    if ((hak_trace_on_ & HAK_HOOK_TRACE) && p)
+    if ((on & HAK_HOOK_TRACE) && p)
         hak_trace_alloc_(size, p);
     return p;
 }
 
-static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
+/* malloc past the front end with no sample due. */
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_plain(size_t size)
 {
-    /* Profiling alone: every malloc comes here, and only the one that runs
-     * the thread's count out goes further than the tiers; a small request
-     * goes straight to the front end (its size needs no other check). One
-     * compare tells this case from the others (no hook: a size past the
-     * front end's; tracing, with or without profiling). */
-    if (hak_trace_on_ == HAK_HOOK_PROF) {
-        if ((hak_prof_left_ -= (int64_t)size) < 0)
-            return malloc_hooked(size);
-#if FRONT_FAST
-        if (HAK_LIKELY(size <= HAK_SMALL_MAX))
-            return front_alloc(size);
-#endif
-    } else if (HAK_UNLIKELY(hak_trace_on_)) {
-        return malloc_hooked(size);
-    }
     if (HAK_UNLIKELY(size > PTRDIFF_MAX)) {
+        hak_gate_add_(size); /* not a request: the count as it was */
         errno = ENOMEM;
         return NULL;
     }
     return alloc_tiers(size);
+}
+
+static HAK_ALLOC_SECTION HAK_NOINLINE void *malloc_slow(size_t size)
+{
+    /* The gate (dispatch.h): with profiling alone every malloc comes here
+     * and counts, only the one that runs the count out goes to the hooks,
+     * and a small request goes straight on to the front end (its size
+     * needs no other check). Otherwise the gate has run out, and the hook
+     * word tells tracing (the hooks) from no hook at all (a size past the
+     * front end's). Every path but the front end's leaves by a call, so
+     * that the pop's block follows the gate's alone and shares its TLS
+     * address. */
+    if (HAK_UNLIKELY(hak_gate_take_(size)))
+        return hak_trace_on_ ? malloc_hooked(size) : malloc_plain(size);
+#if FRONT_FAST
+    if (HAK_LIKELY(size <= HAK_SMALL_MAX))
+        return front_alloc(size);
+#endif
+    return malloc_plain(size);
 }
 
 #if HAK_VALGRIND

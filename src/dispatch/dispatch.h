@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hak_front.h"
 #include "hak_platform.h"
 #include "hakmem/hakmem.h"
 
@@ -96,17 +97,46 @@ void hak_env_init_(void) HAK_INTERNAL;
 /* Move the fast paths' thresholds out of reach and turn hook `bit` on. */
 void hak_hooks_enable_(int bit) HAK_INTERNAL;
 
+/* ------------------------------------------------ the malloc gate
+ * A per-thread signed count (hak_front.h, HAK_FRONT_GATE) that malloc's
+ * slow path decrements by every request: at zero or below, the request
+ * goes to the hooks (malloc_hooked). While profiling alone is on it is
+ * the profiler's count (the bytes left to the next sample); at any other
+ * time it stays at or below zero: with no hook on, the requests that take
+ * the slow path (those past the front end's sizes) test the hook word once
+ * more; while tracing is on, every request is the hooks', and the
+ * profiler, if on too, counts in hak_prof_left_ instead. A new thread's
+ * gate is 0, so its first slow-path request goes to the hooks. */
+/* Take req from the gate; true if it ran out. The gate holds the count
+ * negated, below zero while bytes are left: it runs out when it reaches
+ * zero or above, so that a new thread's 0 runs out at once, whatever the
+ * size. Two's complement: a request past PTRDIFF_MAX wraps it, and the
+ * caller's ENOMEM path puts it back with hak_gate_add_. */
+HAK_INLINE bool hak_gate_take_(size_t req)
+{
+    hak_front_bin_t g = hak_front_bin(HAK_FRONT_GATE);
+    int64_t v = (int64_t)((uint64_t)g->gate + (uint64_t)req);
+    g->gate = v;
+    return v >= 0;
+}
+HAK_INLINE void hak_gate_add_(size_t req) { (void)hak_gate_take_((size_t)0 - req); }
+/* The bytes left (the count), and set it. */
+HAK_INLINE int64_t hak_gate_get_(void) { return -hak_front_bin(HAK_FRONT_GATE)->gate; }
+HAK_INLINE void hak_gate_set_(int64_t left) { hak_front_bin(HAK_FRONT_GATE)->gate = -left; }
+#define HAK_GATE_CLOSED 0 /* no bytes left: every slow-path request to the hooks */
+
 /* ------------------------------------------------ heap profiler (prof.c)
  * Sampling: while profiling is on, every malloc takes the slow path (the
  * fast paths' size limits are moved out of reach), which counts down the
- * bytes each thread requests (hak_prof_left_); when the count goes below
- * zero the request is sampled: hak_prof_alloc_ serves it from the large
- * tier (or the system fallback), records its stack and draws the next
- * count from an exponential distribution of mean HAKMEM_PROF_RATE. A
- * sampled block is never in a tiny or mid chunk, so free's fast path stays
- * as it is: only frees that reach free_slow's last branch (large, system,
- * foreign) ask a bitmap of hashed sampled addresses (hak_prof_maybe_, one
- * load), and on a hit the table of live samples. */
+ * bytes each thread requests (the gate above, or hak_prof_left_ while
+ * tracing is on too); when the count runs out the request is sampled:
+ * hak_prof_alloc_ serves it from the large tier (or the system fallback),
+ * records its stack and draws the next count from an exponential
+ * distribution of mean HAKMEM_PROF_RATE. A sampled block is
+ * never in a tiny or mid chunk, so free's fast path stays as it is: only
+ * frees that reach free_slow's last branch (large, system, foreign) ask a
+ * bitmap of hashed sampled addresses (hak_prof_maybe_, one load), and on a
+ * hit the table of live samples. */
 extern __thread int64_t hak_prof_left_ HAK_INTERNAL;
 #define HAK_PROF_FILTER_BITS 16
 extern uint64_t hak_prof_filter_[((size_t)1 << HAK_PROF_FILTER_BITS) / 64] HAK_INTERNAL;
@@ -119,15 +149,23 @@ HAK_INLINE bool hak_prof_maybe_(const void *p)
     unsigned h = hak_prof_hash_(p);
     return (__atomic_load_n(&hak_prof_filter_[h >> 6], __ATOMIC_RELAXED) >> (h & 63)) & 1;
 }
-/* The thread's count went below zero: true if this request of req bytes
- * is to be sampled (false for the thread's first count, which starts at
- * this request, and inside the sampler itself). Redraws the count. */
+/* The thread's count ran out (at zero or below): true if this request of
+ * req bytes is to be sampled (false for the thread's first count, which
+ * starts at this request, and inside the sampler itself). Redraws the
+ * count. */
 bool hak_prof_decide_(size_t req) HAK_INTERNAL;
-/* Is this request (any hook on) to be sampled? */
+/* Is this request (any hook on, or none) to be sampled? Counts it. */
 HAK_INLINE bool hak_prof_due_(size_t req)
 {
-    return (hak_trace_on_ & HAK_HOOK_PROF) && HAK_UNLIKELY((hak_prof_left_ -= (int64_t)req) < 0) &&
-           hak_prof_decide_(req);
+    int on = hak_trace_on_;
+    if (!(on & HAK_HOOK_PROF))
+        return false;
+    bool out;
+    if (on & HAK_HOOK_TRACE)
+        out = (hak_prof_left_ -= (int64_t)req) <= 0;
+    else
+        out = hak_gate_take_(req);
+    return HAK_UNLIKELY(out) && hak_prof_decide_(req);
 }
 /* A sampled request: served by the large tier (or the system fallback),
  * its stack recorded. NULL if that memory cannot be had (the caller then

@@ -2,16 +2,16 @@
 /* prof.c - the sampling heap profiler (HAKMEM_PROF; docs/design.md,
  * "Heap profiler"; the options in docs/options.md).
  *
- * Sampling. Every thread counts down the bytes it requests
- * (hak_prof_left_, decremented on malloc's slow path, which every request
- * takes while profiling is on); when the count goes below zero the request
- * is sampled and the next count is drawn from an exponential distribution
- * of mean `rate` bytes. A sampled request is served by the large tier (or
- * the system fallback), so that its free reaches free_slow's last branch,
- * where the profiler looks: the free of every other block keeps its fast
- * path. The sample points are then a Poisson process over the
- * bytes requested, so a request of s bytes is sampled with probability
- * 1 - exp(-s/rate), and weighting each sample by the inverse of that
+ * Sampling. Every thread counts down the bytes it requests (the malloc
+ * gate, dispatch.h, decremented on malloc's slow path, which every request
+ * takes while profiling is on; hak_prof_left_ while tracing is on too);
+ * when the count runs out the request is sampled and the next count is
+ * drawn from an exponential distribution of mean `rate` bytes. A sampled
+ * request is served by the large tier (or the system fallback), so that
+ * its free reaches free_slow's last branch, where the profiler looks: the
+ * free of every other block keeps its fast path. The sample points are
+ * then a Poisson process over the bytes requested, so a request of s
+ * bytes is sampled with probability 1 - exp(-s/rate), and weighting each sample by the inverse of that
  * (as tcmalloc and gperftools unsample) makes the estimates unbiased.
  *
  * Records. A sample's stack (up to 64 frames, captured before any lock is
@@ -515,10 +515,21 @@ static void interval_check(void)
     unlock_all();
 }
 
+/* The thread's count: the gate, or hak_prof_left_ while tracing is on
+ * (the gate then stays closed, dispatch.h). */
+static int64_t count_get(void) { return (hak_trace_on_ & HAK_HOOK_TRACE) ? hak_prof_left_ : hak_gate_get_(); }
+static void count_set(int64_t v)
+{
+    if (hak_trace_on_ & HAK_HOOK_TRACE)
+        hak_prof_left_ = v;
+    else
+        hak_gate_set_(v);
+}
+
 bool hak_prof_decide_(size_t req)
 {
     if (t_busy) { /* an allocation of the unwinder's, inside a sample */
-        hak_prof_left_ = INT64_MAX / 2;
+        count_set(INT64_MAX / 2);
         return false;
     }
     if (HAK_UNLIKELY(t_rng == 0)) {
@@ -526,11 +537,11 @@ bool hak_prof_decide_(size_t req)
         t_rng = (hak_random_word() ^ hak_thread_id()) | 1;
         int64_t first = next_interval();
         if (first > (int64_t)req) {
-            hak_prof_left_ = first - (int64_t)req;
+            count_set(first - (int64_t)req);
             return false;
         }
     }
-    hak_prof_left_ = next_interval();
+    count_set(next_interval());
     return true;
 }
 
@@ -539,9 +550,9 @@ bool hak_prof_decide_(size_t req)
  * profiler's own, are in the hak_alloc section, which the stack drops. */
 static HAK_ALLOC_SECTION HAK_NOINLINE void record(size_t req, void *p)
 {
-    int64_t left = hak_prof_left_;
+    int64_t left = count_get();
     t_busy = 1; /* what the unwinder may allocate is served, not sampled */
-    hak_prof_left_ = INT64_MAX / 2;
+    count_set(INT64_MAX / 2);
     void *frames[PROF_DEPTH + 8];
     int n = hak_os_backtrace(frames, PROF_DEPTH + 8, 0), skip = 0;
     while (skip < n && (const char *)frames[skip] >= __start_hak_alloc && (const char *)frames[skip] < __stop_hak_alloc)
@@ -562,7 +573,7 @@ static HAK_ALLOC_SECTION HAK_NOINLINE void record(size_t req, void *p)
         if (g.interval)
             interval_check();
     }
-    hak_prof_left_ = left;
+    count_set(left);
     t_busy = 0;
 }
 

@@ -24,10 +24,21 @@
  * after the exit hook) takes the tier's slow path; an empty head does the
  * same for malloc. */
 typedef struct hak_bin {
-    void *head;
+    union {
+        void *head;
+        int64_t gate; /* the slot HAK_FRONT_GATE only (below) */
+    };
     int32_t room;
     uint32_t max;
 } hak_bin_t;
+
+/* The slot after the classes' bins (no class has its kind) holds, in its
+ * first word, dispatch's malloc gate: a per-thread signed count that
+ * malloc's slow path decrements by each request and that sends the request
+ * to the hooks when it goes below zero (dispatch.c, malloc_slow). Kept
+ * with the bins, it is at their %fs offset: the slow path reaches it and
+ * the bin it pops with one TLS address. */
+#define HAK_FRONT_GATE HAK_KIND_NSMALL
 
 /* Blocks on a bin's list. */
 HAK_INLINE uint32_t hak_bin_count(const hak_bin_t *bin) { return (uint32_t)((int32_t)bin->max - bin->room); }
@@ -43,7 +54,7 @@ HAK_INLINE void hak_bin_set_max(hak_bin_t *bin, uint32_t max)
 #if !HAK_PLATFORM_ARENA
 /* The calling thread's bins (kind 0 and the kinds of tiers left out of
  * the build stay empty with room 0). */
-extern __thread hak_bin_t hak_bins_[HAK_KIND_NSMALL] HAK_INTERNAL;
+extern __thread hak_bin_t hak_bins_[HAK_KIND_NSMALL + 1] HAK_INTERNAL;
 
 /* The fast paths' view of the calling thread's bin of `kind`. On x86-64
  * with the initial-exec TLS model it is an %fs-relative pointer: the bin

@@ -369,7 +369,7 @@ size_t hak_os_rss_bytes(void)
 }
 
 /* The front end's bins (hak_front.h). */
-__thread hak_bin_t hak_bins_[HAK_KIND_NSMALL];
+__thread hak_bin_t hak_bins_[HAK_KIND_NSMALL + 1]; /* + the malloc gate (hak_front.h) */
 
 static __thread char t_id_anchor;
 

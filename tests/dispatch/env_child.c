@@ -10,8 +10,13 @@
  * one it takes and one unknown (argv[1] = "mallopt"), or exits with a
  * 3 MiB block still allocated (argv[1] = "keep"), or holds 16 MiB of
  * 8000-byte blocks and an 8 MiB block, frees them and trims (argv[1] =
- * "peak": the peaks stay, the committed bytes fall). */
+ * "peak": the peaks stay, the committed bytes fall), or runs a thread
+ * whose first two requests are malloc(0) and malloc(24), kept until
+ * main has looked (argv[1] = "thread-zero", under HAKMEM_MEM_TRACE=1: a
+ * new thread's first request is traced whatever its size; exit status 1
+ * and a line on stderr if the bytes in use do not follow). */
 #include <fcntl.h>
+#include <pthread.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +57,34 @@ static int realloc_large(void)
     return bad;
 }
 
+static void *first_requests(void *arg)
+{
+    void **out = arg;
+    out[0] = malloc(0);
+    out[1] = malloc(24);
+    return NULL;
+}
+
+static void *nothing(void *arg) { return arg; }
+
+static int thread_zero(void)
+{
+    /* a first thread, which leaves what glibc keeps of a thread (its
+     * descriptor's blocks, reused by the next one) */
+    pthread_t t;
+    if (pthread_create(&t, NULL, nothing, NULL) != 0 || pthread_join(t, NULL) != 0)
+        return 1;
+    size_t base = mallinfo2().uordblks;
+    void *got[2] = {NULL, NULL};
+    if (pthread_create(&t, NULL, first_requests, got) != 0 || pthread_join(t, NULL) != 0 || !got[0] || !got[1])
+        return 1;
+    /* both traced: their usable sizes (16 B or more each) are in use */
+    int bad = in_use_near("a thread's malloc(0) and malloc(24)", base + 32, 64);
+    free(got[0]);
+    free(got[1]);
+    return bad | in_use_near("both freed", base, 1);
+}
+
 int main(int argc, char **argv)
 {
     void *v[400];
@@ -72,6 +105,8 @@ int main(int argc, char **argv)
     for (int i = 1; i < 400; i += 2)
         free(v[i]);
     if (argc > 1 && strcmp(argv[1], "realloc-large") == 0 && realloc_large() != 0)
+        return 1;
+    if (argc > 1 && strcmp(argv[1], "thread-zero") == 0 && thread_zero() != 0)
         return 1;
     if (argc > 1 && strcmp(argv[1], "mallopt") == 0) {
         if (mallopt(M_ARENA_MAX, 2) != 1 || mallopt(M_MXFAST, 0) != 1 || mallopt(M_TRIM_THRESHOLD, 1 << 24) != 1 ||

@@ -215,6 +215,14 @@ class EnvTest(unittest.TestCase):
         self.assertGreaterEqual(peak, 64 << 20)
         self.assertLess(peak, 80 << 20)
 
+    def test_mem_trace_thread_first_requests(self):
+        # a new thread's first requests, malloc(0) among them, are traced:
+        # the child checks mallinfo2 (exit status 0), alone and with the
+        # profiler on
+        for env in ({}, {"HAKMEM_PROF": "/dev/null"}):
+            env["HAKMEM_MEM_TRACE"] = "1"
+            self.assertIn("hakmem memory trace (pid", run(env, "thread-zero"))
+
     def test_verbose(self):
         err = run({"HAKMEM_VERBOSE": "1"})
         self.assertRegex(err, r"hakmem: library /\S*libhakmem\S*\n")
